@@ -1,0 +1,88 @@
+"""Split documents into windows the reader can take in one pass.
+
+Offsets are computed here, once: every chunk is ``doc.text[chunk.start:chunk.end]``, and spans
+and citations downstream are built from these offsets.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from qa.types import Chunk, Document
+
+# A sentence ends at . ! ? or … (plus closing quotes or brackets) before whitespace, or at a blank
+# line (headlines and captions often have no final stop). Abbreviations such as "U.S." over-split,
+# which costs nothing: packing merges sentences back into windows.
+_SENTENCE_BREAK = re.compile(r"[.!?…]+[\"'”’»)\]]*\s+|\n\s*\n")
+_CONTENT = re.compile(r"\S(?:.*\S)?", re.DOTALL)  # from the first to the last non-space
+_UP_TO_LAST_SPACE = re.compile(r".*\s", re.DOTALL)
+
+Span = tuple[int, int]
+
+
+class Chunker:
+    """Packs whole sentences into windows of at most ``max_chars`` characters.
+
+    800 characters are about 180 word-pieces of English news, which together with the question
+    fits the reader's 256-token window, so the reader sees each chunk whole. Consecutive windows
+    share ``overlap_sentences`` sentences, so an answer that straddles a boundary is still read
+    in context by one of them.
+    """
+
+    def __init__(self, max_chars: int = 800, overlap_sentences: int = 1) -> None:
+        if max_chars < 1:
+            raise ValueError(f"max_chars must be at least 1, not {max_chars}.")
+        if overlap_sentences < 0:
+            raise ValueError(f"overlap_sentences must not be negative, not {overlap_sentences}.")
+        self.max_chars = max_chars
+        self.overlap_sentences = overlap_sentences
+
+    def split(self, doc: Document) -> list[Chunk]:
+        """The document's chunks, in order; together they cover all its non-space text."""
+        units = [piece for sentence in _sentences(doc.text)
+                 for piece in _fit(doc.text, sentence, self.max_chars)]
+        return [Chunk(doc.id, start, end, doc.text[start:end])
+                for start, end in _pack(units, self.max_chars, self.overlap_sentences)]
+
+
+def _trim(text: str, start: int, end: int) -> Span | None:
+    """``(start, end)`` without leading and trailing whitespace; None when nothing is left."""
+    match = _CONTENT.search(text, start, end)
+    return match.span() if match else None
+
+
+def _sentences(text: str) -> list[Span]:
+    """Trimmed, non-empty sentence spans, in order."""
+    starts = [0] + [m.end() for m in _SENTENCE_BREAK.finditer(text)]
+    ends = starts[1:] + [len(text)]
+    spans = (_trim(text, start, end) for start, end in zip(starts, ends))
+    return [span for span in spans if span is not None]
+
+
+def _fit(text: str, span: Span, max_chars: int) -> Iterator[Span]:
+    """Cut a sentence longer than ``max_chars`` at its last whitespace that fits, or hard."""
+    start, end = span
+    while end - start > max_chars:
+        limit = start + max_chars
+        space = _UP_TO_LAST_SPACE.match(text, start + 1, limit + 1)
+        cut = space.end() - 1 if space else limit
+        yield _trim(text, start, cut)  # never None: text[start] is not whitespace
+        start = _trim(text, cut, end)[0]  # never None: text[end - 1] is not whitespace
+    yield start, end
+
+
+def _pack(units: list[Span], max_chars: int, overlap: int) -> Iterator[Span]:
+    """Greedy windows of consecutive units; each next window starts up to ``overlap`` units
+    back, fewer when needed so that it always takes in at least one new unit."""
+    first = 0
+    while first < len(units):
+        last = first
+        while last + 1 < len(units) and units[last + 1][1] - units[first][0] <= max_chars:
+            last += 1
+        yield units[first][0], units[last][1]
+        if last + 1 == len(units):
+            return
+        back = min(overlap, last - first)
+        while back and units[last + 1][1] - units[last + 1 - back][0] > max_chars:
+            back -= 1
+        first = last + 1 - back

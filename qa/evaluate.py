@@ -1,0 +1,308 @@
+"""``newsqa eval``: measure the pipeline on a SQuAD-style JSON Lines file.
+
+Two modes. ``reader`` reads each question against its own context only (the reader's accuracy,
+no retrieval). ``e2e`` indexes every distinct context of the file in a fresh index and asks each
+question of the whole index (what a user gets). Both write ``predictions.jsonl`` (one line per
+question, a format other tools rely on) and the report (see ``qa.report``) into ``--out``.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gzip
+import json
+import math
+import tempfile
+import time
+import zlib
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+from tqdm.auto import tqdm
+
+import qa
+from qa.errors import NewsQAError, QuestionError
+from qa.ingest import make_document
+from qa.pipeline import NewsQA, validate_question
+from qa.report import QuestionResult, build_report, write_report
+from qa.types import Answer, Document
+
+MODES = ("reader", "e2e")
+RETRIEVAL_DEPTH = 10  # chunks retrieved for recall@1/5/10 and MRR, or top_k if that is larger
+PREDICTIONS_FILE = "predictions.jsonl"
+
+
+@dataclass(frozen=True)
+class Question:
+    """One line of the data file, checked."""
+
+    id: str
+    title: str
+    context: str
+    question: str
+    answers: list[str]  # gold answer texts, [] when unanswerable
+    is_impossible: bool | None  # None when the line does not say
+
+
+# ---- data ------------------------------------------------------------------------------------
+def load_questions(path: Path) -> list[Question]:
+    """Every question of a plain or gzipped JSON Lines file, in file order.
+
+    Raises ``NewsQAError`` naming the file and line for anything malformed, so a bad gold answer
+    cannot silently skew the numbers.
+    """
+    questions: list[Question] = []
+    seen: set[str] = set()
+    for n, line in _lines(path):
+        where = f"{path}, line {n}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise NewsQAError(f"{where} is not valid JSON ({err.msg}).") from None
+        question = _parse_question(record, where)
+        if question.id in seen:
+            raise NewsQAError(f"{where}: the id {question.id!r} occurs twice.")
+        seen.add(question.id)
+        questions.append(question)
+    if not questions:
+        raise NewsQAError(f"{path} contains no questions.")
+    return questions
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """Non-blank lines with their 1-based numbers; gzip is recognised by the ``.gz`` suffix."""
+    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as fh:
+            for n, line in enumerate(fh, 1):
+                if line.strip():
+                    yield n, line
+    except FileNotFoundError:
+        raise NewsQAError(f"{path} does not exist.") from None
+    except UnicodeDecodeError as err:
+        raise NewsQAError(f"{path} is not UTF-8 text (bad byte at offset {err.start}).") from None
+    except (OSError, EOFError, zlib.error) as err:
+        raise NewsQAError(f"{path} cannot be read ({err}).") from None
+
+
+def _parse_question(record: object, where: str) -> Question:
+    if not isinstance(record, dict):
+        raise NewsQAError(f"{where} is not a JSON object.")
+    for key in ("id", "context", "question"):
+        if not isinstance(record.get(key), str) or not record[key].strip():
+            raise NewsQAError(f"{where}: '{key}' must be a non-empty string.")
+    title = record.get("title", "")
+    if not isinstance(title, str):
+        raise NewsQAError(f"{where}: 'title' must be a string.")
+    try:
+        validate_question(record["question"])
+    except QuestionError as err:
+        raise NewsQAError(f"{where}: {err}") from None
+    answers = _parse_answers(record.get("answers"), record["context"], where)
+    impossible = record.get("is_impossible")
+    if impossible is not None and not isinstance(impossible, bool):
+        raise NewsQAError(f"{where}: 'is_impossible' must be true or false.")
+    if bool(impossible) == bool(answers):
+        raise NewsQAError(f"{where}: a question needs answers unless 'is_impossible' is true, "
+                          "and an impossible one must have none.")
+    return Question(record["id"], title, record["context"], record["question"], answers,
+                    impossible)
+
+
+def _parse_answers(answers: object, context: str, where: str) -> list[str]:
+    """Gold answer texts, each checked to occur in the context at its ``answer_start``."""
+    if not isinstance(answers, list):
+        raise NewsQAError(f"{where}: 'answers' must be a list.")
+    texts = []
+    for a in answers:
+        if not (isinstance(a, dict) and isinstance(a.get("text"), str) and a["text"]
+                and isinstance(a.get("answer_start"), int)
+                and not isinstance(a["answer_start"], bool)):
+            raise NewsQAError(f"{where}: each answer needs a non-empty 'text' and an integer "
+                              "'answer_start'.")
+        start, text = a["answer_start"], a["text"]
+        if start < 0 or context[start:start + len(text)] != text:
+            raise NewsQAError(f"{where}: the answer {text!r} is not at offset {start} of the "
+                              "context.")
+        texts.append(text)
+    return texts
+
+
+# ---- running ---------------------------------------------------------------------------------
+def evaluate(data: Path, mode: str, out: Path, *, limit: int | None = None, top_k: int = 5,
+             reader: str | None = None, threshold: float | None = None,
+             index_dir: Path | None = None) -> dict:
+    """Answer the first ``limit`` questions of ``data`` in ``mode``; write and return the report.
+
+    In e2e, every context of the file is indexed even with ``limit``: the limit picks the
+    questions, not the corpus they are asked of. ``index_dir`` keeps the e2e index (default: a
+    temporary one); documents already in it stay and count as distractors.
+    """
+    data, out = Path(data), Path(out)
+    _check_options(mode, out, limit, top_k, threshold)
+    questions = load_questions(data)
+    selected = questions[:limit]
+    index = (contextlib.nullcontext(index_dir) if index_dir
+             else tempfile.TemporaryDirectory(prefix="newsqa-eval-"))
+    with index as where, NewsQA(where, reader=reader) as pipeline:
+        if mode == "reader":
+            rows = _run_reader(pipeline, selected, threshold)
+        else:
+            rows = _run_e2e(pipeline, questions, selected, top_k, threshold)
+        settings = _settings(pipeline, data, mode, len(selected), limit, top_k, threshold)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_predictions([p for p, _ in rows], out / PREDICTIONS_FILE)
+    results = [r for _, r in rows]
+    report = build_report(results, settings, e2e=mode == "e2e")
+    write_report(report, results, out)
+    return report
+
+
+def _check_options(mode: str, out: Path, limit: int | None, top_k: int,
+                   threshold: float | None) -> None:
+    if mode not in MODES:
+        raise NewsQAError(f"unknown mode {mode!r}; use one of: {', '.join(MODES)}.")
+    if limit is not None and limit < 1:
+        raise NewsQAError(f"--limit must be at least 1, got {limit}.")
+    if top_k < 1:
+        raise NewsQAError(f"--top-k must be at least 1, got {top_k}.")
+    if threshold is not None and not math.isfinite(threshold):
+        raise NewsQAError(f"--threshold must be a finite number, got {threshold}.")
+    if out.exists() and not out.is_dir():
+        raise NewsQAError(f"{out} exists and is not a directory.")
+
+
+Row = tuple[dict, QuestionResult]
+
+
+def _run_reader(pipeline: NewsQA, questions: list[Question],
+                threshold: float | None) -> list[Row]:
+    """Each question against its own context, through ``read_document`` (no index)."""
+    pipeline.reader.warm_up()  # load the model before the clock starts
+    docs = _documents(questions)
+    rows = []
+    for q in tqdm(questions, desc="reading", unit="q"):
+        start = time.perf_counter()
+        answer = pipeline.read_document(q.question, docs[q.context], threshold=threshold)
+        rows.append(_row(q, answer, time.perf_counter() - start))
+    return rows
+
+
+def _run_e2e(pipeline: NewsQA, questions: list[Question], selected: list[Question], top_k: int,
+             threshold: float | None) -> list[Row]:
+    """Index every context of the file, then ask each selected question of the whole index.
+
+    The answer comes from ``ask`` exactly as a user gets it; the retrieval metrics come from a
+    separate, deeper ``retrieve`` (after the timed ``ask``, so no cache warmed by it is timed).
+    """
+    docs = _documents(questions)
+    gold_of = _index_contexts(pipeline, docs)
+    pipeline.warm_up()
+    depth = max(RETRIEVAL_DEPTH, top_k)
+    rows = []
+    for q in tqdm(selected, desc="asking", unit="q"):
+        start = time.perf_counter()
+        answer = pipeline.ask(q.question, top_k=top_k, threshold=threshold)
+        latency = time.perf_counter() - start
+        ranked = [chunk.doc_id for chunk, _ in pipeline.retrieve(q.question, top_k=depth)]
+        rows.append(_row(q, answer, latency, gold_doc_id=gold_of[docs[q.context].id],
+                         ranked_doc_ids=ranked))
+    return rows
+
+
+def _documents(questions: list[Question]) -> dict[str, Document]:
+    """One document per distinct context, titled by its first question, in file order."""
+    docs: dict[str, Document] = {}
+    for q in questions:
+        if q.context not in docs:
+            docs[q.context] = make_document(q.context, title=q.title)
+    return docs
+
+
+def _index_contexts(pipeline: NewsQA, docs: dict[str, Document]) -> dict[str, str]:
+    """Index the documents; map each one's id to the id of the indexed document holding it.
+
+    A near-duplicate is not indexed: its questions' gold document is the one kept instead.
+    ``AddReport.near_duplicates`` lists them in input order, so they pair up with the documents
+    that were neither added nor already present (the ids are distinct, see ``_documents``).
+    """
+    unique = list({d.id: d for d in docs.values()}.values())
+    report = pipeline.add(unique, progress=True)
+    kept = set(report.added) | set(report.unchanged)
+    dropped = [d for d in unique if d.id not in kept]
+    assert len(dropped) == len(report.near_duplicates), "AddReport lost track of a document"
+    gold_of = {doc_id: doc_id for doc_id in kept}
+    gold_of.update({d.id: original for d, (_, original) in zip(dropped, report.near_duplicates)})
+    return gold_of
+
+
+def _row(q: Question, answer: Answer, latency: float, *, gold_doc_id: str | None = None,
+         ranked_doc_ids: list[str] | None = None) -> Row:
+    """The ``predictions.jsonl`` line and the report's result for one answered question."""
+    cited = answer.citations[0] if answer.citations else None
+    prediction = {"id": q.id, "prediction": answer.text, "score": answer.score,
+                  "doc_id": cited.doc_id if cited else None,
+                  "start": cited.start if cited else None, "end": cited.end if cited else None,
+                  "retrieved": list(dict.fromkeys(c.doc_id for c in answer.retrieved))}
+    if gold_doc_id is not None:
+        prediction["gold_doc_id"] = gold_doc_id
+    # below the threshold the best candidate is the first alternative (see compose_answer)
+    best = answer.text or (answer.alternatives[0].text if answer.alternatives else "")
+    result = QuestionResult(q.id, q.question, q.answers, q.is_impossible, answer.text,
+                            answer.score, best, latency, gold_doc_id, ranked_doc_ids or [])
+    return prediction, result
+
+
+def _write_predictions(predictions: list[dict], path: Path) -> None:
+    with path.open("w", encoding="utf-8") as fh:
+        for p in predictions:
+            fh.write(json.dumps(p, ensure_ascii=False) + "\n")
+
+
+def _settings(pipeline: NewsQA, data: Path, mode: str, questions: int, limit: int | None,
+              top_k: int, threshold: float | None) -> dict:
+    """What produced the numbers: data, models, options, version and date."""
+    e2e = mode == "e2e"
+    return {"data": str(data), "mode": mode, "questions": questions, "limit": limit,
+            "reader": str(pipeline.reader.model),
+            "embedder": pipeline.embedder.name if e2e else None,
+            "top_k": top_k if e2e else None,
+            "threshold": pipeline.reader.threshold if threshold is None else threshold,
+            "newsqa_version": qa.__version__,
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+# ---- command line ----------------------------------------------------------------------------
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("data", type=Path, metavar="DATA.jsonl",
+                   help="questions as JSON Lines (.gz accepted): id, title, context, question, "
+                        "answers, is_impossible")
+    p.add_argument("--mode", choices=MODES, required=True,
+                   help="reader: each question against its own context; e2e: retrieve from an "
+                        "index of all the contexts, then read")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR",
+                   help="where predictions.jsonl, report.json, report.md and plots go")
+    p.add_argument("--limit", type=_positive_int, metavar="N", help="only the first N questions")
+    p.add_argument("--top-k", type=_positive_int, default=5, help="chunks read per question (e2e)")
+    p.add_argument("--reader", metavar="PATH_OR_ID", help="a transformers QA model")
+    p.add_argument("--threshold", type=float, help="answer threshold (default: the reader's)")
+    p.add_argument("--index-dir", type=Path, metavar="DIR",
+                   help="keep the e2e index here (default: a temporary directory)")
+
+
+def run(args: argparse.Namespace) -> int:
+    report = evaluate(args.data, args.mode, args.out, limit=args.limit, top_k=args.top_k,
+                      reader=args.reader, threshold=args.threshold, index_dir=args.index_dir)
+    a = report["answers"]
+    print(f"{a['questions']} questions: EM {100 * a['exact_match']:.1f}  F1 {100 * a['f1']:.1f}"
+          f"  → {args.out / 'report.md'}")
+    return 0

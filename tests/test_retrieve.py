@@ -1,0 +1,221 @@
+"""Hybrid retrieval over a real store and the real embedder."""
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Sequence
+
+import numpy as np
+import pytest
+
+from qa.errors import NewsQAError, QuestionError
+from qa.retrieve import ReciprocalRankFusion, Retriever, contextualize, tokenize
+from qa.store import Store
+from qa.types import Chunk, Document
+
+ARTICLES = [
+    dict(
+        source="Valley Gazette",
+        published="2023-11-04",
+        text="Engineers say the municipality will spend 40 million dollars fixing overpasses that "
+        "cracked during last month's earthquake.\n\nWork on the two worst-affected spans starts in "
+        "January and should finish by summer.",
+    ),
+    dict(
+        source="Consumer Wire",
+        published="2024-02-10",
+        text="A manufacturer is recalling 12,000 e-bike batteries with the serial prefix QX-4471 "
+        "after reports of overheating.\n\nOwners are told to stop charging the packs and to contact "
+        "their dealer for a free replacement.",
+    ),
+    dict(
+        source="Reuters",
+        published="2024-05-17T09:30:00Z",
+        text="The national orchestra named Amara Lindqvist as its principal conductor on Friday, the "
+        "first woman to hold the post.\n\nLindqvist, 41, will lead her first concert in September "
+        "with a programme of Sibelius and Nielsen.",
+    ),
+    dict(
+        source="Reuters",
+        published="2024-07-30",
+        text="Farmers brought in a record wheat harvest this summer after a mild spring and steady "
+        "rain in June.\n\nThe agriculture ministry raised its export forecast by 8 percent, saying "
+        "storage silos were close to full.",
+    ),
+    dict(
+        source="Sports Daily",
+        published="2024-06-12",
+        text="The home side won the cup final 3-1 after two late goals from their captain.\n\nFans "
+        "celebrated in the main square until well after midnight.",
+    ),
+    dict(
+        source="Valley Gazette",
+        published="2024-09-01",
+        text="Voters in the northern province chose a new governor on Sunday, with turnout reaching "
+        "61 percent.\n\nThe winner, a former teacher, promised to build more schools and clinics.",
+    ),
+    dict(
+        source="Coastal Herald",
+        published="",
+        text="The maritime museum reopened its doors on Saturday, eighteen months after a flood "
+        "ruined its ground floor.\n\nCurators said most of the ship models had been restored.",
+    ),
+]
+
+
+def make_doc(text: str, **meta: str) -> Document:
+    return Document(id=hashlib.sha256(text.encode()).hexdigest()[:16], text=text, **meta)
+
+
+def paragraphs(doc: Document) -> list[Chunk]:
+    return [Chunk(doc.id, m.start(), m.end(), m.group()) for m in re.finditer(r"[^\n]+(?:\n(?!\n)[^\n]+)*", doc.text)]
+
+
+class RecordingFusion(ReciprocalRankFusion):
+    """RRF that keeps the last rankings it fused, to show what each retriever contributed."""
+
+    def fuse(self, rankings: Sequence[Sequence[int]]) -> list[tuple[int, float]]:
+        self.dense, self.sparse = rankings
+        return super().fuse(rankings)
+
+
+@pytest.fixture(scope="module")
+def docs() -> list[Document]:
+    return [make_doc(**article) for article in ARTICLES]
+
+
+@pytest.fixture(scope="module")
+def encoded(embedder, docs) -> dict[str, tuple[list[Chunk], np.ndarray]]:
+    result = {}
+    for doc in docs:
+        chunks = paragraphs(doc)
+        result[doc.id] = (chunks, embedder.encode([c.text for c in chunks]))
+    return result
+
+
+@pytest.fixture
+def store(tmp_path, embedder, docs, encoded) -> Store:
+    with Store.open(tmp_path / "index", embedder_name=embedder.name, dimension=embedder.dimension) as store:
+        for doc in docs:
+            store.add(doc, *encoded[doc.id])
+        store.save()
+        yield store
+
+
+# ------------------------------------------------------------------------- fusion
+
+
+def test_reciprocal_rank_fusion_hand_computed():
+    fused = ReciprocalRankFusion(k=60).fuse([[1, 2, 3], [3, 1]])
+    assert [item for item, _ in fused] == [1, 3, 2]
+    scores = dict(fused)
+    assert scores[1] == pytest.approx(1 / 61 + 1 / 62)
+    assert scores[3] == pytest.approx(1 / 63 + 1 / 61)
+    assert scores[2] == pytest.approx(1 / 62)
+
+
+def test_reciprocal_rank_fusion_breaks_ties_by_first_appearance():
+    assert ReciprocalRankFusion(k=1).fuse([[7, 8], [8, 7]]) == [(7, 0.5 + 1 / 3), (8, 1 / 3 + 0.5)]
+    assert ReciprocalRankFusion().fuse([[], []]) == []
+
+
+def test_tokenize_lowercases_and_drops_stopwords():
+    assert tokenize("What is the serial prefix QX-4471?") == ["serial", "prefix", "qx", "4471"]
+
+
+# ------------------------------------------------------------------------- hybrid retrieval
+
+
+def test_finds_an_exact_keyword_through_bm25(store, embedder, docs):
+    fusion = RecordingFusion()
+    retriever = Retriever(store, embedder, fusion=fusion)
+    results = retriever.retrieve("Which packs have serial prefix QX-4471?", top_k=3)
+    keyword_chunk = results[0][0]
+    assert "QX-4471" in keyword_chunk.text and keyword_chunk.doc_id == docs[1].id
+    sparse_chunks = store.chunks_by_ids(fusion.sparse)
+    assert sparse_chunks[0] == keyword_chunk
+    assert all(set(tokenize(c.text)) & {"packs", "serial", "prefix", "qx", "4471"} for c in sparse_chunks)
+
+
+def test_finds_a_paraphrase_through_dense_search(store, embedder, docs):
+    fusion = RecordingFusion()
+    retriever = Retriever(store, embedder, fusion=fusion)
+    (chunk, score), *_ = retriever.retrieve("How much will the town pay to mend bridges after the tremor?")
+    assert chunk.doc_id == docs[0].id and "overpasses" in chunk.text
+    assert fusion.sparse == []  # no word in common: BM25 offers no candidate
+    assert score == pytest.approx(1 / 61)
+
+
+def test_top_k_is_respected_and_scores_descend(store, embedder):
+    retriever = Retriever(store, embedder)
+    results = retriever.retrieve("harvest forecast", top_k=3)
+    assert len(results) == 3
+    scores = [score for _, score in results]
+    assert scores == sorted(scores, reverse=True)
+    everything = retriever.retrieve("harvest forecast", top_k=100)
+    assert len(everything) == len(store)  # dense search ranks every chunk of a small store
+    assert len({(c.doc_id, c.start) for c, _ in everything}) == len(everything)
+
+
+def test_filters_restrict_both_rankings(store, embedder, docs):
+    fusion = RecordingFusion()
+    retriever = Retriever(store, embedder, fusion=fusion)
+    results = retriever.retrieve("serial prefix QX-4471 batteries", top_k=10, sources=["reuters"])
+    assert results and {c.doc_id for c, _ in results} <= {docs[2].id, docs[3].id}
+    assert fusion.sparse == []  # the keyword chunk is outside the filter
+
+    in_range = retriever.retrieve("news", top_k=10, date_from="2024-05-17", date_to="2024-06-30")
+    assert {c.doc_id for c, _ in in_range} == {docs[2].id, docs[4].id}
+
+    assert retriever.retrieve("orchestra", sources=["Nobody"]) == []
+
+
+def test_bm25_follows_adds_and_deletes(store, embedder):
+    fusion = RecordingFusion()
+    retriever = Retriever(store, embedder, fusion=fusion)
+    retriever.retrieve("zygomorphic orchid")
+    assert fusion.sparse == []
+    doc = make_doc("Botanists found a zygomorphic orchid in the hills.", source="Nature Notes")
+    store.add(doc, paragraphs(doc), embedder.encode([doc.text]))
+    assert retriever.retrieve("zygomorphic orchid")[0][0].doc_id == doc.id
+    assert [c.doc_id for c in store.chunks_by_ids(fusion.sparse)] == [doc.id]
+    store.delete(doc.id)
+    assert doc.id not in {c.doc_id for c, _ in retriever.retrieve("zygomorphic orchid", top_k=100)}
+    assert fusion.sparse == []
+
+
+def test_bad_queries_are_clear_errors(store, embedder):
+    retriever = Retriever(store, embedder)
+    with pytest.raises(QuestionError):
+        retriever.retrieve("   ")
+    with pytest.raises(NewsQAError, match="top_k"):
+        retriever.retrieve("orchestra", top_k=0)
+
+
+def test_an_empty_store_retrieves_nothing(tmp_path, embedder):
+    with Store.open(tmp_path / "empty", embedder_name=embedder.name, dimension=embedder.dimension) as store:
+        assert Retriever(store, embedder).retrieve("anything at all") == []
+
+
+# ------------------------------------------------------------------------- follow-up questions
+
+
+def test_contextualize_gives_follow_ups_the_previous_turn():
+    history = [("Who was named principal conductor?", "Amara Lindqvist")]
+    follow_up = contextualize("How old is she?", history)
+    assert follow_up == "Who was named principal conductor? Amara Lindqvist How old is she?"
+    assert contextualize("And Sibelius?", history).endswith("Amara Lindqvist And Sibelius?")  # too short to stand alone
+    assert contextualize("How big was the wheat harvest?", history) == "How big was the wheat harvest?"
+    assert contextualize("How old is she?", []) == "How old is she?"
+    chain = history + [("When is her first concert?", "September")]
+    assert contextualize("What will they play there?", chain) == (
+        "Who was named principal conductor? Amara Lindqvist When is her first concert? September "
+        "What will they play there?"
+    )
+
+
+def test_a_contextualized_follow_up_retrieves_the_right_passage(store, embedder, docs):
+    retriever = Retriever(store, embedder)
+    history = [("Who did the national orchestra name as conductor?", "Amara Lindqvist")]
+    results = retriever.retrieve(contextualize("How old is she?", history), top_k=2)
+    assert [c.doc_id for c, _ in results] == [docs[2].id] * 2  # both of its paragraphs, "41" among them

@@ -1,0 +1,433 @@
+"""The index directory: persistence, incremental changes, filters, near-duplicates, corruption, crashes."""
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qa.embed import Embedder
+from qa.errors import NewsQAError, StoreError
+from qa.store import DATABASE, MANIFEST, EXACT_SPEC, Store
+from qa.types import Chunk, Document
+
+ROOT = Path(__file__).resolve().parents[1]
+SEED = ROOT / "seeds" / "000_2ffe86633dc2dc73.txt"
+
+ARTICLES = [
+    dict(
+        title="Harbour bridge to close for repairs",
+        source="Coastal Herald",
+        published="2024-03-02",
+        text="The harbour bridge will close for six weeks from April so that engineers can replace "
+        "corroded cables.\n\nThe city council said ferries would run every ten minutes while the "
+        "bridge is shut, and that the repairs would cost 40 million dollars.",
+    ),
+    dict(
+        title="Orchestra names new conductor",
+        source="Reuters",
+        published="2024-05-17T09:30:00Z",
+        text="The national orchestra named Amara Lindqvist as its principal conductor on Friday, "
+        "the first woman to hold the post.\n\nLindqvist, 41, will lead her first concert in "
+        "September with a programme of Sibelius and Nielsen.",
+    ),
+    dict(
+        title="Wheat harvest beats forecasts",
+        source="reuters",
+        published="2024-07-30",
+        text="Farmers brought in a record wheat harvest this summer after a mild spring and "
+        "steady rain in June.\n\nThe agriculture ministry raised its export forecast by 8 "
+        "percent, saying storage silos were close to full.",
+    ),
+    dict(
+        title="Museum reopens after flood",
+        source="Coastal Herald",
+        published="",
+        text="The maritime museum reopened its doors on Saturday, eighteen months after a flood "
+        "damaged its ground floor.\n\nCurators said most of the ship models had been restored.",
+    ),
+]
+
+
+def make_doc(text: str, **meta: str) -> Document:
+    return Document(id=hashlib.sha256(text.encode()).hexdigest()[:16], text=text, **meta)
+
+
+def paragraphs(doc: Document) -> list[Chunk]:
+    return [Chunk(doc.id, m.start(), m.end(), m.group()) for m in re.finditer(r"[^\n]+(?:\n(?!\n)[^\n]+)*", doc.text)]
+
+
+@pytest.fixture(scope="module")
+def docs() -> list[Document]:
+    return [make_doc(**article) for article in ARTICLES]
+
+
+@pytest.fixture(scope="module")
+def encoded(embedder: Embedder, docs: list[Document]) -> dict[str, tuple[list[Chunk], np.ndarray]]:
+    """Chunks and real vectors of every test document, computed once."""
+    result = {}
+    for doc in docs:
+        chunks = paragraphs(doc)
+        result[doc.id] = (chunks, embedder.encode([c.text for c in chunks]))
+    return result
+
+
+def open_store(path: Path, embedder: Embedder, **kwargs) -> Store:
+    return Store.open(path, embedder_name=embedder.name, dimension=embedder.dimension, **kwargs)
+
+
+def fill(store: Store, docs: list[Document], encoded: dict) -> None:
+    for doc in docs:
+        store.add(doc, *encoded[doc.id])
+    store.save()
+
+
+def doc_ids_found(store: Store, vector: np.ndarray, k: int = 10, allowed: set[int] | None = None) -> list[str]:
+    hits = store.search(vector, k, allowed)
+    return [chunk.doc_id for chunk in store.chunks_by_ids([i for i, _ in hits])]
+
+
+# ------------------------------------------------------------------------- round trip
+
+
+def test_round_trip_keeps_documents_chunks_and_vectors(tmp_path, embedder, docs, encoded):
+    path = tmp_path / "index"
+    with open_store(path, embedder) as store:
+        fill(store, docs, encoded)
+        listed = store.documents()
+        chunks = list(store.iter_chunks())
+        query = embedder.encode_query("Who will conduct the orchestra?")
+        before = store.search(query, 5)
+        assert len(before) == 5
+
+    manifest = json.loads((path / MANIFEST).read_text())
+    assert manifest["embedder"] == embedder.name
+    assert manifest["dimension"] == embedder.dimension
+    assert manifest["index_type"] == EXACT_SPEC
+
+    with open_store(path, embedder, create=False) as store:
+        assert store.documents() == listed
+        assert [(d.id, d.chunks) for d in listed] == [(d.id, len(encoded[d.id][0])) for d in docs]
+        assert [store.get(d.id) for d in docs] == docs
+        assert list(store.iter_chunks()) == chunks
+        assert store.chunks_by_ids([i for i, _ in chunks][::-1]) == [c for _, c in chunks][::-1]
+        assert len(store) == len(chunks)
+        assert store.search(query, 5) == before
+        for (chunk_id, chunk), vector in zip(chunks, np.concatenate([encoded[d.id][1] for d in docs])):
+            best_id, score = store.search(vector, 1)[0]
+            assert best_id == chunk_id and score == pytest.approx(1.0, abs=1e-5)
+
+
+def test_unsaved_changes_are_discarded_on_close(tmp_path, embedder, docs, encoded):
+    path = tmp_path / "index"
+    with open_store(path, embedder) as store:
+        fill(store, docs[:1], encoded)
+        store.add(docs[1], *encoded[docs[1].id])
+    with open_store(path, embedder) as store:
+        assert [d.id for d in store.documents()] == [docs[0].id]
+        assert len(store) == len(encoded[docs[0].id][0])
+
+
+# ------------------------------------------------------------------------- add and delete
+
+
+def test_delete_removes_a_documents_chunks_from_search_without_rebuilding(tmp_path, embedder, docs, encoded):
+    path = tmp_path / "index"
+    with open_store(path, embedder) as store:
+        fill(store, docs, encoded)
+        gone, kept = docs[1], docs[2]
+        version = store.version
+        assert store.delete(gone.id)
+        assert store.version != version
+        assert not store.delete(gone.id)
+        assert not store.has(gone.id) and store.has(kept.id)
+        for vector in encoded[gone.id][1]:
+            assert gone.id not in doc_ids_found(store, vector, k=len(store))
+        for vector in encoded[kept.id][1]:
+            assert doc_ids_found(store, vector, k=1) == [kept.id]
+        store.save()
+        expected = sum(len(encoded[d.id][0]) for d in docs if d is not gone)
+        assert len(store) == expected
+    with open_store(path, embedder) as store:
+        assert len(store) == expected
+        assert gone.id not in [d.id for d in store.documents()]
+        with pytest.raises(StoreError, match="no document"):
+            store.get(gone.id)
+        store.add(gone, *encoded[gone.id])  # re-adding after a delete works
+        assert doc_ids_found(store, encoded[gone.id][1][0], k=1) == [gone.id]
+
+
+def test_add_rejects_a_duplicate_and_inconsistent_input(tmp_path, embedder, docs, encoded):
+    with open_store(tmp_path / "index", embedder) as store:
+        doc = docs[0]
+        chunks, vectors = encoded[doc.id]
+        store.add(doc, chunks, vectors)
+        with pytest.raises(StoreError, match="already"):
+            store.add(doc, chunks, vectors)
+        other = docs[1]
+        other_chunks, other_vectors = encoded[other.id]
+        with pytest.raises(StoreError, match="shape"):
+            store.add(other, other_chunks, other_vectors[:1])
+        with pytest.raises(StoreError, match="normalised"):
+            store.add(other, other_chunks, other_vectors * 2)
+        shifted = [Chunk(c.doc_id, c.start + 1, c.end, c.text) for c in other_chunks]
+        with pytest.raises(StoreError, match="not a window"):
+            store.add(other, shifted, other_vectors)
+        assert not store.has(other.id)
+
+
+# ------------------------------------------------------------------------- filters
+
+
+def test_filters_by_source_and_inclusive_date_range(tmp_path, embedder, docs, encoded):
+    with open_store(tmp_path / "index", embedder) as store:
+        fill(store, docs, encoded)
+        ids_of = {d.id: {i for i, c in store.iter_chunks() if c.doc_id == d.id} for d in docs}
+        harbour, orchestra, wheat, museum = (ids_of[d.id] for d in docs)
+
+        assert store.chunk_ids_matching(None, None, None) is None
+        assert store.chunk_ids_matching(["Reuters"]) == orchestra | wheat  # case-insensitive
+        assert store.chunk_ids_matching(["coastal herald", "nobody"]) == harbour | museum
+        assert store.chunk_ids_matching(date_from="2024-05-17") == orchestra | wheat
+        assert store.chunk_ids_matching(date_to="2024-05-17") == harbour | orchestra  # a datetime on the last day
+        assert store.chunk_ids_matching(date_from="2024-03-02", date_to="2024-03-02") == harbour
+        assert store.chunk_ids_matching(date_from="2024-05", date_to="2024-07") == orchestra | wheat
+        assert store.chunk_ids_matching(["Coastal Herald"], "2024-01-01", "2024-12-31") == harbour
+        assert store.chunk_ids_matching(["Reuters"], date_from="2025") == set()
+        with pytest.raises(NewsQAError, match="ISO date"):
+            store.chunk_ids_matching(date_from="last week")
+
+        query = embedder.encode_query("Which bridge is closing?")
+        assert doc_ids_found(store, query, k=1)[0] == docs[0].id
+        found = doc_ids_found(store, query, k=10, allowed=orchestra | wheat)
+        assert found and set(found) <= {docs[1].id, docs[2].id}
+        assert store.search(query, 10, allowed=set()) == []
+
+
+# ------------------------------------------------------------------------- near-duplicates
+
+
+@pytest.fixture(scope="module")
+def wire_story() -> tuple[Document, Document, Document]:
+    """A real article, a wire copy of it (new first line, added credit line), and a rewrite of the story."""
+    original = make_doc(SEED.read_text(encoding="utf-8"), title="Russia and Ukraine swap POWs", source="Reuters")
+    rest = original.text.split("\n", 1)[1]
+    wire_copy = make_doc(
+        "KYIV/MOSCOW, June 9 (AP) — Moscow and Kyiv swapped prisoners of war on Monday, including POWs "
+        "younger than 25 and badly wounded soldiers, in what could be the war's largest exchange.\n"
+        + rest
+        + "\n\n(Reporting by the Kyiv newsroom; Editing by the world desk)",
+        title="Moscow and Kyiv begin prisoner exchange",
+        source="AP",
+    )
+    rewrite = make_doc(
+        "Ukraine and Russia began a large prisoner exchange on Monday. Young soldiers and badly "
+        "wounded men were among the first to go home, after talks in Istanbul produced a deal to "
+        "swap at least 1,200 prisoners each and to return the bodies of the dead. Neither side said "
+        "how many men were freed in the first stage.",
+        source="Coastal Herald",
+    )
+    return original, wire_copy, rewrite
+
+
+def test_near_duplicate_detects_a_wire_copy_but_not_another_article(tmp_path, embedder, docs, encoded, wire_story):
+    original, wire_copy, rewrite = wire_story
+    with open_store(tmp_path / "index", embedder) as store:
+        fill(store, docs, encoded)
+        assert store.find_near_duplicate(wire_copy) is None
+        chunks = paragraphs(original)
+        store.add(original, chunks, embedder.encode([c.text for c in chunks]))
+        assert store.find_near_duplicate(wire_copy) == original.id
+        assert store.find_near_duplicate(rewrite) is None
+        assert store.find_near_duplicate(docs[0]) == docs[0].id  # an exact copy is a near-duplicate too
+        store.delete(original.id)
+        assert store.find_near_duplicate(wire_copy) is None
+
+
+def test_near_duplicate_among_documents_of_the_same_batch(tmp_path, embedder, docs, encoded, wire_story):
+    original, wire_copy, rewrite = wire_story
+    with open_store(tmp_path / "index", embedder) as store:
+        fill(store, docs, encoded)
+        assert store.find_near_duplicate(wire_copy, pending=[rewrite, original]) == original.id
+        assert store.find_near_duplicate(wire_copy, pending=[rewrite]) is None
+        with pytest.raises(NewsQAError, match="threshold"):
+            store.find_near_duplicate(wire_copy, threshold=0)
+
+
+# ------------------------------------------------------------------------- refusing bad directories
+
+
+def test_refuses_directories_that_are_not_compatible_indexes(tmp_path, embedder, docs, encoded):
+    dimension = embedder.dimension
+    with pytest.raises(StoreError, match="no index"):
+        open_store(tmp_path / "missing", embedder, create=False)
+
+    stranger = tmp_path / "photos"
+    stranger.mkdir()
+    (stranger / "cat.jpg").write_bytes(b"\xff\xd8")
+    with pytest.raises(StoreError, match="not an index"):
+        open_store(stranger, embedder)
+
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(StoreError, match="is a file"):
+        open_store(tmp_path / "file", embedder)
+
+    index = tmp_path / "index"
+    with open_store(index, embedder) as store:
+        fill(store, docs[:2], encoded)
+    mismatch = r"built with sentence-transformers/all-MiniLM-L6-v2 \(384-d\); you are using other/model \(384-d\)"
+    with pytest.raises(StoreError, match=mismatch):
+        Store.open(index, embedder_name="other/model", dimension=dimension)
+    with pytest.raises(StoreError, match=r"\(768-d\)"):
+        Store.open(index, embedder_name=embedder.name, dimension=768)
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda p: (p / MANIFEST).write_text("{not json"), "manifest .* corrupt"),
+        (lambda p: (p / MANIFEST).write_text('{"format": "something-else"}'), "not a newsqa index manifest"),
+        (lambda p: (p / DATABASE).write_bytes(b"this is not a database" * 100), "database .* corrupt"),
+        (lambda p: (p / DATABASE).unlink(), "lost its database"),
+        (lambda p: next(p.glob("vectors-*.faiss")).write_bytes(b"garbage"), "vector file .* corrupt"),
+    ],
+    ids=["manifest-json", "manifest-format", "sqlite", "sqlite-missing", "faiss"],
+)
+def test_corrupt_index_is_a_store_error(tmp_path, embedder, docs, encoded, damage, message):
+    index = tmp_path / "index"
+    with open_store(index, embedder) as store:
+        fill(store, docs[:2], encoded)
+    damage(index)
+    with pytest.raises(StoreError, match=message):
+        open_store(index, embedder)
+
+
+# ------------------------------------------------------------------------- crash safety
+
+
+def test_missing_or_stale_vector_file_is_rebuilt_from_the_database(tmp_path, embedder, docs, encoded):
+    """A crash after the database commit but before the FAISS file is written."""
+    index = tmp_path / "index"
+    with open_store(index, embedder) as store:
+        fill(store, docs[:2], encoded)
+        old_file = next(index.glob("vectors-*.faiss"))
+        old_bytes = old_file.read_bytes()
+        fill(store, docs[2:], encoded)
+    next(index.glob("vectors-*.faiss")).unlink()
+    old_file.write_bytes(old_bytes)  # only the previous generation's file is left
+    with open_store(index, embedder) as store:
+        assert len(store) == sum(len(encoded[d.id][0]) for d in docs)
+        for doc in docs:
+            assert doc_ids_found(store, encoded[doc.id][1][0], k=1) == [doc.id]
+    assert [p.name for p in index.glob("vectors-*.faiss")] != [old_file.name]
+
+
+CHILD = textwrap.dedent(
+    """
+    import sys
+    import zlib
+    import numpy as np
+    from qa.store import Store
+    from qa.types import Chunk, Document
+
+    path, round_ = sys.argv[1], int(sys.argv[2])
+
+    def vectors(seed, n):
+        v = np.random.default_rng(seed).standard_normal((n, 384)).astype(np.float32)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    store = Store.open(path, embedder_name="test/random", dimension=384)
+    for i in range(10_000):
+        doc_id = f"r{round_}-d{i}"
+        text = f"Document {doc_id} " * 40
+        chunks = [Chunk(doc_id, 0, len(text), text)]
+        store.add(Document(doc_id, text, source=f"round{round_}"), chunks, vectors(zlib.crc32(doc_id.encode()), 1))
+        if i % 5 == 4:
+            print("saving", flush=True)
+            store.save()
+            print("saved", i, flush=True)
+    """
+)
+
+
+def random_vector(doc_id: str) -> np.ndarray:
+    v = np.random.default_rng(zlib.crc32(doc_id.encode())).standard_normal((1, 384)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def test_killing_a_save_loses_nothing_saved(tmp_path):
+    index = tmp_path / "index"
+    rng = random.Random(7)
+    saved: set[str] = set()
+    for round_ in range(4):
+        child = subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(index), str(round_)],
+            cwd=ROOT, stdout=subprocess.PIPE, text=True,
+        )
+        savings, last_saved = rng.randint(3, 12), -1
+        for line in child.stdout:
+            if line.startswith("saved"):
+                last_saved = int(line.split()[1])
+            elif line.startswith("saving"):
+                savings -= 1
+                if savings == 0:
+                    break
+        time.sleep(rng.uniform(0, 0.05))  # kill somewhere in (or just after) this save
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        assert last_saved >= 0, "the child never finished a save"
+        saved |= {f"r{round_}-d{i}" for i in range(last_saved + 1)}
+
+        with Store.open(index, embedder_name="test/random", dimension=384, create=False) as store:
+            present = {d.id for d in store.documents()}
+            assert saved <= present
+            assert len(store) == len(present)
+            for doc_id in rng.sample(sorted(saved), 5):
+                best, score = store.search(random_vector(doc_id), 1)[0]
+                assert store.chunks_by_ids([best])[0].doc_id == doc_id and score == pytest.approx(1.0, abs=1e-5)
+        saved = present
+
+
+# ------------------------------------------------------------------------- approximate index
+
+
+def test_large_collections_switch_to_ivf_and_keep_working(tmp_path, monkeypatch):
+    """The switch normally happens at 100k vectors; lower it so the test stays fast."""
+    monkeypatch.setattr("qa.store.APPROXIMATE_FROM", 300)
+    index = tmp_path / "index"
+    ids = [f"d{i}" for i in range(400)]
+    with Store.open(index, embedder_name="test/random", dimension=384) as store:
+        for i, doc_id in enumerate(ids):
+            text = f"Document {doc_id}"
+            store.add(Document(doc_id, text, source="even" if i % 2 == 0 else "odd"),
+                      [Chunk(doc_id, 0, len(text), text)], random_vector(doc_id))
+        assert store.index_type == EXACT_SPEC
+        store.save()
+        assert store.index_type.startswith("IVF")
+        assert store.delete("d0") and store.delete("d1")
+        store.save()
+    assert json.loads((index / MANIFEST).read_text())["index_type"] == store.index_type
+
+    for rebuild in (False, True):
+        if rebuild:
+            next(index.glob("vectors-*.faiss")).unlink()
+        with Store.open(index, embedder_name="test/random", dimension=384) as store:
+            assert store.index_type.startswith("IVF") and len(store) == 398
+            for gone in ("d0", "d1"):
+                assert gone not in doc_ids_found(store, random_vector(gone), k=398)
+            for doc_id in ("d2", "d3", "d399"):
+                assert doc_ids_found(store, random_vector(doc_id), k=1) == [doc_id]
+            even = store.chunk_ids_matching(["even"])
+            assert doc_ids_found(store, random_vector("d3"), k=5, allowed=even)[0] != "d3"
+            assert set(doc_ids_found(store, random_vector("d4"), k=5, allowed=even)) <= set(ids[::2])
+            assert len(store.search(random_vector("d4"), 500, allowed=even)) == len(even)  # filtered search is exact
