@@ -282,9 +282,10 @@ def test_command_line(tmp_path, data, tiny_model, capsys):
         parser.parse_args([str(data), "--mode", "e2e", "--out", str(tmp_path), "--top-k", "0"])
 
 
-@pytest.mark.xfail(reason="shipped reader v0 is below its quality target (issue 3 still open)", strict=False)
 # ---- the shipped reader ----------------------------------------------------------------------
 @pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="known reader errors (issue 3 open): seed-04 -> 'Zelenskiy' "
+                   "(0.64) over 'Vladimir Medinsky' (0.47), seed-05 -> '640' over '1,200'")
 def test_shipped_reader_answers_the_seed_questions(tmp_path):
     if not (DEFAULT_READER / "config.json").is_file():
         pytest.skip(f"no shipped reader at {DEFAULT_READER} (train it with newsqa train-reader)")

@@ -228,7 +228,6 @@ def ask(page, question: str):
     return replies.nth(before)
 
 
-@pytest.mark.xfail(reason="shipped reader v0 is below its quality target (issue 3 still open)", strict=False)
 @pytest.mark.browser
 def test_chat_answers_with_highlighted_citation_and_follows_up(page, seed_title: str) -> None:
     reply = ask(page, FIRST_LIST)
@@ -241,7 +240,6 @@ def test_chat_answers_with_highlighted_citation_and_follows_up(page, seed_title:
     assert "Istanbul" in follow_up.locator("strong").first.inner_text()
 
 
-@pytest.mark.xfail(reason="shipped reader v0 is below its quality target (issue 3 still open)", strict=False)
 @pytest.mark.browser
 def test_uploaded_html_is_listed_answered_from_and_never_runs(page, tmp_path: Path) -> None:
     article = tmp_path / "harbour-bridge.html"
@@ -294,7 +292,6 @@ def test_bad_input_gets_a_clear_message(page, tmp_path: Path) -> None:
     page.locator("#nqa-status").get_by_text("is a binary file, not text").wait_for()
 
 
-@pytest.mark.xfail(reason="shipped reader v0 is below its quality target (issue 3 still open)", strict=False)
 def test_api_ask_returns_the_answer_with_citations(app_url: str, seed_title: str) -> None:
     from gradio_client import Client
 
