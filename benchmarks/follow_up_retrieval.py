@@ -14,7 +14,7 @@ For each it reports recall@1 and recall@k (is the gold article, found by title, 
 document / among the top-k chunks' documents) and answer accuracy (``qa.ask`` with that history
 scores F1 >= 0.5 against the gold follow-up answer), twice: as shown, with the reader's calibrated
 "not found" threshold, and "always answer", taking the best candidate even below the threshold
-(``Answer.alternatives[0]`` when the answer is "not found"), which isolates the retrieval effect
+(``Answer.best_text``), which isolates the retrieval effect
 from abstention. Only the ``NewsQA`` facade and ``qa.metrics`` are used. Indexing 2,225 articles
 takes several minutes on a CPU.
 """
@@ -31,7 +31,6 @@ from pathlib import Path
 
 from qa.metrics import f1, recall_at_k
 from qa.pipeline import AddReport, NewsQA
-from qa.types import Answer
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CORPUS = ROOT / ".." / "shared" / "data" / "corpora" / "bbc_news_2225.jsonl.gz"
@@ -111,19 +110,12 @@ def is_correct(prediction: str, gold_answer: str) -> bool:
     return f1(prediction, [gold_answer]) >= CORRECT_F1
 
 
-def best_candidate(answer: Answer) -> str:
-    """The answer's text, or when it is "not found" the best candidate below the threshold."""
-    if answer.text or not answer.alternatives:
-        return answer.text
-    return answer.alternatives[0].text
-
-
 def evaluate(qa: NewsQA, conv: Conversation, gold: set[str], history: History,
              top_k: int) -> Outcome:
     """Retrieval and answer for the follow-up question with the given history."""
-    doc_ids = [chunk.doc_id for chunk, _ in qa.retrieve(conv.follow_up, top_k, history=history)]
     answer = qa.ask(conv.follow_up, top_k, history=history)
-    best = best_candidate(answer)
+    doc_ids = [chunk.doc_id for chunk in answer.retrieved]
+    best = answer.best_text
     return Outcome(rank=gold_rank(doc_ids, gold), hit_at_1=hit(doc_ids, gold, 1),
                    hit_at_k=hit(doc_ids, gold, top_k), answer=answer.text, best=best,
                    correct=is_correct(answer.text, conv.follow_up_answer),
@@ -138,7 +130,7 @@ def run_conversation(qa: NewsQA, conv: Conversation, gold: set[str], top_k: int)
         "gold": [(conv.first, conv.first_answer)],
         "system": [(conv.first, system_first)],
     }
-    result = Result(conv, system_first, best_candidate(first))
+    result = Result(conv, system_first, first.best_text)
     for name, history in histories.items():
         result.outcomes[name] = evaluate(qa, conv, gold, history, top_k)
     return result

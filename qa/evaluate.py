@@ -248,10 +248,8 @@ def _row(q: Question, answer: Answer, latency: float, *, gold_doc_id: str | None
                   "retrieved": list(dict.fromkeys(c.doc_id for c in answer.retrieved))}
     if gold_doc_id is not None:
         prediction["gold_doc_id"] = gold_doc_id
-    # below the threshold the best candidate is the first alternative (see compose_answer)
-    best = answer.text or (answer.alternatives[0].text if answer.alternatives else "")
     result = QuestionResult(q.id, q.question, q.answers, q.is_impossible, answer.text,
-                            answer.score, best, latency, gold_doc_id, ranked_doc_ids or [])
+                            answer.score, answer.best_text, latency, gold_doc_id, ranked_doc_ids or [])
     return prediction, result
 
 

@@ -79,3 +79,12 @@ class Answer:
     @property
     def found(self) -> bool:
         return bool(self.text)
+
+    @property
+    def best_text(self) -> str:
+        """The best candidate whether or not it cleared the threshold: below it ``compose_answer``
+        moves the best candidate to ``alternatives[0]``. For judging the reader apart from the
+        threshold."""
+        if self.text or not self.alternatives:
+            return self.text
+        return self.alternatives[0].text

@@ -47,6 +47,7 @@ def test_equal_spans_form_one_cited_answer():
              span(B, "600 POWs", 0.5)]
     answer = compose_answer("How many POWs?", spans, DOCS, CHUNKS, threshold=0.3)
     assert answer.found and answer.text == "640 POWs" and answer.score == 0.8
+    assert answer.best_text == "640 POWs"
     assert [c.score for c in answer.citations] == [0.8, 0.6]
     first = answer.citations[0]
     assert (first.doc_id, first.title, first.source, first.url, first.published) == (
@@ -70,11 +71,13 @@ def test_below_threshold_is_not_found_but_offers_candidates():
     assert answer.citations == []
     assert [a.text for a in answer.alternatives] == ["640 POWs", "600 POWs", "700"]
     assert answer.retrieved == CHUNKS
+    assert answer.best_text == "640 POWs"  # the reader's pick, apart from the threshold
 
 
 def test_no_spans_is_not_found_with_score_zero():
     answer = compose_answer("How many?", [], DOCS, CHUNKS, threshold=0.0)
     assert not answer.found and answer.score == 0.0 and answer.alternatives == []
+    assert answer.best_text == ""
 
 
 def test_alternatives_prefer_other_articles():
