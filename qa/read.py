@@ -7,6 +7,7 @@ tokenizer (overflowing windows + offset mapping), and span decoding reuses the l
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -38,7 +39,8 @@ class Reader:
 
     def __init__(self, model: str | Path | None = None, *, max_length: int = 256,
                  stride: int = 96, batch_size: int = 16, max_answer_tokens: int = 30,
-                 threshold: float | None = None, device: str = "cpu") -> None:
+                 threshold: float | None = None, device: str = "cpu",
+                 quantize: bool | None = None) -> None:
         if not 0 < stride < max_length:
             raise NewsQAError(f"The reader stride must be between 1 and max_length - 1 "
                               f"({max_length - 1}), got {stride}.")
@@ -49,7 +51,10 @@ class Reader:
         self.stride = stride
         self.batch_size = batch_size
         self.max_answer_tokens = max_answer_tokens
+        if quantize and device != "cpu":
+            raise NewsQAError(f"int8 quantisation runs on the CPU only; got device {device!r}.")
         self.device = device
+        self.quantize = device == "cpu" if quantize is None else quantize
         self._threshold = threshold
         self._tokenizer = None
         self._model = None
@@ -78,7 +83,12 @@ class Reader:
                               f"'threshold': {exc}") from exc
 
     def warm_up(self) -> None:
-        """Load tokenizer and model once, in fp32 (shipped weights are fp16; CPU needs fp32)."""
+        """Load tokenizer and model once, in fp32 (shipped weights are fp16; CPU needs fp32).
+
+        On the CPU the Linear layers are then quantised to int8 (dynamic, per output channel):
+        reading is about 1.3x faster for 0.2 F1 on SQuAD v1.1 dev (model card). ``quantize=False``
+        keeps fp32.
+        """
         if self._model is not None:
             return
         if isinstance(self.model, Path) and not self.model.exists():
@@ -95,8 +105,11 @@ class Reader:
         if self.max_length > tokenizer.model_max_length:
             raise NewsQAError(f"The reader max_length {self.max_length} exceeds the model's "
                               f"limit of {tokenizer.model_max_length} tokens.")
+        model = model.to(self.device).eval()
+        if self.quantize:
+            model = quantize_linear_layers(model)
         self._tokenizer = tokenizer
-        self._model = model.to(self.device).eval()
+        self._model = model
 
     def _cannot_load(self, reason: str) -> str:
         hint = " Train it with `newsqa train-reader`." if Path(self.model) == DEFAULT_READER else ""
@@ -189,6 +202,20 @@ class Reader:
             if start < end:
                 spans.append((start, end, float(score)))
         return spans
+
+
+def quantize_linear_layers(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` with int8 weights in its Linear layers (activations quantised on the fly).
+
+    Per-channel scales keep the span logits close to fp32. torch marks this eager-mode API as
+    deprecated in favour of torchao; it works in the torch the project pins (2.13), so its
+    deprecation warnings are silenced for this one call.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*deprecated")
+        return torch.ao.quantization.quantize_dynamic(
+            model, {torch.nn.Linear: torch.ao.quantization.per_channel_dynamic_qconfig},
+            dtype=torch.qint8)
 
 
 def trim(text: str, start: int, end: int) -> tuple[int, int]:

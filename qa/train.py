@@ -161,9 +161,11 @@ def save_checkpoint(model, tokenizer, optimizer, scheduler, step: int, out: Path
     tmp = out.with_name(out.name + ".tmp")
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
+    rng_state = {"torch_rng": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng_state["cuda_rng"] = torch.cuda.get_rng_state_all()
     torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "step": step, "args": vars(args), "torch_rng": torch.get_rng_state()},
-               tmp / "trainer_state.pt")
+                "step": step, "args": vars(args), **rng_state}, tmp / "trainer_state.pt")
     if out.exists():
         old = out.with_name(out.name + ".old")
         out.rename(old)
@@ -204,6 +206,10 @@ def train(args: argparse.Namespace) -> Path:
     start_from = str(ckpt) if args.resume and ckpt.exists() else (args.init or default_encoder())
     tokenizer = AutoTokenizer.from_pretrained(start_from)
     model = AutoModelForQuestionAnswering.from_pretrained(start_from, dtype=torch.float32)
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True  # fp32 weights, TF32 matrix products
+    model.to(device)
     if args.freeze_embeddings:
         model.base_model.embeddings.word_embeddings.weight.requires_grad_(False)
 
@@ -219,12 +225,14 @@ def train(args: argparse.Namespace) -> Path:
     scheduler = get_linear_schedule_with_warmup(optimizer, int(total * args.warmup), total)
     step = 0
     if args.resume and (ckpt / "trainer_state.pt").exists():
-        state = torch.load(ckpt / "trainer_state.pt", weights_only=False)
+        state = torch.load(ckpt / "trainer_state.pt", weights_only=False, map_location=device)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         step = state["step"]
         if "torch_rng" in state:  # dropout masks continue where the killed run left off
-            torch.set_rng_state(state["torch_rng"])
+            torch.set_rng_state(state["torch_rng"].cpu())
+            if device.type == "cuda" and "cuda_rng" in state:
+                torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
         else:
             log.warning("checkpoint has no RNG state: dropout after step %d differs from an "
                         "uninterrupted run", step)
@@ -242,7 +250,7 @@ def train(args: argparse.Namespace) -> Path:
         for batch in epoch_batches[max(skip, 0):]:
             if step >= total:
                 break
-            loss = model(**batch).loss
+            loss = model(**{k: v.to(device) for k, v in batch.items()}).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             optimizer.step()
@@ -273,8 +281,9 @@ def parse_mix(text: str) -> dict[str, float]:
             value = float(share)
         except ValueError:
             value = -1.0
-        if not sep or not stem or value <= 0:
-            raise argparse.ArgumentTypeError(f"bad mix entry {part!r}: expected STEM=SHARE > 0")
+        if not sep or not stem or not math.isfinite(value) or value <= 0:
+            raise argparse.ArgumentTypeError(f"bad mix entry {part!r}: expected STEM=SHARE, a "
+                                             "finite share > 0")
         mix[stem] = value
     if not mix:
         raise argparse.ArgumentTypeError("empty mix")
@@ -304,7 +313,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup", type=float, default=0.06)
     p.add_argument("--freeze-embeddings", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--seed", type=int, default=13)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=2, help="CPU threads for torch")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                   help="where to train (default: cuda when a GPU is visible, else cpu)")
     p.add_argument("--log-every", type=int, default=20)
     p.add_argument("--save-every", type=int, default=100)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,7 +16,12 @@ from transformers import AutoTokenizer, BertForQuestionAnswering
 import qa.read
 from qa.errors import NewsQAError, QuestionError
 from qa.read import Reader, best_spans, trim
+from qa.chunk import Chunker
 from qa.types import Chunk, Document, Span
+
+ROOT = Path(__file__).resolve().parents[1]
+SEED_ARTICLE = ROOT / "seeds" / "000_2ffe86633dc2dc73.txt"
+SEED_QUESTIONS = ROOT / "seeds" / "questions.jsonl"
 
 QUESTION = "When did the café open, and who reported it?"
 TEXT = (
@@ -29,7 +35,7 @@ TEXT = (
 
 @pytest.fixture(scope="session")
 def reader(tiny_model) -> Reader:
-    return Reader(model=tiny_model, max_length=64, stride=16)
+    return Reader(model=tiny_model, max_length=64, stride=16, quantize=False)
 
 
 def document(offset: int = 0) -> Document:
@@ -74,8 +80,10 @@ def test_long_chunk_is_read_in_several_windows(reader, tiny_model):
 def test_batching_does_not_change_spans(tiny_model):
     docs = [document(0), document(45)]
     chunks = [chunk(d, i * 100, i * 100 + 150 + 40 * i) for d in docs for i in range(3)]
-    one = Reader(tiny_model, max_length=64, stride=16, batch_size=1).read(QUESTION, chunks, 30)
-    many = Reader(tiny_model, max_length=64, stride=16, batch_size=16).read(QUESTION, chunks, 30)
+    one = Reader(tiny_model, max_length=64, stride=16, batch_size=1,
+                 quantize=False).read(QUESTION, chunks, 30)
+    many = Reader(tiny_model, max_length=64, stride=16, batch_size=16,
+                 quantize=False).read(QUESTION, chunks, 30)
     assert [(s.doc_id, s.start, s.end) for s in one] == [(s.doc_id, s.start, s.end) for s in many]
     assert [s.score for s in one] == pytest.approx([s.score for s in many], rel=1e-4, abs=1e-7)
 
@@ -130,7 +138,7 @@ def test_fp16_weights_are_read_in_fp32(tiny_model, tmp_path):
         model.to(dtype).save_pretrained(tmp_path / name)
         tokenizer.save_pretrained(tmp_path / name)
     doc = document(0)
-    half, full = (Reader(tmp_path / name, max_length=64, stride=16).read(
+    half, full = (Reader(tmp_path / name, max_length=64, stride=16, quantize=False).read(
         QUESTION, [chunk(doc, 0, 250)], top_n=10) for name in ("fp16", "fp32"))
     assert [(s.start, s.end) for s in half] == [(s.start, s.end) for s in full]
     assert [s.score for s in half] == pytest.approx([s.score for s in full], rel=1e-6)
@@ -155,6 +163,32 @@ def test_bad_inputs_raise(reader):
         reader.read_batch([QUESTION], [])
     with pytest.raises(NewsQAError, match="stride"):
         Reader(max_length=64, stride=64)
+
+
+def test_int8_is_the_cpu_default_and_refused_elsewhere(tiny_model):
+    assert Reader(tiny_model).quantize
+    assert not Reader(tiny_model, quantize=False).quantize
+    assert not Reader(tiny_model, device="cuda").quantize
+    with pytest.raises(NewsQAError, match="CPU only"):
+        Reader(tiny_model, device="cuda", quantize=True)
+
+
+@pytest.mark.slow
+def test_int8_reader_answers_like_fp32(shipped_reader):
+    """The CPU default (int8 Linear layers) picks the fp32 model's answers on the seed article."""
+    doc = Document("seed", SEED_ARTICLE.read_text(encoding="utf-8"))
+    chunks = Chunker().split(doc)
+    records = [json.loads(line) for line in SEED_QUESTIONS.read_text().splitlines() if line]
+    questions = [r["question"] for r in records if r["answers"]]
+    fp32 = Reader(quantize=False)
+    assert shipped_reader.quantize
+    int8_spans = shipped_reader.read_batch(questions, [chunks] * len(questions), top_n=1)
+    fp32_spans = fp32.read_batch(questions, [chunks] * len(questions), top_n=1)
+    assert [s[0].text for s in int8_spans] == [s[0].text for s in fp32_spans]
+    # Scores move a little (measured: at most 0.12, on "under what age?"); the threshold in
+    # newsqa_reader.json is calibrated on the int8 scores.
+    assert [s[0].score for s in int8_spans] == pytest.approx([s[0].score for s in fp32_spans],
+                                                             abs=0.15)
 
 
 def test_bad_model_path_raises(tmp_path):

@@ -125,7 +125,8 @@ def test_resume_continues_a_killed_run(tmp_path, data_dir, tiny_model, full_run)
 
 def test_mix_option_parses_shares_and_rejects_bad_entries():
     assert parse_mix("squad_v1.1_train=0.8, qed_nq=0.2") == {"squad_v1.1_train": 0.8, "qed_nq": 0.2}
-    for bad in ("", "squad_v1.1_train", "qed_nq=0", "qed_nq=-1", "=0.5", "qed_nq=lots"):
+    for bad in ("", "squad_v1.1_train", "qed_nq=0", "qed_nq=-1", "=0.5", "qed_nq=lots",
+                "qed_nq=nan", "qed_nq=inf"):
         with pytest.raises(argparse.ArgumentTypeError):
             parse_mix(bad)
 
