@@ -20,7 +20,11 @@ from typing import Iterator, Sequence
 
 import numpy as np
 import torch
-from transformers import AutoModelForQuestionAnswering, AutoTokenizer, get_linear_schedule_with_warmup
+from transformers import (
+    AutoModelForQuestionAnswering,
+    AutoTokenizer,
+    get_linear_schedule_with_warmup,
+)
 
 log = logging.getLogger("qa.train")
 
@@ -290,6 +294,20 @@ def parse_mix(text: str) -> dict[str, float]:
     return mix
 
 
+def parse_device(text: str) -> str:
+    """A torch device this machine has (``cpu``, ``cuda``, ``cuda:1``), checked before the data
+    is loaded rather than at the first training step."""
+    try:
+        device = torch.device(text)
+    except RuntimeError as exc:
+        raise argparse.ArgumentTypeError(f"not a torch device: {text!r}") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError(f"{text!r} asked for, but no CUDA GPU is visible")
+    if device.type not in ("cpu", "cuda"):
+        raise argparse.ArgumentTypeError(f"training runs on cpu or cuda, not {text!r}")
+    return text
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The ``newsqa train-reader`` options (also ``python -m qa.train``)."""
     p.add_argument("--data", default="../shared/data/qa/train", help="folder of *.jsonl.gz files")
@@ -314,7 +332,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--freeze-embeddings", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--threads", type=int, default=2, help="CPU threads for torch")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+    p.add_argument("--device", type=parse_device,
+                   default="cuda" if torch.cuda.is_available() else "cpu",
                    help="where to train (default: cuda when a GPU is visible, else cpu)")
     p.add_argument("--log-every", type=int, default=20)
     p.add_argument("--save-every", type=int, default=100)

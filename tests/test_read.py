@@ -14,9 +14,9 @@ import torch
 from transformers import AutoTokenizer, BertForQuestionAnswering
 
 import qa.read
+from qa.chunk import Chunker
 from qa.errors import NewsQAError, QuestionError
 from qa.read import Reader, best_spans, trim
-from qa.chunk import Chunker
 from qa.types import Chunk, Document, Span
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,7 +13,7 @@ import torch
 from safetensors import safe_open
 
 from qa.read import Reader
-from qa.train import DEFAULT_MIX, parse_mix
+from qa.train import DEFAULT_MIX, parse_device, parse_mix
 from qa.types import Chunk
 
 pytestmark = pytest.mark.slow
@@ -129,6 +129,18 @@ def test_mix_option_parses_shares_and_rejects_bad_entries():
                 "qed_nq=nan", "qed_nq=inf"):
         with pytest.raises(argparse.ArgumentTypeError):
             parse_mix(bad)
+
+
+def test_device_option_accepts_this_machines_devices_only():
+    assert parse_device("cpu") == "cpu"
+    for bad in ("gpu", "", "cuda:x"):
+        with pytest.raises(argparse.ArgumentTypeError, match="not a torch device"):
+            parse_device(bad)
+    with pytest.raises(argparse.ArgumentTypeError, match="cpu or cuda"):
+        parse_device("meta")
+    if not torch.cuda.is_available():
+        with pytest.raises(argparse.ArgumentTypeError, match="no CUDA GPU"):
+            parse_device("cuda")
 
 
 def test_mix_names_the_files_it_samples(tmp_path, data_dir, tiny_model):
