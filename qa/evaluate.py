@@ -265,6 +265,8 @@ def _settings(pipeline: NewsQA, data: Path, mode: str, questions: int, limit: in
     e2e = mode == "e2e"
     return {"data": str(data), "mode": mode, "questions": questions, "limit": limit,
             "reader": str(pipeline.reader.model),
+            "reader_int8": pipeline.reader.quantize,
+            "chunk_max_chars": pipeline.chunker.max_chars,
             "embedder": pipeline.embedder.name if e2e else None,
             "top_k": top_k if e2e else None,
             "threshold": pipeline.reader.threshold if threshold is None else threshold,

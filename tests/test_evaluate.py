@@ -175,6 +175,7 @@ def test_reader_mode(tmp_path, data, tiny_model):
     assert settings["mode"] == "reader" and settings["reader"] == str(tiny_model)
     assert settings["threshold"] == 0.0 and settings["questions"] == 5
     assert settings["embedder"] is None and settings["top_k"] is None
+    assert settings["reader_int8"] is True and settings["chunk_max_chars"] == 600
     assert "retrieval" not in report
     assert report["answers"]["answered"] == 5
     assert report["answers"]["no_answer"]["exact_match"] == 0.0  # q4 was answered
