@@ -51,10 +51,14 @@ class Reader:
         self.stride = stride
         self.batch_size = batch_size
         self.max_answer_tokens = max_answer_tokens
-        if quantize and device != "cpu":
+        try:
+            on_cpu = torch.device(device).type == "cpu"
+        except RuntimeError as exc:
+            raise NewsQAError(f"The reader device {device!r} is not a torch device.") from exc
+        if quantize and not on_cpu:
             raise NewsQAError(f"int8 quantisation runs on the CPU only; got device {device!r}.")
         self.device = device
-        self.quantize = device == "cpu" if quantize is None else quantize
+        self.quantize = on_cpu if quantize is None else quantize
         self._threshold = threshold
         self._tokenizer = None
         self._model = None

@@ -168,9 +168,12 @@ def test_bad_inputs_raise(reader):
 def test_int8_is_the_cpu_default_and_refused_elsewhere(tiny_model):
     assert Reader(tiny_model).quantize
     assert not Reader(tiny_model, quantize=False).quantize
+    assert Reader(tiny_model, device="cpu:0").quantize
     assert not Reader(tiny_model, device="cuda").quantize
     with pytest.raises(NewsQAError, match="CPU only"):
         Reader(tiny_model, device="cuda", quantize=True)
+    with pytest.raises(NewsQAError, match="not a torch device"):
+        Reader(tiny_model, device="gpu")
 
 
 @pytest.mark.slow
