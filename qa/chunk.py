@@ -25,9 +25,9 @@ class Chunker:
 
     600 characters are about 135 word-pieces of English news, so with the question a chunk fits
     the reader's 256-token window whole. Smaller windows are cheaper to read: at 600 rather than
-    800, ``ask`` at top_k 5 is about a third faster, with the same retrieval recall on SQuAD dev. Consecutive windows
-    share ``overlap_sentences`` sentences, so an answer that straddles a boundary is still read
-    in context by one of them.
+    800, ``ask`` at top_k 5 is about a third faster, with the same retrieval recall on SQuAD dev.
+    Consecutive windows share ``overlap_sentences`` sentences, so an answer that straddles a
+    boundary is still read in context by one of them.
     """
 
     def __init__(self, max_chars: int = 600, overlap_sentences: int = 1) -> None:

@@ -249,7 +249,8 @@ def _row(q: Question, answer: Answer, latency: float, *, gold_doc_id: str | None
     if gold_doc_id is not None:
         prediction["gold_doc_id"] = gold_doc_id
     result = QuestionResult(q.id, q.question, q.answers, q.is_impossible, answer.text,
-                            answer.score, answer.best_text, latency, gold_doc_id, ranked_doc_ids or [])
+                            answer.score, answer.best_text, latency, gold_doc_id,
+                            ranked_doc_ids or [])
     return prediction, result
 
 
