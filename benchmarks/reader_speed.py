@@ -23,7 +23,7 @@ def main() -> None:
     ap.add_argument("--top-k", type=int, default=5)
     args = ap.parse_args()
     questions = [json.loads(line)["question"]
-                 for line in (ROOT / "seeds" / "questions.jsonl").read_text().splitlines() if line]
+                 for line in (ROOT / "tests" / "data" / "seed_questions.jsonl").read_text().splitlines() if line]
 
     with tempfile.TemporaryDirectory() as tmp:
         qa = NewsQA(tmp)

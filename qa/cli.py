@@ -20,11 +20,17 @@ def _index_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--index", default="index", metavar="DIR", help="index directory (default: index)")
 
 
+def _wait_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--wait", action="store_true",
+                   help="wait while another process writes the index, instead of failing")
+
+
 def _open(args: argparse.Namespace, *, create: bool):
     from qa.ingest import Fetcher
     from qa.pipeline import NewsQA
     return NewsQA(args.index, reader=getattr(args, "reader", None), create=create,
-                  fetcher=Fetcher(allow_private=getattr(args, "allow_private", False)))
+                  fetcher=Fetcher(allow_private=getattr(args, "allow_private", False)),
+                  wait_for_writer=getattr(args, "wait", False))
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -95,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("index", help="add files, folders, feeds or URLs to the index")
     p.add_argument("paths", nargs="+", metavar="PATH_OR_URL")
     _index_option(p)
+    _wait_option(p)
     p.add_argument("--allow-private", action="store_true",
                    help="allow fetching URLs on loopback/private networks")
     p.set_defaults(func=cmd_index)
@@ -115,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", nargs="?", choices=["list", "delete"], default="list")
     p.add_argument("ids", nargs="*", metavar="DOC_ID")
     _index_option(p)
+    _wait_option(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_sources)
 

@@ -4,6 +4,7 @@ The CLI, the Gradio app and the evaluation call only this class.
 """
 from __future__ import annotations
 
+import contextlib
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,13 +57,15 @@ class NewsQA:
 
     def __init__(self, index_dir: str | Path = "index", *, embedder: Embedder | str | None = None,
                  reader: Reader | str | Path | None = None, chunker: Chunker | None = None,
-                 fetcher: Fetcher | None = None, create: bool = True) -> None:
+                 fetcher: Fetcher | None = None, create: bool = True,
+                 wait_for_writer: bool = False) -> None:
         self.index_dir = Path(index_dir)
         self.embedder = embedder if isinstance(embedder, Embedder) else Embedder(embedder)
         self.reader = reader if isinstance(reader, Reader) else Reader(reader)
         self.chunker = chunker or Chunker()
         self.fetcher = fetcher or Fetcher()
         self.create = create
+        self.wait_for_writer = wait_for_writer  # block, rather than fail, while another writes
         self._store: Store | None = None
         self._retriever: Retriever | None = None
         self._lock = threading.RLock()  # the app serves requests from several threads
@@ -74,7 +77,8 @@ class NewsQA:
             if self._store is None:
                 self.embedder.warm_up()
                 self._store = Store.open(self.index_dir, embedder_name=self.embedder.name,
-                                         dimension=self.embedder.dimension, create=self.create)
+                                         dimension=self.embedder.dimension, create=self.create,
+                                         wait_for_writer=self.wait_for_writer)
                 self._retriever = Retriever(self._store, self.embedder)
             return self._store
 
@@ -91,35 +95,49 @@ class NewsQA:
 
     # ---- sources -------------------------------------------------------------------------
     def add(self, documents: Iterable[Document], *, progress: bool = False) -> AddReport:
-        """Index documents; exact and near-duplicate copies are reported, not indexed twice."""
+        """Index documents; exact and near-duplicate copies are reported, not indexed twice.
+
+        The index's writer lock is held for the whole call (another writer gets a clear error,
+        or waits with ``wait_for_writer``), but questions are blocked only while a batch is
+        committed: chunking and embedding, the slow part, run outside the facade's lock.
+        """
         report = AddReport()
         docs = list(documents)
-        with self._lock:
-            store = self.store
-            bar = tqdm(total=len(docs), unit="doc", disable=not progress, desc="indexing")
+        store = self.store
+        with contextlib.ExitStack() as held, tqdm(total=len(docs), unit="doc",
+                                                  disable=not progress, desc="indexing") as bar:
+            with self._lock:  # catching up with other writers changes what questions read
+                held.enter_context(store.writing())
             for i in range(0, len(docs), ADD_BATCH_DOCS):
                 batch = docs[i:i + ADD_BATCH_DOCS]
-                fresh: list[tuple[Document, list[Chunk]]] = []
-                for doc in batch:
-                    if store.has(doc.id) or any(d.id == doc.id for d, _ in fresh):
-                        report.unchanged.append(doc.id)
-                        continue
-                    original = store.find_near_duplicate(doc, pending=[d for d, _ in fresh])
-                    if original is not None:
-                        report.near_duplicates.append((doc.title or doc.id, original))
-                        continue
-                    fresh.append((doc, self.chunker.split(doc)))
-                vectors = self.embedder.encode([c.text for _, cs in fresh for c in cs])
+                with self._lock:
+                    fresh = self._new_documents(batch, report)
+                chunks = [self.chunker.split(doc) for doc in fresh]
+                vectors = self.embedder.encode([c.text for cs in chunks for c in cs])
                 row = 0
-                for doc, chunks in fresh:
-                    store.add(doc, chunks, vectors[row:row + len(chunks)])
-                    row += len(chunks)
-                    report.added.append(doc.id)
-                    report.chunks += len(chunks)
-                store.save()
+                with self._lock:
+                    for doc, doc_chunks in zip(fresh, chunks):
+                        store.add(doc, doc_chunks, vectors[row:row + len(doc_chunks)])
+                        row += len(doc_chunks)
+                        report.added.append(doc.id)
+                        report.chunks += len(doc_chunks)
+                    store.save()
                 bar.update(len(batch))
-            bar.close()
         return report
+
+    def _new_documents(self, batch: Sequence[Document], report: AddReport) -> list[Document]:
+        """The documents of ``batch`` that are neither indexed nor near-duplicates (reported)."""
+        fresh: list[Document] = []
+        for doc in batch:
+            if self.store.has(doc.id) or any(d.id == doc.id for d in fresh):
+                report.unchanged.append(doc.id)
+                continue
+            original = self.store.find_near_duplicate(doc, pending=fresh)
+            if original is not None:
+                report.near_duplicates.append((doc.title or doc.id, original))
+                continue
+            fresh.append(doc)
+        return fresh
 
     def add_paths(self, targets: Sequence[str | Path], *, progress: bool = False) -> AddReport:
         """Load files, folders, feeds or URLs (see ``qa.ingest.load``) and index them."""
@@ -129,14 +147,17 @@ class NewsQA:
         """Remove a document and its chunks; unknown ids are an error, not a silent no-op."""
         with self._lock:
             if not self.store.delete(doc_id):
+                self.store.save()  # releases the writer lock the attempt took
                 raise NewsQAError(f"No document with id {doc_id!r} in {self.index_dir}.")
             self.store.save()
 
     def documents(self) -> list[DocumentInfo]:
-        return self.store.documents()
+        with self._lock, self.store.snapshot():
+            return self.store.documents()
 
     def get(self, doc_id: str) -> Document:
-        return self.store.get(doc_id)
+        with self._lock, self.store.snapshot():
+            return self.store.get(doc_id)
 
     # ---- questions -----------------------------------------------------------------------
     def retrieve(self, question: str, top_k: int = 5, *, sources: list[str] | None = None,
@@ -144,7 +165,7 @@ class NewsQA:
                  history: Sequence[tuple[str, str]] = ()) -> list[tuple[Chunk, float]]:
         """Chunks for a question in rank order; ``history`` is the conversation so far."""
         query = contextualize(validate_question(question), history)
-        with self._lock:
+        with self._lock, self.store.snapshot():
             return self.retriever.retrieve(query, top_k, sources=sources, date_from=date_from,
                                            date_to=date_to)
 
@@ -153,12 +174,12 @@ class NewsQA:
             date_to: str | None = None, history: Sequence[tuple[str, str]] = ()) -> Answer:
         """Answer from the indexed articles, citing them; ``Answer.text == ""`` if not found."""
         question = validate_question(question)
-        hits = self.retrieve(question, top_k, sources=sources, date_from=date_from,
-                             date_to=date_to, history=history)
-        chunks = [c for c, _ in hits]
-        spans = self.reader.read(question, chunks)
-        with self._lock:
+        with self._lock, self.store.snapshot():  # chunks and their documents from one generation
+            hits = self.retrieve(question, top_k, sources=sources, date_from=date_from,
+                                 date_to=date_to, history=history)
+            chunks = [c for c, _ in hits]
             docs = {doc_id: self.store.get(doc_id) for doc_id in {c.doc_id for c in chunks}}
+        spans = self.reader.read(question, chunks)
         return compose_answer(question, spans, docs, chunks, threshold=self._threshold(threshold))
 
     def read_document(self, question: str, document: Document, *,

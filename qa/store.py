@@ -5,15 +5,25 @@ Layout of an index directory::
     manifest.json          what built the index (format, embedder, dimension, index type, versions)
     store.sqlite           the source of truth: documents, chunks and their vectors (float32 blobs)
     vectors-<gen>.faiss    the FAISS index as of database generation <gen> (a rebuildable cache)
+    write.lock             held (``flock``) by the one process that is writing, with its pid
 
-Every ``add``/``delete`` bumps a generation counter inside the same SQLite transaction; ``save()``
-commits it, then writes the FAISS file under the new generation's name (temp file, fsync,
-``os.replace``). A process killed anywhere in ``save()`` therefore leaves either the old or the new
-committed database, and at worst a FAISS file of another generation, which ``open`` notices and
-rebuilds from the stored vectors.
+One writer, many readers. A process that changes the index first takes ``write.lock`` (another
+writer gets a ``StoreError`` naming the holder's pid, or waits), then catches up with the latest
+committed generation. Every ``add``/``delete`` bumps a generation counter inside the same SQLite
+transaction; ``save()`` writes the FAISS file under the new generation's name (temp file, fsync,
+``os.replace``), then commits, then removes files older than the previous generation. A process
+killed anywhere in ``save()`` leaves either the old or the new committed database, each with its
+FAISS file (or, after a crash, none, which ``open`` rebuilds from the stored vectors).
+
+Readers (the app, a CLI ``ask``) wrap each query in ``snapshot()``: one SQLite read transaction
+(WAL mode, so it never blocks the writer) in which they load the FAISS file of the committed
+generation if it moved on. A query therefore never mixes two generations, and a document deleted
+by another process is simply gone, never a dangling chunk id.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
 import itertools
 import json
@@ -38,7 +48,9 @@ FORMAT = "newsqa-index"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 DATABASE = "store.sqlite"
+WRITE_LOCK = "write.lock"
 VECTORS = re.compile(r"vectors-(\d+)\.faiss")
+SQLITE_BUSY_SECONDS = 30  # a reader waits this long for a checkpoint; writers never hold it long
 
 EXACT_SPEC = "IDMap2,Flat"
 # When to switch from exact to approximate search. ``benchmarks/store_scale.py``: random 384-d unit
@@ -160,27 +172,78 @@ def _versions() -> dict[str, str]:
     return {"faiss_version": faiss.__version__, "newsqa_version": newsqa}
 
 
+class WriterLock:
+    """The index's single-writer lock: an ``flock`` on ``write.lock``, which holds the pid.
+
+    The kernel drops an ``flock`` when its process dies, so a killed writer never leaves the index
+    locked. Re-entrant within one process: a long job (``newsqa index``) holds it across many saves.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path / WRITE_LOCK
+        self._handle: int | None = None
+        self._depth = 0
+
+    @property
+    def held(self) -> bool:
+        return self._depth > 0
+
+    def acquire(self, wait: bool = False) -> bool:
+        """Take the lock (True the first time); ``StoreError`` naming the holder unless ``wait``."""
+        if self._depth:
+            self._depth += 1
+            return False
+        handle = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(handle, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            os.close(handle)
+            raise StoreError(f"The index at {self.path.parent} is being written by another process "
+                             f"(pid {holder}); try again when it has finished, or wait for it "
+                             "(--wait).") from None
+        os.ftruncate(handle, 0)
+        os.pwrite(handle, f"{os.getpid()}\n".encode("ascii"), 0)
+        self._handle, self._depth = handle, 1
+        return True
+
+    def release(self) -> None:
+        if self._depth == 0:
+            return
+        self._depth -= 1
+        if self._depth == 0 and self._handle is not None:
+            os.close(self._handle)  # closing drops the flock
+            self._handle = None
+
+
 class Store:
     """Documents, chunks and vectors of one index directory. Use ``Store.open``.
 
     Changes are kept in one SQLite transaction until ``save()``; ``close()`` without ``save()``
-    discards them. One process writes an index at a time.
+    discards them. The first change takes the writer lock (``wait_for_writer``: block instead of
+    failing when another process holds it); ``save()`` releases it unless ``writing()`` holds it.
     """
 
-    def __init__(self, path: Path, manifest: dict, db: sqlite3.Connection, index: faiss.Index, generation: int) -> None:
+    def __init__(self, path: Path, manifest: dict, db: sqlite3.Connection, index: faiss.Index,
+                 generation: int, *, wait_for_writer: bool = False) -> None:
         self.path = path
+        self.wait_for_writer = wait_for_writer
         self._manifest = manifest
         self._db = db
         self._index = index
         self._generation = generation
         self._saved_generation = generation
+        self._lock = WriterLock(path)
+        self._changing = False  # an open write transaction holds the writer lock
+        self._snapshots = 0
         self._lsh: MinHashLSH | None = None
         self._lsh_threshold: float | None = None
 
     # ----------------------------------------------------------------- opening and saving
 
     @classmethod
-    def open(cls, path: str | Path, *, embedder_name: str, dimension: int, create: bool = True) -> Store:
+    def open(cls, path: str | Path, *, embedder_name: str, dimension: int, create: bool = True,
+             wait_for_writer: bool = False) -> Store:
         """Open the index at ``path``, creating an empty one there if allowed and absent."""
         path = Path(path)
         if path.exists() and not path.is_dir():
@@ -190,37 +253,77 @@ class Store:
             manifest = _read_manifest(manifest_path)
         elif not create:
             raise StoreError(f"There is no index at {path}.")
-        elif path.exists() and any(p.name != f".{MANIFEST}.tmp" for p in path.iterdir()):
-            raise StoreError(f"{path} is not empty and is not an index (no {MANIFEST}); choose another directory.")
+        elif path.exists() and any(p.name not in (f".{MANIFEST}.tmp", WRITE_LOCK)
+                                   for p in path.iterdir()):
+            raise StoreError(f"{path} is not empty and is not an index (no {MANIFEST}); "
+                             "choose another directory.")
         else:
-            manifest = _create_manifest(path, embedder_name, dimension)
+            manifest = _create(path, embedder_name, dimension, wait_for_writer)
         _check_compatible(manifest, embedder_name, dimension)
         db_path = path / DATABASE
-        if not db_path.exists() and any(VECTORS.fullmatch(p.name) for p in path.iterdir()):
+        if not db_path.exists():
             raise StoreError(f"The index at {path} has lost its database ({DATABASE}).")
         db = _connect(db_path)
         try:
-            generation = db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0]
-            store = cls(path, manifest, db, _load_vectors(path, db, generation, dimension), generation)
-            store._sync_files()
+            store = cls(path, manifest, db, faiss.IndexIDMap2(faiss.IndexFlatIP(dimension)), -1,
+                        wait_for_writer=wait_for_writer)
+            with store.snapshot():
+                pass  # loads the committed generation's vectors
+            store._tidy()
         except BaseException:
             db.close()
             raise
         return store
 
-    def save(self) -> None:
-        """Commit pending changes, then write the FAISS file that reflects them."""
-        if self._generation == self._saved_generation:
+    @contextlib.contextmanager
+    def writing(self, wait: bool | None = None) -> Iterator[None]:
+        """Hold the writer lock across several saves (a bulk import), caught up on entry."""
+        if self._lock.acquire(self.wait_for_writer if wait is None else wait):
+            self._catch_up()
+        try:
+            yield
+        finally:
+            self._lock.release()
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Read one committed generation throughout (nestable). A writer sees its own changes."""
+        if self._snapshots or self._changing:
+            self._snapshots += 1
+            try:
+                yield
+            finally:
+                self._snapshots -= 1
             return
-        self._upgrade_index()
+        self._db.execute("BEGIN")
+        self._snapshots = 1
+        try:
+            self._catch_up()
+            yield
+        finally:
+            self._snapshots = 0
+            self._db.commit()  # ends the read transaction; nothing was written
+
+    def save(self) -> None:
+        """Write the FAISS file of the new generation, commit, and release the writer lock."""
+        if not self._changing:
+            return
+        if self._generation != self._saved_generation:
+            self._upgrade_index()
+            self._write_vectors()
         self._db.commit()
-        self._saved_generation = self._generation
-        self._sync_files()
+        previous, self._saved_generation = self._saved_generation, self._generation
+        self._changing = False
+        self._tidy(keep=previous)
+        self._lock.release()
 
     def close(self) -> None:
-        """Release the database; unsaved changes are rolled back."""
+        """Release the database and the writer lock; unsaved changes are rolled back."""
         self._db.rollback()
         self._db.close()
+        if self._changing:
+            self._changing = False
+            self._lock.release()
 
     def __enter__(self) -> Store:
         return self
@@ -228,18 +331,53 @@ class Store:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _sync_files(self) -> None:
-        """Make the directory's FAISS file and manifest match the committed generation."""
-        current = self.path / f"vectors-{self._saved_generation}.faiss"
-        if not current.exists():
-            _atomic_write(current, faiss.serialize_index(self._index).tobytes())
-        for stale in self.path.iterdir():
-            if stale != current and (VECTORS.fullmatch(stale.name) or stale.name.endswith(".faiss.tmp")):
-                stale.unlink()
+    def _begin_change(self) -> None:
+        """Before the first change of a transaction: take the writer lock and catch up."""
+        if self._changing:
+            return
+        if self._lock.acquire(self.wait_for_writer):
+            self._catch_up()  # the writer lock guarantees that nothing moves after this
+        self._db.execute("BEGIN IMMEDIATE")
+        self._changing = True
+
+    def _catch_up(self) -> None:
+        """Load the committed generation's vectors if another process has moved it on."""
+        generation = _committed_generation(self._db)
+        if generation == self._saved_generation == self._generation:
+            return
+        self._index = _load_vectors(self.path, self._db, generation, self.dimension)
+        self._generation = self._saved_generation = generation
+        self._lsh = None
+
+    def _write_vectors(self) -> None:
+        _atomic_write(self.path / f"vectors-{self._generation}.faiss",
+                      faiss.serialize_index(self._index).tobytes())
         spec = self.index_type
         if self._manifest["index_type"] != spec:
             self._manifest = {**self._manifest, "index_type": spec}
             _write_manifest(self.path, self._manifest)
+
+    def _tidy(self, keep: int | None = None) -> None:
+        """As the writer (or while no one writes): give the committed generation its FAISS file
+        and remove the others but ``keep``, the previous one, which readers may still be loading
+        (one that finds its file gone rebuilds it from the database, so this only saves time)."""
+        try:
+            self._lock.acquire(wait=False)  # re-entrant: a writer already holds it
+        except StoreError:
+            return  # the process that writes tidies after its own saves
+        try:
+            if _committed_generation(self._db) != self._saved_generation:
+                return  # another writer committed since this store last looked: its files
+            current = self.path / f"vectors-{self._saved_generation}.faiss"
+            if not current.exists():
+                _atomic_write(current, faiss.serialize_index(self._index).tobytes())
+            kept = {current.name, f"vectors-{keep}.faiss"}
+            for file in self.path.iterdir():
+                if (VECTORS.fullmatch(file.name) and file.name not in kept) \
+                        or file.name.endswith(".faiss.tmp"):
+                    file.unlink(missing_ok=True)
+        finally:
+            self._lock.release()
 
     def _upgrade_index(self) -> None:
         """Switch to the approximate index once the collection has grown past ``APPROXIMATE_FROM``."""
@@ -277,6 +415,7 @@ class Store:
         """Index a document with its chunks and their (L2-normalised) vectors."""
         vectors = self._checked_vectors(vectors, len(chunks))
         _check_chunks(doc, chunks)
+        self._begin_change()
         if self.has(doc.id):
             raise StoreError(f"Document {doc.id} is already in the index.")
         signature = minhash(shingles(doc.text))
@@ -301,6 +440,7 @@ class Store:
 
     def delete(self, doc_id: str) -> bool:
         """Remove a document, its chunks and their vectors; False when it was not indexed."""
+        self._begin_change()
         if not self.has(doc_id):
             return False
         ids = [row[0] for row in self._db.execute("SELECT id FROM chunks WHERE doc_id = ?", (doc_id,))]
@@ -446,19 +586,29 @@ class Store:
 # --------------------------------------------------------------------- helpers for open()
 
 
-def _create_manifest(path: Path, embedder_name: str, dimension: int) -> dict:
+def _create(path: Path, embedder_name: str, dimension: int, wait: bool) -> dict:
+    """Create an empty index under the writer lock: database first, manifest last (it marks a
+    complete index), so that two processes creating one index at once end with one."""
     path.mkdir(parents=True, exist_ok=True)
-    manifest = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "embedder": embedder_name,
-        "dimension": dimension,
-        "index_type": EXACT_SPEC,
-        **_versions(),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-    _write_manifest(path, manifest)
-    return manifest
+    lock = WriterLock(path)
+    lock.acquire(wait)
+    try:
+        if (path / MANIFEST).exists():  # another process created it while we waited
+            return _read_manifest(path / MANIFEST)
+        _connect(path / DATABASE, create=True).close()
+        manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "embedder": embedder_name,
+            "dimension": dimension,
+            "index_type": EXACT_SPEC,
+            **_versions(),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        _write_manifest(path, manifest)
+        return manifest
+    finally:
+        lock.release()
 
 
 def _write_manifest(path: Path, manifest: dict) -> None:
@@ -489,16 +639,25 @@ def _check_compatible(manifest: dict, embedder_name: str, dimension: int) -> Non
         )
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    """Open the database (creating its tables if new); a corrupt file is a StoreError."""
-    db = sqlite3.connect(path, check_same_thread=False)  # app worker threads; callers serialize writes
-    try:
+def _connect(path: Path, *, create: bool = False) -> sqlite3.Connection:
+    """Open the database in WAL mode (readers never block the writer, nor it them); a corrupt
+    file is a StoreError. Only a new index gets the schema: that is a write, which would wait
+    for a writer's open transaction."""
+    db = sqlite3.connect(path, timeout=SQLITE_BUSY_SECONDS, check_same_thread=False)
+    try:  # check_same_thread: app worker threads, serialised by the facade's lock
+        db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA foreign_keys = ON")
-        db.executescript(_SCHEMA)
+        if create:
+            db.executescript(_SCHEMA)
+        _committed_generation(db)
     except sqlite3.DatabaseError as error:
         db.close()
         raise StoreError(f"The index database {path} is corrupt ({error}).") from error
     return db
+
+
+def _committed_generation(db: sqlite3.Connection) -> int:
+    return db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0]
 
 
 def _stored_vectors(db: sqlite3.Connection, dimension: int) -> tuple[np.ndarray, np.ndarray]:
@@ -521,10 +680,12 @@ def _load_vectors(path: Path, db: sqlite3.Connection, generation: int, dimension
     """The FAISS index of this generation: read from its file, or rebuilt from the database."""
     file = path / f"vectors-{generation}.faiss"
     count = db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
-    if not file.exists():
+    try:
+        data = np.fromfile(file, dtype=np.uint8)
+    except FileNotFoundError:  # a crash before the file was written, or a writer tidied it
         return _build_index(*_stored_vectors(db, dimension), dimension)
     try:
-        index = faiss.read_index(str(file))
+        index = faiss.deserialize_index(data)
     except RuntimeError as error:
         raise StoreError(f"The vector file {file} is corrupt; delete it and reopen the index to rebuild it.") from error
     if index.d != dimension or index.ntotal != count:

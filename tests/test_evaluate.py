@@ -290,7 +290,7 @@ def test_command_line(tmp_path, data, tiny_model, capsys):
 def test_shipped_reader_answers_the_seed_questions(tmp_path):
     if not (DEFAULT_READER / "config.json").is_file():
         pytest.skip(f"no shipped reader at {DEFAULT_READER} (train it with newsqa train-reader)")
-    data = ROOT / "seeds" / "questions.jsonl"
+    data = ROOT / "tests" / "data" / "seed_questions.jsonl"
     report = ev.evaluate(data, "e2e", tmp_path)
     predictions = {p["id"]: p for p in read_jsonl(tmp_path / "predictions.jsonl")}
     # EM against any gold answer; for an unanswerable question that means "not found"

@@ -21,7 +21,7 @@ from qa.types import Chunk, Document, Span
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED_ARTICLE = ROOT / "seeds" / "000_2ffe86633dc2dc73.txt"
-SEED_QUESTIONS = ROOT / "seeds" / "questions.jsonl"
+SEED_QUESTIONS = ROOT / "tests" / "data" / "seed_questions.jsonl"
 
 QUESTION = "When did the café open, and who reported it?"
 TEXT = (

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import re
 import signal
@@ -90,6 +91,11 @@ def fill(store: Store, docs: list[Document], encoded: dict) -> None:
     for doc in docs:
         store.add(doc, *encoded[doc.id])
     store.save()
+
+
+def newest_vectors(index: Path) -> Path:
+    """The FAISS file of the committed generation (the previous one is kept beside it)."""
+    return max(index.glob("vectors-*.faiss"), key=lambda p: int(re.findall(r"\d+", p.name)[0]))
 
 
 def doc_ids_found(store: Store, vector: np.ndarray, k: int = 10, allowed: set[int] | None = None) -> list[str]:
@@ -299,7 +305,7 @@ def test_refuses_directories_that_are_not_compatible_indexes(tmp_path, embedder,
         (lambda p: (p / MANIFEST).write_text('{"format": "something-else"}'), "not a newsqa index manifest"),
         (lambda p: (p / DATABASE).write_bytes(b"this is not a database" * 100), "database .* corrupt"),
         (lambda p: (p / DATABASE).unlink(), "lost its database"),
-        (lambda p: next(p.glob("vectors-*.faiss")).write_bytes(b"garbage"), "vector file .* corrupt"),
+        (lambda p: newest_vectors(p).write_bytes(b"garbage"), "vector file .* corrupt"),
     ],
     ids=["manifest-json", "manifest-format", "sqlite", "sqlite-missing", "faiss"],
 )
@@ -320,10 +326,11 @@ def test_missing_or_stale_vector_file_is_rebuilt_from_the_database(tmp_path, emb
     index = tmp_path / "index"
     with open_store(index, embedder) as store:
         fill(store, docs[:2], encoded)
-        old_file = next(index.glob("vectors-*.faiss"))
+        old_file = newest_vectors(index)
         old_bytes = old_file.read_bytes()
         fill(store, docs[2:], encoded)
-    next(index.glob("vectors-*.faiss")).unlink()
+    for file in index.glob("vectors-*.faiss"):
+        file.unlink()
     old_file.write_bytes(old_bytes)  # only the previous generation's file is left
     with open_store(index, embedder) as store:
         assert len(store) == sum(len(encoded[d.id][0]) for d in docs)
@@ -420,7 +427,7 @@ def test_large_collections_switch_to_ivf_and_keep_working(tmp_path, monkeypatch)
 
     for rebuild in (False, True):
         if rebuild:
-            next(index.glob("vectors-*.faiss")).unlink()
+            newest_vectors(index).unlink()
         with Store.open(index, embedder_name="test/random", dimension=384) as store:
             assert store.index_type.startswith("IVF") and len(store) == 398
             for gone in ("d0", "d1"):
@@ -431,3 +438,88 @@ def test_large_collections_switch_to_ivf_and_keep_working(tmp_path, monkeypatch)
             assert doc_ids_found(store, random_vector("d3"), k=5, allowed=even)[0] != "d3"
             assert set(doc_ids_found(store, random_vector("d4"), k=5, allowed=even)) <= set(ids[::2])
             assert len(store.search(random_vector("d4"), 500, allowed=even)) == len(even)  # filtered search is exact
+
+
+# ------------------------------------------------------------------------- one writer, many readers
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    from qa.store import Store
+    from qa.types import Chunk, Document
+
+    path, doc_id, wait = sys.argv[1], sys.argv[2], sys.argv[3] == "wait"
+    vector = np.random.default_rng(len(doc_id)).standard_normal((1, 384)).astype(np.float32)
+    store = Store.open(path, embedder_name="test/random", dimension=384, wait_for_writer=wait)
+    text = f"Document {doc_id}"
+    store.add(Document(doc_id, text), [Chunk(doc_id, 0, len(text), text)],
+              vector / np.linalg.norm(vector))
+    print("added", flush=True)
+    if sys.stdin.readline().strip() == "save":
+        store.save()
+        print("saved", flush=True)
+    """
+)
+
+
+def start_writer(index: Path, doc_id: str, wait: bool = False) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", WRITER, str(index), doc_id,
+                             "wait" if wait else "fail"], cwd=ROOT, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def add_random(store: Store, doc_id: str) -> None:
+    text = f"Document {doc_id}"
+    store.add(Document(doc_id, text), [Chunk(doc_id, 0, len(text), text)], random_vector(doc_id))
+
+
+def test_a_second_writer_is_refused_with_the_holders_pid_or_waits(tmp_path):
+    index = tmp_path / "index"
+    with Store.open(index, embedder_name="test/random", dimension=384) as store:
+        add_random(store, "mine")  # the first change takes the writer lock
+        refused = start_writer(index, "theirs")
+        _, err = refused.communicate(timeout=60)
+        assert refused.returncode != 0
+        assert f"being written by another process (pid {os.getpid()})" in err
+        waiting = start_writer(index, "waited", wait=True)
+        waiting.stdin.write("save\n")
+        waiting.stdin.flush()
+        time.sleep(0.5)
+        assert waiting.poll() is None  # still blocked on the lock
+        store.save()  # releases it
+        out, err = waiting.communicate(timeout=60)
+        assert waiting.returncode == 0, err
+        assert out.split() == ["added", "saved"]
+    with Store.open(index, embedder_name="test/random", dimension=384, create=False) as store:
+        assert sorted(d.id for d in store.documents()) == ["mine", "waited"]
+        assert len(store) == 2
+
+
+def test_a_reader_sees_another_processes_commits_and_never_a_dangling_chunk(tmp_path):
+    index = tmp_path / "index"
+    with Store.open(index, embedder_name="test/random", dimension=384) as store:
+        for doc_id in ("a", "b"):
+            add_random(store, doc_id)
+        store.save()
+    reader = Store.open(index, embedder_name="test/random", dimension=384, create=False)
+    with reader.snapshot():
+        assert len(reader) == 2
+
+    writer = Store.open(index, embedder_name="test/random", dimension=384, create=False)
+    add_random(writer, "c")
+    assert writer.delete("a")
+    with reader.snapshot():  # uncommitted changes are invisible
+        assert sorted(d.id for d in reader.documents()) == ["a", "b"]
+        hits = reader.search(random_vector("a"), 3)
+        assert {c.doc_id for c in reader.chunks_by_ids([i for i, _ in hits])} == {"a", "b"}
+    writer.save()
+    with reader.snapshot():  # the committed generation, vectors and rows alike
+        assert sorted(d.id for d in reader.documents()) == ["b", "c"]
+        hits = reader.search(random_vector("a"), 3)
+        assert {c.doc_id for c in reader.chunks_by_ids([i for i, _ in hits])} == {"b", "c"}
+        assert reader.search(random_vector("c"), 1)[0][1] == pytest.approx(1.0, abs=1e-5)
+    writer.close()
+    reader.close()
+    assert sorted(p.name for p in index.glob("vectors-*.faiss")) == [
+        f"vectors-{n}.faiss" for n in (2, 4)]  # the committed one and the one before it
