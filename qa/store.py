@@ -31,6 +31,7 @@ import math
 import os
 import re
 import sqlite3
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
@@ -50,6 +51,7 @@ MANIFEST = "manifest.json"
 DATABASE = "store.sqlite"
 WRITE_LOCK = "write.lock"
 VECTORS = re.compile(r"vectors-(\d+)\.faiss")
+LOCK_GRACE_SECONDS = 0.5  # a writer waits this long before saying that another one writes
 SQLITE_BUSY_SECONDS = 30  # a reader waits this long for a checkpoint; writers never hold it long
 
 EXACT_SPEC = "IDMap2,Flat"
@@ -194,16 +196,23 @@ class WriterLock:
             self._depth += 1
             return False
         handle = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(handle, 32, 0).decode("ascii", "replace").strip() or "unknown"
-            os.close(handle)
-            raise StoreError(f"The index at {self.path.parent} is being written by another process "
-                             f"(pid {holder}); try again when it has finished, or wait for it "
-                             "(--wait).") from None
-        os.ftruncate(handle, 0)
-        os.pwrite(handle, f"{os.getpid()}\n".encode("ascii"), 0)
+        deadline = time.monotonic() + LOCK_GRACE_SECONDS
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() < deadline:  # a reader tidying after a crash: milliseconds
+                    time.sleep(0.02)
+                    continue
+                holder = os.pread(handle, 32, 0).decode("ascii", "replace").strip() or "unknown"
+                os.close(handle)
+                raise StoreError(f"The index at {self.path.parent} is being written by another "
+                                 f"process (pid {holder}); try again when it has finished, or "
+                                 "wait for it (--wait).") from None
+        pid = f"{os.getpid()}\n".encode("ascii")
+        os.pwrite(handle, pid, 0)  # then truncate: a reader never sees an empty file
+        os.ftruncate(handle, len(pid))
         self._handle, self._depth = handle, 1
         return True
 
@@ -269,7 +278,8 @@ class Store:
                         wait_for_writer=wait_for_writer)
             with store.snapshot():
                 pass  # loads the committed generation's vectors
-            store._tidy()
+            if store._untidy():
+                store._tidy()
         except BaseException:
             db.close()
             raise
@@ -356,6 +366,13 @@ class Store:
         if self._manifest["index_type"] != spec:
             self._manifest = {**self._manifest, "index_type": spec}
             _write_manifest(self.path, self._manifest)
+
+    def _untidy(self) -> bool:
+        """Whether a crash left the committed generation without its file, or left extra files;
+        only then does opening to read take the writer lock, briefly, to tidy."""
+        files = [p.name for p in self.path.iterdir()
+                 if VECTORS.fullmatch(p.name) or p.name.endswith(".faiss.tmp")]
+        return f"vectors-{self._saved_generation}.faiss" not in files or len(files) > 2
 
     def _tidy(self, keep: int | None = None) -> None:
         """As the writer (or while no one writes): give the committed generation its FAISS file
