@@ -13,8 +13,15 @@ from qa.types import Chunk, Document
 # A sentence ends at . ! ? or … (plus closing quotes or brackets) before whitespace, or at a blank
 # line (headlines and captions often have no final stop). Abbreviations such as "U.S." over-split,
 # which costs nothing: packing merges sentences back into windows.
-_SENTENCE_BREAK = re.compile(r"[.!?…]+[\"'”’»)\]]*\s+|\n\s*\n")
+# Breaks are found by a scan, not by one pattern over the text: a pattern such as
+# [.!?…]+[quotes]*\s+ is retried from every character of a run of stops that has no space after
+# it, which is quadratic (80k dots took 66 s). The scan jumps to the next stop or newline, reads
+# that whole run once and goes on after it. Its quantifiers are possessive (they never give a
+# character back), so every character of the text is read once or twice in all.
+_STOP_OR_NEWLINE = re.compile(r"[.!?…\n]")
+_RUN = re.compile(r"([.!?…]*+)[\"'”’»)\]]*+(\s*+)")  # stops, closing marks, then whitespace
 _CONTENT = re.compile(r"\S(?:.*\S)?", re.DOTALL)  # from the first to the last non-space
+_NON_SPACE = re.compile(r"\S")
 _UP_TO_LAST_SPACE = re.compile(r".*\s", re.DOTALL)
 
 Span = tuple[int, int]
@@ -54,10 +61,22 @@ def _trim(text: str, start: int, end: int) -> Span | None:
 
 def _sentences(text: str) -> list[Span]:
     """Trimmed, non-empty sentence spans, in order."""
-    starts = [0] + [m.end() for m in _SENTENCE_BREAK.finditer(text)]
+    starts = [0, *_break_ends(text)]
     ends = starts[1:] + [len(text)]
     spans = (_trim(text, start, end) for start, end in zip(starts, ends))
     return [span for span in spans if span is not None]
+
+
+def _break_ends(text: str) -> Iterator[int]:
+    """Where each sentence break ends: after stops (and closing marks) followed by whitespace, or
+    after a run of whitespace holding a blank line. Each regex call starts where the last ended."""
+    pos = 0
+    while (mark := _STOP_OR_NEWLINE.search(text, pos)) is not None:
+        run = _RUN.match(text, mark.start())
+        stops, space = run.groups()
+        if space and (stops or space.count("\n") > 1):
+            yield run.end()
+        pos = run.end()  # > mark.start(): the run holds at least the stop or newline found
 
 
 def _fit(text: str, span: Span, max_chars: int) -> Iterator[Span]:
@@ -68,7 +87,9 @@ def _fit(text: str, span: Span, max_chars: int) -> Iterator[Span]:
         space = _UP_TO_LAST_SPACE.match(text, start + 1, limit + 1)
         cut = space.end() - 1 if space else limit
         yield _trim(text, start, cut)  # never None: text[start] is not whitespace
-        start = _trim(text, cut, end)[0]  # never None: text[end - 1] is not whitespace
+        # the next non-space only: trimming (cut, end) would read to the end of the sentence on
+        # every cut, quadratic in a long sentence
+        start = _NON_SPACE.search(text, cut, end).start()  # found: text[end - 1] is not a space
     yield start, end
 
 

@@ -145,12 +145,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # Python decodes bytes that are not UTF-8 (a file name, an id, a question typed in another
+    # encoding) to lone surrogates, which fail far away, in SQLite or the tokenizer.
+    for n, arg in enumerate(argv, 1):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            print(f"newsqa: error: argument {n} ({ascii(arg)}) is not valid UTF-8 text.",
+                  file=sys.stderr)
+            return EXIT_USAGE
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "sources" and args.action == "delete" and not args.ids:
         parser.error("sources delete needs at least one DOC_ID")
-    if args.command == "ask" and args.top_k < 1:
-        parser.error("--top-k must be at least 1")
     try:
         return args.func(args)
     except NewsQAError as exc:

@@ -5,6 +5,7 @@ place. Bad input raises ``IngestError`` with one sentence naming the path or URL
 """
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import http.client
@@ -12,16 +13,19 @@ import io
 import ipaddress
 import json
 import logging
+import os
 import re
 import socket
-import urllib.error
+import ssl
 import urllib.parse
-import urllib.request
 import zlib
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime, time, timezone
 from html.parser import HTMLParser
 from pathlib import Path
+from time import monotonic
+from typing import Any, BinaryIO
 
 import feedparser
 import trafilatura
@@ -39,6 +43,15 @@ DATE_FIELDS = ("published", "date")
 URL_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")  # any scheme, so ftp:// is refused clearly
 USER_AGENT = "newsqa/0.1"
 _NO_DATE = datetime(1, 1, 1)  # dateutil fills missing parts from this; year 1 means "no year given"
+# Limits that keep one hostile or mistaken file from exhausting memory; settable at run time.
+# A long news feature is about 100k characters: a document 20 times longer is not an article.
+MAX_DOCUMENT_CHARS = 2_000_000
+# A file of many documents (JSON, JSON Lines, a feed), after gunzipping: about 4 times the largest
+# corpus used here (Reuters-21578, 22 MB of JSON Lines).
+MAX_FILE_BYTES = 100_000_000
+# Formats that hold one document a file. Their limit is 4 bytes (the most UTF-8 takes for one
+# character) a character of MAX_DOCUMENT_CHARS: a bigger text file cannot fit, so it is not read.
+_ARTICLE_FORMATS = (".txt", ".md", ".html", ".htm")
 
 
 class _UnreadableDate(IngestError):
@@ -54,13 +67,30 @@ def make_document(text: str, *, title: str = "", source: str = "", url: str = ""
                   published: str = "") -> Document:
     """Build a ``Document`` with normalised text and an ISO 8601 ``published`` date.
 
-    Raises ``IngestError`` for empty text or a date that cannot be read (callers add the path).
+    Raises ``IngestError`` for empty or over-long text, fields that are not valid Unicode, or a
+    date that cannot be read (callers add the path).
     """
     text = text.replace("\r\n", "\n").replace("\r", "\n").strip()
     if not text:
         raise IngestError("The document text is empty.")
+    if len(text) > MAX_DOCUMENT_CHARS:
+        raise IngestError(f"The document is {len(text):,} characters long; the limit is "
+                          f"{MAX_DOCUMENT_CHARS:,} (qa.ingest.MAX_DOCUMENT_CHARS).")
+    for name, value in (("text", text), ("title", title), ("source", source), ("url", url),
+                        ("published", published)):
+        _check_unicode(name, value)
     return Document(id=document_id(text), text=text, title=" ".join(title.split()),
                     source=source.strip(), url=url.strip(), published=_iso_date(published))
+
+
+def _check_unicode(name: str, value: str) -> None:
+    """Refuse lone surrogates (from JSON escapes such as "\\ud800", or file names that are not
+    UTF-8): they cannot be stored, hashed or shown, so they would fail far from their cause."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise IngestError(f"The {name} is not valid Unicode (a lone surrogate, "
+                          f"{value[err.start]!r}, at character {err.start}).") from None
 
 
 def _iso_date(value: str) -> str:
@@ -70,7 +100,7 @@ def _iso_date(value: str) -> str:
         return ""
     try:
         parsed = dateutil_parser.parse(value, default=_NO_DATE)
-    except (ValueError, OverflowError):
+    except (ValueError, ArithmeticError):  # overflows, and decimal errors on long digit runs
         parsed = _NO_DATE
     if parsed.year == _NO_DATE.year:
         raise _UnreadableDate(f"The date {value!r} cannot be read as a calendar date.")
@@ -83,9 +113,25 @@ def _iso_date(value: str) -> str:
 
 def load(targets: Iterable[str | Path], *, fetcher: Fetcher | None = None) -> list[Document]:
     """Load every target: a file, a folder (recursively) or an http(s) URL."""
+    return [doc for target in _listed(targets, "load") for doc in _load_target(target, fetcher)]
+
+
+def load_urls(urls: Iterable[str], fetcher: Fetcher | None = None) -> list[Document]:
+    """Fetch http(s) URLs only: an address typed into a web page must never name a local file,
+    so anything else is refused by the fetcher's guard before the disk is touched."""
+    return [doc for url in _listed(urls, "load_urls") for doc in load_url(str(url), fetcher)]
+
+
+def load_uploads(paths: Iterable[str | Path]) -> list[Document]:
+    """Exactly the given uploaded files: never a folder or a symbolic link. Errors name a file by
+    its name alone, because the app must not reveal where the server keeps uploads."""
+    return [doc for path in _listed(paths, "load_uploads") for doc in _load_upload(Path(path))]
+
+
+def _listed(targets: Iterable[str | Path], caller: str) -> Iterable[str | Path]:
     if isinstance(targets, (str, Path)):  # iterating it would load one path per character
-        raise TypeError(f"load() takes a list of targets, not the single target {targets!r}.")
-    return [doc for target in targets for doc in _load_target(target, fetcher)]
+        raise TypeError(f"{caller}() takes a list of targets, not the single target {targets!r}.")
+    return targets
 
 
 def _load_target(target: str | Path, fetcher: Fetcher | None) -> list[Document]:
@@ -99,15 +145,49 @@ def _load_target(target: str | Path, fetcher: Fetcher | None) -> list[Document]:
     return _load_file(path, named=True)
 
 
+def _load_upload(path: Path) -> list[Document]:
+    """One uploaded file, its server path replaced by its name in any error."""
+    try:
+        if path.is_symlink() or not path.is_file():
+            raise IngestError(f"{path} is not a regular file.")
+        return _load_file(path, named=True)
+    except IngestError as err:
+        raise IngestError(str(err).replace(str(path), path.name)) from None
+
+
 def _load_folder(folder: Path) -> list[Document]:
-    """Every supported file under ``folder``, in sorted order, skipping hidden files and folders."""
-    files = sorted(p for p in folder.rglob("*")
-                   if p.is_file() and not any(part.startswith(".")
-                                              for part in p.relative_to(folder).parts))
+    """Every supported file under ``folder``, in sorted order, skipping hidden files and folders.
+
+    Links never lead out of ``folder``: one that points outside is skipped with a warning. Linked
+    folders are not entered (a link cycle cannot loop), and a linked file inside is read once.
+    """
+    root = folder.resolve()
+    found: list[Path] = []
+    for where, dirs, names in os.walk(folder):  # does not descend into linked folders
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for linked in [Path(where, d) for d in dirs if Path(where, d).is_symlink()]:
+            _real_inside(linked, root)  # only to warn: files inside are read where they are
+        found += [Path(where, name) for name in names if not name.startswith(".")]
+    files: list[Path] = []
+    seen: set[Path] = set()
+    for path in sorted(found):
+        real = _real_inside(path, root)
+        if real is not None and real not in seen and real.is_file():
+            seen.add(real)
+            files.append(path)
     docs = [doc for path in files for doc in _load_file(path, named=False)]
     if not docs:
         raise IngestError(f"{folder} contains no supported files.")
     return docs
+
+
+def _real_inside(path: Path, root: Path) -> Path | None:
+    """The real path of ``path`` if it is under ``root``; None, with a warning, for a link out."""
+    real = path.resolve()
+    if real.is_relative_to(root):
+        return real
+    log.warning("Skipping %s: it links to outside the folder being indexed.", path)
+    return None
 
 
 def _load_file(path: Path, *, named: bool) -> list[Document]:
@@ -135,24 +215,33 @@ def _format_of(path: Path) -> str:
 
 def _stem(path: Path) -> str:
     name = path.name[:-3] if path.name.lower().endswith(".gz") else path.name
-    return Path(name).stem
+    # a name that is not UTF-8 (surrogate escapes) is shown with U+FFFD, as file managers do
+    return os.fsencode(Path(name).stem).decode("utf-8", "replace")
 
 
 def _read(path: Path) -> bytes:
-    """The file's bytes (gunzipped), refusing unreadable, empty and binary files."""
+    """The file's bytes (gunzipped), refusing unreadable, oversized, empty and binary files.
+
+    At most one byte over the limit is read, or inflated from a gzip stream, so a huge file or a
+    gzip bomb costs no more memory than the limit.
+    """
+    gzipped = path.suffix.lower() == ".gz"
+    article = _format_of(path) in _ARTICLE_FORMATS
+    limit = 4 * MAX_DOCUMENT_CHARS if article else MAX_FILE_BYTES
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as file:
+            raw = _inflate(file, limit, path) if gzipped else file.read(limit + 1)
     except FileNotFoundError:
         raise IngestError(f"{path} does not exist.") from None
     except PermissionError:
         raise IngestError(f"{path} cannot be read (permission denied).") from None
     except OSError as err:
         raise IngestError(f"{path} cannot be read ({err.strerror}).") from None
-    if path.suffix.lower() == ".gz":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error):
-            raise IngestError(f"{path} is not a valid gzip file.") from None
+    if len(raw) > limit:
+        setting = "MAX_DOCUMENT_CHARS" if article else "MAX_FILE_BYTES"
+        raise IngestError(f"{path} {'unpacks to' if gzipped else 'is'} more than {limit:,} bytes, "
+                          f"the limit for {'one article' if article else 'a file'} "
+                          f"(set by qa.ingest.{setting}).")
     if not raw.strip():
         raise IngestError(f"{path} is empty.")
     if b"\0" in raw:
@@ -160,12 +249,20 @@ def _read(path: Path) -> bytes:
     return raw
 
 
-def _decode(raw: bytes, path: Path) -> str:
+def _inflate(file: BinaryIO, limit: int, path: Path) -> bytes:
+    """At most ``limit + 1`` bytes of a gzip stream: it is never inflated further."""
+    try:
+        return gzip.GzipFile(fileobj=file).read(limit + 1)
+    except (gzip.BadGzipFile, EOFError, zlib.error):
+        raise IngestError(f"{path} is not a valid gzip file.") from None
+
+
+def _decode(raw: bytes, where: str | Path) -> str:
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         raise IngestError(
-            f"{path} is not UTF-8 text (invalid byte at offset {err.start}).") from None
+            f"{where} is not UTF-8 text (invalid byte at offset {err.start}).") from None
 
 
 # --- formats ---------------------------------------------------------------------------------
@@ -188,7 +285,10 @@ def _plain_document(text: str, path: Path, heading_marks: str) -> Document:
     title = first_line.lstrip(heading_marks).strip()
     if len(title) > TITLE_MAX_CHARS:
         title = title[:TITLE_MAX_CHARS].rsplit(" ", 1)[0].rstrip(" ,;:") + "…"
-    return make_document(text, title=title or _stem(path))
+    try:
+        return make_document(text, title=title or _stem(path))
+    except IngestError as err:
+        raise IngestError(f"{path}: {err}") from None
 
 
 def _load_html(raw: bytes, path: Path) -> list[Document]:
@@ -209,54 +309,79 @@ def _html_document(raw: bytes, where: str, *, url: str, fallback_title: str) -> 
 
 
 def _load_json(raw: bytes, path: Path) -> list[Document]:
-    try:
-        data = json.loads(_decode(raw, path))
-    except json.JSONDecodeError as err:
-        raise IngestError(f"{path} is not valid JSON (line {err.lineno}: {err.msg}).") from None
+    data = _parse_json(_decode(raw, path), path)
     records = data if isinstance(data, list) else [data]
-    return _record_documents(((f"record {n}", r) for n, r in enumerate(records, 1)), path)
+    return _documents(((f"record {n}", r) for n, r in enumerate(records, 1)), _record_fields,
+                      str(path), "record")
 
 
 def _load_jsonl(raw: bytes, path: Path) -> list[Document]:
-    return _record_documents(_jsonl_records(_decode(raw, path), path), path)
+    return _documents(_jsonl_records(raw, path), _record_fields, str(path), "record")
 
 
-def _jsonl_records(text: str, path: Path) -> Iterator[tuple[str, object]]:
-    # split on "\n" only: str.splitlines would also break at U+2028 inside JSON strings
-    for n, line in enumerate(text.split("\n"), 1):
+def _jsonl_records(raw: bytes, path: Path) -> Iterator[tuple[str, object]]:
+    """Each line's record, decoded one line at a time: never the whole file as one string."""
+    # split on b"\n" only: str.splitlines would also break at U+2028 inside JSON strings
+    for n, line in enumerate(io.BytesIO(raw), 1):
         if line.strip():
-            try:
-                yield f"line {n}", json.loads(line)
-            except json.JSONDecodeError as err:
-                raise IngestError(f"{path}, line {n} is not valid JSON ({err.msg}).") from None
+            yield f"line {n}", _parse_json(_decode(line, f"{path}, line {n}"), path, n)
 
 
-def _record_documents(records: Iterable[tuple[str, object]], path: Path) -> list[Document]:
-    """One document per record; a record without a text field is an error, but one with empty
-    text is skipped and an unreadable date dropped, both with a warning: one bad record of a
-    21k-article corpus should not lose the corpus."""
-    docs, empty, bad_dates = [], [], []
-    for where, record in records:
+def _parse_json(text: str, path: Path, line: int | None = None) -> object:
+    """A whole JSON file, or its ``line`` of JSON Lines. Every failure is one ``IngestError``:
+    bad syntax, but also nesting deeper than Python's recursion limit and integers of more than
+    4,300 digits, which ``json`` raises as RecursionError and ValueError."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        line, reason = line or err.lineno, err.msg
+    except RecursionError:
+        reason = "nested too deeply"
+    except ValueError as err:
+        reason = str(err).split(":")[0]
+    where = f"{path}, line {line}" if line else str(path)
+    raise IngestError(f"{where} is not valid JSON ({reason}).")
+
+
+def _documents(items: Iterable[tuple[str, object]],
+               fields_of: Callable[[Any], dict[str, str] | None],
+               where: str, kind: str) -> list[Document]:
+    """One document per item (a JSON record, a feed entry), from the ``make_document`` arguments
+    that ``fields_of`` reads from it: None when it has no text.
+
+    ``IngestError`` from ``fields_of`` (say, a record without a text field) fails the file: it is
+    not what it seems. Otherwise one bad item of a 21k-article corpus should not lose the corpus:
+    an item with empty text, or text that ``make_document`` refuses (too long, not valid
+    Unicode), is skipped and an unreadable date dropped, each kind with one warning.
+    """
+    docs, empty, refused, bad_dates = [], [], [], []
+    for label, item in items:
         try:
-            fields = _record_fields(record)
+            fields = fields_of(item)
         except IngestError as err:
-            raise IngestError(f"{path}, {where}: {err}") from None
+            raise IngestError(f"{where}, {label}: {err}") from None
         if fields is None:
-            empty.append(where)
+            empty.append(label)
             continue
         try:
             docs.append(make_document(**fields))
         except _UnreadableDate:
-            bad_dates.append(f"{where}: {fields['published']!r}")
-            docs.append(make_document(**{**fields, "published": ""}))
+            bad_dates.append(f"{label}: {fields['published']!r}")
+            docs.append(make_document(**{**fields, "published": ""}))  # the date is checked last
+        except IngestError as err:
+            refused.append(f"{label}: {err}")
+    if not docs:
+        raise IngestError(f"{where}, {refused[0]}" if refused
+                          else f"{where} has no {kind} with text.")
     if empty:
-        log.warning("Skipped %d record(s) with empty text in %s (first at %s).",
-                    len(empty), path, empty[0])
+        log.warning("Skipped %d %s(s) with empty text in %s (first at %s).",
+                    len(empty), kind, where, empty[0])
+    if refused:
+        log.warning("Skipped %d %s(s) that cannot be indexed in %s (first at %s)",
+                    len(refused), kind, where, refused[0])
     if bad_dates:
         log.warning("Ignored %d unreadable date(s) in %s (first at %s).",
-                    len(bad_dates), path, bad_dates[0])
-    if not docs:
-        raise IngestError(f"{path} has no record with text.")
+                    len(bad_dates), where, bad_dates[0])
     return docs
 
 
@@ -291,7 +416,10 @@ def _load_feed(raw: bytes, path: Path) -> list[Document]:
 def _parse_feed(raw: bytes, where: str, headers: dict[str, str] | None = None
                 ) -> feedparser.FeedParserDict:
     # a stream, never a str: feedparser would fetch a string that looks like a URL
-    feed = feedparser.parse(io.BytesIO(raw), response_headers=headers or {})
+    try:
+        feed = feedparser.parse(io.BytesIO(raw), response_headers=headers or {})
+    except (ValueError, OverflowError) as err:  # character references outside Unicode (&#xD800;)
+        raise IngestError(f"{where} cannot be read as a feed ({err}).") from None
     if not feed.entries:
         reason = f" ({feed.bozo_exception})" if feed.bozo else ""
         raise IngestError(f"{where} is not an RSS or Atom feed with entries{reason}.")
@@ -311,21 +439,19 @@ def _sniff_feed(path: Path) -> feedparser.FeedParserDict | None:
 
 
 def _feed_documents(feed: feedparser.FeedParserDict, where: str) -> list[Document]:
-    """One document per entry with text; the feed's title is every entry's source."""
-    source = feed.feed.get("title", "")
-    docs, empty = [], 0
-    for entry in feed.entries:
-        text = _html_to_text(_entry_html(entry))
-        if not text:
-            empty += 1
-            continue
-        docs.append(make_document(text, title=entry.get("title", ""), source=source,
-                                  url=entry.get("link", ""), published=_entry_date(entry)))
-    if empty:
-        log.warning("Skipped %d feed entr(ies) without text in %s.", empty, where)
-    if not docs:
-        raise IngestError(f"{where} has no feed entry with text.")
-    return docs
+    """One document per entry with text (see ``_documents``)."""
+    entries = ((f"entry {n}", entry) for n, entry in enumerate(feed.entries, 1))
+    return _documents(entries, functools.partial(_entry_fields, source=feed.feed.get("title", "")),
+                      where, "feed entry")
+
+
+def _entry_fields(entry: feedparser.FeedParserDict, source: str) -> dict[str, str] | None:
+    """``make_document``'s arguments for a feed entry; the feed's title is its source."""
+    text = _html_to_text(_entry_html(entry))
+    if not text:
+        return None
+    return {"text": text, "title": entry.get("title", ""), "source": source,
+            "url": entry.get("link", ""), "published": _entry_date(entry)}
 
 
 def _entry_html(entry: feedparser.FeedParserDict) -> str:
@@ -335,9 +461,19 @@ def _entry_html(entry: feedparser.FeedParserDict) -> str:
 
 
 def _entry_date(entry: feedparser.FeedParserDict) -> str:
-    """feedparser has already read the date, in any of the formats feeds use, as UTC."""
-    parsed = entry.get("published_parsed") or entry.get("updated_parsed")
-    return datetime(*parsed[:6], tzinfo=timezone.utc).isoformat() if parsed else ""
+    """The date as feedparser read it (it knows the formats feeds use), in UTC.
+
+    feedparser also passes on dates that no calendar has, such as year 0: then the date as the
+    feed wrote it, which ``make_document`` reads or refuses like any other date.
+    """
+    for key in ("published", "updated"):
+        parsed = entry.get(f"{key}_parsed")
+        if parsed:
+            try:
+                return datetime(*parsed[:6], tzinfo=timezone.utc).isoformat()
+            except (ValueError, OverflowError):
+                return entry.get(key, "")
+    return ""
 
 
 class _TextCollector(HTMLParser):
@@ -390,73 +526,207 @@ LOADERS: dict[str, Callable[[bytes, Path], list[Document]]] = {
 
 # --- URLs ------------------------------------------------------------------------------------
 
+REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
+_IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# IPv6 forms that carry an IPv4 address in their last 32 bits (6to4 and mapped ones: ipaddress)
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated (RFC 4291), but still routed
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # the well-known prefix (RFC 6052)
+# Local-use NAT64 (RFC 8215): not globally reachable, but Python 3.11's tables call it global.
+_LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")
+
+
 class Fetcher:
     """Downloads a URL for ingestion, refusing what a server-side tool must not fetch.
 
-    Hosts that resolve to loopback, private, link-local, reserved or multicast addresses are
-    refused (also after redirects) unless ``allow_private``, so that a URL typed into the app
-    cannot probe the machine it runs on or its network.
+    Only http(s) is fetched. Each hop's host is resolved once, every address it resolves to must
+    be public, and the connection goes to one of those checked addresses: a DNS answer that
+    changes between the check and the connection (rebinding) cannot lead to the machine the app
+    runs on or its network. Loopback, private, link-local, reserved and multicast addresses are
+    refused, also inside IPv4-mapped, IPv4-compatible, NAT64 and 6to4 IPv6 addresses, unless
+    ``allow_private``. ``timeout`` bounds the whole fetch in seconds (every redirect, the
+    headers and the body), so a server that trickles bytes is cut off too.
     """
 
-    def __init__(self, timeout: float = 10, max_bytes: int = 5_000_000,
-                 allow_private: bool = False) -> None:
+    def __init__(self, timeout: float = 30, max_bytes: int = 5_000_000,
+                 allow_private: bool = False, max_redirects: int = 5) -> None:
         self.timeout = timeout
         self.max_bytes = max_bytes
         self.allow_private = allow_private
-        self._opener = urllib.request.build_opener(_CheckedRedirects(self.check_url))
+        self.max_redirects = max_redirects
+
+    @functools.cached_property
+    def _tls(self) -> ssl.SSLContext:
+        """Certificate-checking TLS whose sockets keep the deadline (made on the first https)."""
+        context = ssl.create_default_context()
+        context.sslsocket_class = _DeadlineSSLSocket
+        return context
 
     def fetch(self, url: str) -> tuple[bytes, str, str]:
         """``(body, content_type, final_url)``; ``IngestError`` for refused or failed requests."""
-        self.check_url(url)
-        request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
-        try:
-            with self._opener.open(request, timeout=self.timeout) as response:
-                body = response.read(self.max_bytes + 1)
-                content_type = response.headers.get("Content-Type", "")
-                final_url = response.geturl()
-        except urllib.error.HTTPError as err:
-            raise IngestError(f"{url} answered HTTP {err.code} ({err.reason}).") from None
-        except urllib.error.URLError as err:
-            raise IngestError(f"{url} could not be fetched ({err.reason}).") from None
-        except (OSError, http.client.HTTPException) as err:
-            reason = err or type(err).__name__
-            raise IngestError(f"{url} could not be fetched ({reason}).") from None
-        if len(body) > self.max_bytes:
-            raise IngestError(f"{url} is larger than the limit of {self.max_bytes:,} bytes.")
-        return body, content_type, final_url
+        deadline = monotonic() + self.timeout
+        current = url
+        for _ in range(self.max_redirects + 1):
+            hop = self.check_url(current)
+            try:
+                response, body = self._get(hop, deadline)
+            except TimeoutError:
+                raise IngestError(
+                    f"{url} took longer than the limit of {self.timeout:g} s.") from None
+            except (OSError, http.client.HTTPException) as err:
+                reason = err or type(err).__name__
+                raise IngestError(f"{url} could not be fetched ({reason}).") from None
+            location = response.headers.get("Location")
+            if response.status in REDIRECT_CODES and location:
+                current = urllib.parse.urljoin(current, location)
+                continue
+            if not 200 <= response.status < 300:
+                raise IngestError(
+                    f"{url} answered HTTP {response.status} ({response.reason}).")
+            if len(body) > self.max_bytes:
+                raise IngestError(f"{url} is larger than the limit of {self.max_bytes:,} bytes.")
+            return body, response.headers.get("Content-Type", ""), current
+        raise IngestError(f"{url} redirects more than {self.max_redirects} time(s).")
 
-    def check_url(self, url: str) -> None:
-        """Raise ``IngestError`` unless ``url`` is http(s) on a host this fetcher may reach."""
-        parts = urllib.parse.urlsplit(url)
-        if parts.scheme.lower() not in ("http", "https"):
+    def check_url(self, url: str) -> _Hop:
+        """The request for ``url``, its host resolved once and every address checked.
+
+        Raises ``IngestError`` unless ``url`` is http(s) on a host this fetcher may reach.
+        """
+        try:
+            parts = urllib.parse.urlsplit(url)
+            port = parts.port
+        except ValueError as err:  # a bad port or IPv6 literal
+            raise IngestError(f"{url} is not a valid URL ({err}).") from None
+        scheme = parts.scheme.lower()
+        if scheme not in ("http", "https"):
             raise IngestError(f"{url} is not an http or https URL.")
         if not parts.hostname:
             raise IngestError(f"{url} has no host name.")
-        if self.allow_private:
-            return
+        if port is None:
+            port = http.client.HTTPS_PORT if scheme == "https" else http.client.HTTP_PORT
         try:
-            infos = socket.getaddrinfo(parts.hostname, None, proto=socket.IPPROTO_TCP)
-        except (socket.gaierror, UnicodeError):
-            raise IngestError(f"{url}: the host {parts.hostname} cannot be resolved.") from None
+            infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
+        except (OSError, ValueError):  # gaierror, or a name IDNA cannot encode
+            infos = []
+        if not infos:
+            raise IngestError(f"{url}: the host {parts.hostname} cannot be resolved.")
         for info in infos:
             address = ipaddress.ip_address(info[4][0].split("%")[0])
-            if address.version == 6 and address.ipv4_mapped:
-                address = address.ipv4_mapped
-            # is_global is False for loopback, private, link-local, reserved and unspecified
-            if not address.is_global or address.is_multicast:
-                raise IngestError(f"{url} resolves to the non-public address {address}; "
+            inner = _ipv4_inside(address)
+            if not (self.allow_private or _is_public(inner or address)):
+                shown = f"{inner} (inside {address})" if inner else address
+                raise IngestError(f"{url} resolves to the non-public address {shown}; "
                                   "fetching it is not allowed.")
+        return _Hop(host=parts.hostname, port=port, tls=scheme == "https",
+                    target=urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, "")),
+                    addresses=tuple((info[0], info[4]) for info in infos))
+
+    def _get(self, hop: _Hop, deadline: float) -> tuple[http.client.HTTPResponse, bytes]:
+        """One GET; the body (up to one byte over the limit) is read only for a 2xx answer."""
+        connection = _PinnedConnection(hop, deadline, self._tls if hop.tls else None)
+        try:
+            connection.request("GET", hop.target, headers={"User-Agent": USER_AGENT})
+            response = connection.getresponse()
+            ok = 200 <= response.status < 300
+            return response, response.read(self.max_bytes + 1) if ok else b""
+        finally:
+            connection.close()
 
 
-class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
-    """Follows a redirect only to a URL the fetcher would accept in the first place."""
+@dataclass(frozen=True)
+class _Hop:
+    """One request of a fetch, with the addresses its host resolved to when it was checked."""
 
-    def __init__(self, check_url: Callable[[str], None]) -> None:
-        self.check_url = check_url
+    host: str
+    port: int
+    tls: bool
+    target: str  # path and query, for the request line
+    addresses: tuple[tuple[int, tuple], ...]  # (family, socket address), in resolver order
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001 (urllib API)
-        self.check_url(newurl)
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+def _ipv4_inside(address: _IPAddress) -> ipaddress.IPv4Address | None:
+    """The IPv4 address inside an IPv4-mapped, IPv4-compatible, NAT64 or 6to4 IPv6 address:
+    packets to it end up there, so it is the one to judge."""
+    if address.version == 4:
+        return None
+    if address.ipv4_mapped or address.sixtofour:
+        return address.ipv4_mapped or address.sixtofour
+    if address in _NAT64 or (address in _IPV4_COMPATIBLE and int(address) > 1):  # not :: or ::1
+        return ipaddress.IPv4Address(int(address) & 0xFFFF_FFFF)
+    return None
+
+
+def _is_public(address: _IPAddress) -> bool:
+    # is_global is False for loopback, private, link-local, reserved and unspecified addresses
+    return address.is_global and not address.is_multicast and address not in _LOCAL_NAT64
+
+
+def _remaining(deadline: float) -> float:
+    """Seconds left before ``deadline``; ``TimeoutError`` once it has passed."""
+    left = deadline - monotonic()
+    if left <= 0:
+        raise TimeoutError("the fetch deadline has passed")
+    return left
+
+
+class _DeadlineMixin:
+    """Every receive waits only until the fetch's deadline. A timeout per call starts again with
+    each byte, so a server trickling a byte every few seconds could hold a fetch for hours."""
+
+    deadline: float | None = None
+
+    def recv_into(self, buffer: memoryview | bytearray, *args: int) -> int:
+        if self.deadline is not None:
+            self.settimeout(_remaining(self.deadline))  # type: ignore[attr-defined]
+        return super().recv_into(buffer, *args)  # type: ignore[misc]
+
+
+class _DeadlineSocket(_DeadlineMixin, socket.socket):
+    """A TCP socket whose receives end at the fetch's deadline."""
+
+
+class _DeadlineSSLSocket(_DeadlineMixin, ssl.SSLSocket):
+    """A TLS socket whose receives end at the fetch's deadline."""
+
+
+class _PinnedConnection(http.client.HTTPConnection):
+    """HTTP(S) to an address checked beforehand, never to a second DNS answer. The URL's host
+    name still goes into the Host header and the TLS server name, and the certificate is
+    checked against it."""
+
+    def __init__(self, hop: _Hop, deadline: float, tls: ssl.SSLContext | None) -> None:
+        super().__init__(hop.host, hop.port)
+        if tls is not None:
+            self.default_port = http.client.HTTPS_PORT  # the Host header leaves out :443
+        self._hop, self._deadline, self._tls = hop, deadline, tls
+
+    def connect(self) -> None:
+        sock: socket.socket = _connect(self._hop.addresses, self._deadline)
+        if self._tls is not None:
+            sock.settimeout(_remaining(self._deadline))  # bounds the handshake
+            sock = self._tls.wrap_socket(sock, server_hostname=self.host)
+            sock.deadline = self._deadline  # type: ignore[attr-defined]
+        self.sock = sock
+
+
+def _connect(addresses: tuple[tuple[int, tuple], ...], deadline: float) -> _DeadlineSocket:
+    """A TCP connection to the first checked address that accepts one, as
+    ``socket.create_connection`` would make, but without resolving the host again."""
+    error: OSError = OSError("no address to connect to")
+    for family, sockaddr in addresses:
+        sock = _DeadlineSocket(family, socket.SOCK_STREAM)
+        sock.deadline = deadline
+        try:
+            sock.settimeout(_remaining(deadline))
+            sock.connect(sockaddr)
+            return sock
+        except TimeoutError:
+            sock.close()
+            raise
+        except OSError as err:
+            sock.close()
+            error = err
+    raise error
 
 
 def load_url(url: str, fetcher: Fetcher | None = None) -> list[Document]:

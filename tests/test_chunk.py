@@ -1,13 +1,16 @@
 """Tests for qa.chunk: the offset invariant on random text, and how sentences are packed."""
 from __future__ import annotations
 
+import re
+import sys
 from pathlib import Path
 
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from qa.chunk import Chunker
+import qa.chunk as chunk_module
+from qa.chunk import Chunker, _sentences, _trim
 from qa.ingest import load, make_document
 from qa.types import Chunk, Document
 
@@ -111,3 +114,85 @@ def test_seed_article_chunks_do_not_overlap_without_overlap_sentences() -> None:
 def test_bad_settings_are_refused(kwargs: dict) -> None:
     with pytest.raises(ValueError):
         Chunker(**kwargs)
+
+
+# --- linear time on hostile text -------------------------------------------------------------
+
+# The sentence pattern the scan replaced: right on any text, but retried from every character of
+# a run of stops with no space after it (quadratic). Used here only as the reference behaviour.
+BACKTRACKING_BREAK = re.compile(r"[.!?…]+[\"'”’»)\]]*\s+|\n\s*\n")
+
+
+def backtracking_sentences(text: str) -> list[tuple[int, int]]:
+    starts = [0] + [m.end() for m in BACKTRACKING_BREAK.finditer(text)]
+    spans = (_trim(text, s, e) for s, e in zip(starts, starts[1:] + [len(text)]))
+    return [span for span in spans if span is not None]
+
+
+@given(text=TEXT | st.text(max_size=300))
+@example(text="a\n \u2028\nb\n\u2028c.\")  \n\nd")
+@example(text='x.".". y.\n) \n\nz')
+def test_sentence_scan_splits_like_the_backtracking_pattern(text: str) -> None:
+    assert _sentences(text) == backtracking_sentences(text)
+
+
+class RecordingPattern:
+    """A compiled pattern of ``qa.chunk`` that records how much text each call reads.
+
+    A call reads from its start to where it stops: the end of its match, or the end of its range
+    when it fails. Patterns with a greedy ``.*`` read to the end of their range in any case.
+    Only positioned calls exist, so a ``finditer`` (whose retries cannot be seen) fails the test.
+    """
+
+    def __init__(self, pattern: re.Pattern[str]) -> None:
+        self.pattern = pattern
+        self.reads_to_end = ".*" in pattern.pattern
+        self.read = 0
+
+    def _record(self, found: re.Match[str] | None, text: str, pos: int, endpos: int
+                ) -> re.Match[str] | None:
+        end = min(endpos, len(text))
+        self.read += (found.end() if found and not self.reads_to_end else end) - pos
+        return found
+
+    def search(self, text: str, pos: int = 0, endpos: int = sys.maxsize) -> re.Match[str] | None:
+        return self._record(self.pattern.search(text, pos, endpos), text, pos, endpos)
+
+    def match(self, text: str, pos: int = 0, endpos: int = sys.maxsize) -> re.Match[str] | None:
+        return self._record(self.pattern.match(text, pos, endpos), text, pos, endpos)
+
+
+HOSTILE = {
+    "stops and closing marks, no space": "x" + ".!?…\")»]" * 12_500,
+    "dots, no space": "." * 100_000,
+    "stops between closing marks": '.".' * 33_334,
+    "one newline, then spaces": "a\n" + " " * 100_000 + "b",
+    "newlines and spaces": "a" + "\n " * 50_000 + "b",
+    "one long sentence of words": "word " * 20_000,
+    "sentences of one letter": "a. " * 33_334,
+}
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_chunking_reads_each_character_a_bounded_number_of_times(
+        monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    text = HOSTILE[name]
+    recorders = [RecordingPattern(value) for value in vars(chunk_module).values()
+                 if isinstance(value, re.Pattern)]
+    for recorder in recorders:
+        for attr, value in vars(chunk_module).items():
+            if value is recorder.pattern:
+                monkeypatch.setattr(chunk_module, attr, recorder)
+    doc = Document(id="doc", text=text)
+    chunks = Chunker().split(doc)
+    check_invariants(doc, chunks, 600)
+    # about 4 reads a character (scan, trim, cut, trim piece); a backtracking pattern reads a
+    # run of 100k stops ~5e9 times
+    assert sum(r.read for r in recorders) <= 5 * len(text)
+
+
+def test_100k_stops_without_space_are_cut_into_full_windows() -> None:
+    doc = make_document("x" + ".!?…\")»]" * 12_500)
+    chunks = Chunker(max_chars=600).split(doc)
+    check_invariants(doc, chunks, 600)
+    assert [len(c.text) for c in chunks] == [600] * 166 + [len(doc.text) - 166 * 600]

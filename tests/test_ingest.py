@@ -1,22 +1,29 @@
 """Tests for qa.ingest: every format, folders, stable ids, bad input, real corpora and URLs."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gzip
 import http.server
 import logging
 import os
+import queue
 import shutil
+import socket
+import ssl
+import subprocess
+import sys
 import threading
 import time
-import urllib.request
-from collections.abc import Iterator
+import tracemalloc
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from qa import ingest
 from qa.errors import IngestError
-from qa.ingest import Fetcher, _CheckedRedirects, document_id, load, load_url, make_document
+from qa.ingest import Fetcher, document_id, load, load_url, load_uploads, load_urls, make_document
 
 REPO = Path(__file__).resolve().parents[1]
 GOOD = REPO / "tests" / "data" / "good"
@@ -220,6 +227,122 @@ def test_reloading_gives_equal_documents_and_same_text_gives_same_id(tmp_path: P
     assert load([copy])[0].id == load([GOOD / "harbour.txt"])[0].id
 
 
+SECRET = "The database password is hunter2."
+
+
+@pytest.fixture()
+def outside(tmp_path: Path) -> Path:
+    """A folder beside the one being indexed, holding a secret that must never be read."""
+    folder = tmp_path / "outside"
+    folder.mkdir()
+    (folder / "keys.txt").write_text(SECRET, encoding="utf-8")
+    return folder
+
+
+def test_folder_never_follows_links_out_of_itself(tmp_path: Path, outside: Path,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    shutil.copy(GOOD / "harbour.txt", tree / "harbour.txt")
+    (tree / "passwd.txt").symlink_to(outside / "keys.txt")  # a file outside
+    (tree / "sub" / "etc.txt").symlink_to("/etc/passwd")
+    (tree / "loot").symlink_to(outside, target_is_directory=True)  # a folder outside
+    (tree / "sub" / "again.txt").symlink_to(tree / "harbour.txt")  # inside: read once
+    (tree / "sub" / "loop").symlink_to(tree, target_is_directory=True)  # a cycle
+    with caplog.at_level(logging.WARNING, logger="qa.ingest"):
+        docs = load([tree])
+    assert [doc.title for doc in docs] == ["Harbour bridge reopens after repairs"]
+    assert all("hunter2" not in doc.text and "root:" not in doc.text for doc in docs)
+    for link in ("passwd.txt", "etc.txt", "loot"):
+        assert f"{link}: it links to outside the folder" in caplog.text
+
+
+def test_folder_given_through_a_link_reads_what_it_holds(tmp_path: Path) -> None:
+    link = tmp_path / "articles"
+    link.symlink_to(GOOD, target_is_directory=True)
+    assert load([link]) == load([GOOD])
+
+
+@contextlib.contextmanager
+def file_access() -> Iterator[list[tuple[str, str]]]:
+    """The files this thread opens and the folders it lists meanwhile, as Python's audit hooks
+    report them: proof that something reads nothing from disk."""
+    seen: list[tuple[str, str]] = []
+    _WATCHERS[threading.get_ident()] = seen
+    try:
+        yield seen
+    finally:
+        del _WATCHERS[threading.get_ident()]
+
+
+_WATCHERS: dict[int, list[tuple[str, str]]] = {}
+
+
+def _audit(event: str, args: tuple) -> None:
+    seen = _WATCHERS.get(threading.get_ident())
+    if seen is not None and event in ("open", "os.scandir", "os.listdir"):
+        seen.append((event, str(args[0]) if args else ""))
+
+
+sys.addaudithook(_audit)  # hooks cannot be removed: this one records only inside file_access
+
+
+@pytest.mark.parametrize("target", ["/etc/passwd", "/etc", "file:///etc/passwd", "~/.ssh/id_rsa",
+                                    "seeds", "tests/data/good", "../shared/data", "nowhere/x.txt",
+                                    "FILE:/etc/passwd", "\\\\server\\share"])
+def test_urls_only_fetch_urls_and_read_no_file(target: str) -> None:
+    with file_access() as opened, pytest.raises(IngestError) as error:
+        load_urls([target], LOCAL)
+    assert opened == []
+    # the same sentence whether the path exists or not: it reveals nothing about the disk
+    assert str(error.value) == f"{target} is not an http or https URL."
+
+
+def test_urls_refuse_a_real_folder_with_a_secret(outside: Path) -> None:
+    for target in (str(outside), str(outside / "keys.txt"), outside.as_uri()):
+        with file_access() as opened, pytest.raises(IngestError, match="not an http or https"):
+            load_urls([target], LOCAL)
+        assert opened == []
+
+
+def test_urls_must_come_as_a_list() -> None:
+    with pytest.raises(TypeError, match="list of targets"):
+        load_urls("https://example.com/")  # type: ignore[arg-type]
+
+
+def test_uploads_read_exactly_the_given_files(tmp_path: Path) -> None:
+    upload = tmp_path / "a1b2" / "harbour.txt"
+    upload.parent.mkdir()
+    shutil.copy(GOOD / "harbour.txt", upload)
+    assert load_uploads([str(upload)]) == load([GOOD / "harbour.txt"])
+
+
+@pytest.mark.parametrize("make", ["folder", "link to a secret", "link to a folder", "missing"])
+def test_uploads_refuse_folders_and_links_naming_only_the_file(
+        tmp_path: Path, outside: Path, make: str) -> None:
+    upload = tmp_path / "gradio" / "0f3c9a" / "upload.txt"
+    upload.parent.mkdir(parents=True)
+    if make == "folder":
+        upload.mkdir()
+    elif make == "link to a secret":
+        upload.symlink_to(outside / "keys.txt")
+    elif make == "link to a folder":
+        upload.symlink_to(outside, target_is_directory=True)
+    with file_access() as opened, pytest.raises(IngestError) as error:
+        load_uploads([upload])
+    assert str(error.value) == "upload.txt is not a regular file."
+    assert opened == []
+
+
+def test_upload_errors_name_the_file_not_where_the_server_keeps_it(tmp_path: Path) -> None:
+    upload = tmp_path / "gradio" / "0f3c9a" / "photo.txt"
+    upload.parent.mkdir(parents=True)
+    upload.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    with pytest.raises(IngestError, match="binary") as error:
+        load_uploads([upload])
+    assert str(error.value).startswith("photo.txt ") and str(tmp_path) not in str(error.value)
+
+
 # --- bad input -------------------------------------------------------------------------------
 
 def write(path: Path, data: bytes) -> Path:
@@ -311,40 +434,100 @@ ROUTES: dict[str, tuple[int, dict[str, str], bytes]] = {
                          (GOOD / "mountain.atom").read_bytes()),
     "/moved": (302, {"Location": "/comet.html"}, b""),
     "/to-file": (302, {"Location": "file:///etc/passwd"}, b""),
+    "/to-loopback": (302, {"Location": "http://127.0.0.2/admin"}, b""),
+    "/to-mapped": (307, {"Location": "http://[::ffff:127.0.0.2]/admin"}, b""),
+    "/to-nat64": (301, {"Location": "http://[64:ff9b::a9fe:a9fe]/latest/meta-data/"}, b""),
     "/big": (200, {"Content-Type": "text/html"}, b"<p>" + b"x" * 2000 + b"</p>"),
     "/photo.png": (200, {"Content-Type": "image/png"}, b"\x89PNG\r\n\x1a\n" + bytes(64)),
 }
 SLOW_SECONDS = 1.0
+TRICKLE_GAP_S = 0.05  # between two bytes: far inside any per-read timeout
+TRICKLE_BODY = b"<p>" + b"x" * 400 + b"</p>"  # 20 s at that pace: the deadline must cut it
+TRICKLE_HEADERS = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nX-Padding: " + b"p" * 400
+                   + b"\r\nContent-Length: 9\r\n\r\n<p>hi</p>")
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    """A loopback server that records each request and what its trickling routes sent."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.requests: list[tuple[str, str]] = []  # (path, Host header)
+        self.trickled: queue.Queue[int] = queue.Queue()  # bytes sent before the client left
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
+    server: _Server
+
     def do_GET(self) -> None:  # noqa: N802 (http.server API)
+        self.server.requests.append((self.path, self.headers.get("Host", "")))
         if self.path == "/slow":
             time.sleep(SLOW_SECONDS)
-        status, headers, body = ROUTES.get(self.path, (404, {}, b"not found"))
+        if self.path == "/trickle-headers":
+            return self._trickle(TRICKLE_HEADERS)
+        if self.path == "/trickle-body":
+            self._answer(200, {"Content-Type": "text/html"}, b"", length=len(TRICKLE_BODY))
+            return self._trickle(TRICKLE_BODY)
+        hops = self.path.removeprefix("/hops/")
+        if hops.isdigit() and int(hops):  # /hops/N redirects N times, then serves the page
+            return self._answer(302, {"Location": f"/hops/{int(hops) - 1}"}, b"")
+        route = ROUTES["/comet.html"] if hops == "0" else ROUTES.get(self.path)
+        self._answer(*(route or (404, {}, b"not found")))
+
+    def _answer(self, status: int, headers: dict[str, str], body: bytes,
+                length: int | None = None) -> None:
         self.send_response(status)
         for name, value in headers.items():
             self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", str(len(body) if length is None else length))
         self.end_headers()
         try:
             self.wfile.write(body)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up waiting (the timeout test)
 
+    def _trickle(self, data: bytes) -> None:
+        sent = 0
+        try:
+            for i in range(len(data)):
+                self.wfile.write(data[i:i + 1])
+                sent += 1
+                time.sleep(TRICKLE_GAP_S)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        self.server.trickled.put(sent)
+
     def log_message(self, *args: object) -> None:
         """Keep test output clean."""
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[str]:
-    """Base URL of a local HTTP server serving ``ROUTES``."""
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+@contextlib.contextmanager
+def serving() -> Iterator[_Server]:
+    httpd = _Server()
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    try:
+        yield httpd
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def httpd() -> Iterator[_Server]:
+    """A local HTTP server serving ``ROUTES``, shared by the module."""
+    with serving() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def server(httpd: _Server) -> str:
+    """Base URL of ``httpd``."""
+    return httpd.url
 
 
 LOCAL = Fetcher(allow_private=True, timeout=5)
@@ -378,27 +561,102 @@ def test_response_larger_than_the_limit_is_refused(server: str) -> None:
     assert len(body) == size and content_type == "text/html"
 
 
-def test_slow_server_times_out(server: str) -> None:
-    with pytest.raises(IngestError, match="could not be fetched"):
+def test_silent_server_is_cut_off_at_the_deadline(server: str) -> None:
+    with pytest.raises(IngestError, match="took longer than the limit of 0.1 s"):
         Fetcher(timeout=SLOW_SECONDS / 10, allow_private=True).fetch(f"{server}/slow")
+
+
+@pytest.mark.parametrize(("path", "data"), [("/trickle-headers", TRICKLE_HEADERS),
+                                            ("/trickle-body", TRICKLE_BODY)])
+def test_trickling_server_is_cut_off_at_the_deadline(httpd: _Server, path: str,
+                                                      data: bytes) -> None:
+    # Every byte comes far inside the 0.5 s: only a deadline for the whole fetch stops it.
+    with pytest.raises(IngestError, match="took longer than the limit of 0.5 s"):
+        Fetcher(timeout=0.5, allow_private=True).fetch(f"{httpd.url}{path}")
+    sent = httpd.trickled.get(timeout=60)  # the server notices the client has gone
+    assert 0 < sent < len(data)
 
 
 @pytest.mark.parametrize(("path", "reason"), [
     ("/missing", "HTTP 404"),
     ("/photo.png", "neither an HTML page nor an RSS or Atom feed"),
-    ("/to-file", "file:///etc/passwd"),
+    ("/to-file", "file:///etc/passwd is not an http or https URL"),
 ])
 def test_failed_or_unusable_responses_are_errors(server: str, path: str, reason: str) -> None:
     with pytest.raises(IngestError, match=reason):
         load_url(f"{server}{path}", LOCAL)
 
 
-def test_redirect_to_a_private_address_is_refused() -> None:
-    # no public server redirects to a private one here, so ask the redirect handler directly
-    handler = _CheckedRedirects(Fetcher().check_url)
-    request = urllib.request.Request("http://example.com/news")
-    with pytest.raises(IngestError, match="non-public address 127.0.0.1"):
-        handler.redirect_request(request, None, 302, "Found", {}, "http://127.0.0.1/admin")
+def test_redirects_are_limited(httpd: _Server) -> None:
+    before = len(httpd.requests)
+    with pytest.raises(IngestError, match="redirects more than 2 time"):
+        Fetcher(allow_private=True, max_redirects=2).fetch(f"{httpd.url}/hops/3")
+    assert [path for path, _ in httpd.requests[before:]] == ["/hops/3", "/hops/2", "/hops/1"]
+    _, _, final_url = Fetcher(allow_private=True, max_redirects=3).fetch(f"{httpd.url}/hops/3")
+    assert final_url == f"{httpd.url}/hops/0"
+
+
+class _Resolver:
+    """Stands in for DNS, which this machine lacks: the first answer is ``first``, every later
+    one ``later``, as a rebinding attacker's name server would answer."""
+
+    def __init__(self, first: list[str], later: list[str], port: int) -> None:
+        self.first, self.later, self.port = first, later, port
+        self.asked: list[str] = []
+
+    def __call__(self, host: str, *args: object, **kwargs: object) -> list[tuple]:
+        answer = self.later if self.asked else self.first
+        self.asked.append(host)
+        return [(socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_STREAM, 6, "",
+                 (ip, self.port)) for ip in answer]
+
+
+def test_rebinding_cannot_reach_loopback(httpd: _Server,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    port = httpd.server_address[1]
+    resolver = _Resolver(["93.184.216.34"], ["127.0.0.1"], port)  # public, then this machine
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    before = len(httpd.requests)
+    with contextlib.suppress(IngestError):  # whatever the public address does (if reachable)
+        Fetcher(timeout=1).fetch(f"http://rebind.example:{port}/comet.html")
+    assert resolver.asked == ["rebind.example"]  # resolved once, for the check
+    assert httpd.requests[before:] == []  # and the connection never came to loopback
+
+
+def test_connection_goes_to_the_checked_address_with_the_host_name_kept(
+        httpd: _Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    with serving() as elsewhere:
+        port = httpd.server_address[1]
+        resolver = _Resolver(["127.0.0.1"], ["127.0.0.2"], port)
+        monkeypatch.setattr(socket, "getaddrinfo", resolver)
+        before = len(httpd.requests)
+        body, _, _ = Fetcher(allow_private=True).fetch(f"http://news.example:{port}/comet.html")
+        assert body == ROUTES["/comet.html"][2]
+        assert resolver.asked == ["news.example"]
+        assert httpd.requests[before:] == [("/comet.html", f"news.example:{port}")]
+        assert elsewhere.requests == []
+
+
+def test_every_address_of_the_answer_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(socket, "getaddrinfo", _Resolver(["93.184.216.34", "10.0.0.7"], [], 80))
+    with pytest.raises(IngestError, match="non-public address 10.0.0.7"):
+        Fetcher().fetch("http://two-faced.example/")
+
+
+@pytest.mark.parametrize(("path", "refused"), [
+    ("/to-loopback", "127.0.0.2"), ("/to-mapped", r"127.0.0.2 \(inside ::ffff:7f00:2\)"),
+    ("/to-nat64", r"169.254.169.254 \(inside 64:ff9b::a9fe:a9fe\)")])
+def test_every_redirect_hop_is_checked(httpd: _Server, monkeypatch: pytest.MonkeyPatch,
+                                       path: str, refused: str) -> None:
+    # The origin must pass the guard and yet be this loopback server: let 127.0.0.1 stand for
+    # a public address. Every other address is judged as usual, so the hop it redirects to is
+    # refused before anything connects to it.
+    public = ingest._is_public
+    monkeypatch.setattr(ingest, "_is_public",
+                        lambda address: str(address) == "127.0.0.1" or public(address))
+    with pytest.raises(IngestError, match=f"non-public address {refused}"):
+        Fetcher(timeout=5).fetch(f"{httpd.url}{path}")
+    assert httpd.requests[-1][0] == path  # the origin answered; the next hop was never asked
 
 
 def test_loopback_is_refused_by_default(server: str) -> None:
@@ -409,15 +667,190 @@ def test_loopback_is_refused_by_default(server: str) -> None:
 @pytest.mark.parametrize("url", [
     "http://localhost/", "http://[::1]/", "http://10.1.2.3/", "http://192.168.0.1/",
     "http://169.254.169.254/latest/meta-data/", "http://0.0.0.0/", "http://240.0.0.1/",
-    "http://224.0.0.1/", "http://[::ffff:127.0.0.1]/",
+    "http://224.0.0.1/", "http://[::ffff:127.0.0.1]/", "http://[fe80::1]/", "http://[fc00::1]/",
+    "http://[64:ff9b:1::a00:1]/",
 ])
 def test_private_and_reserved_addresses_are_refused(url: str) -> None:
     with pytest.raises(IngestError, match="non-public address"):
         Fetcher().fetch(url)
 
 
+@pytest.mark.parametrize(("url", "inner"), [
+    ("http://[::127.0.0.1]/", "127.0.0.1"),  # IPv4-compatible
+    ("http://[64:ff9b::7f00:1]/", "127.0.0.1"),  # NAT64
+    ("http://[2002:7f00:1::]/", "127.0.0.1"),  # 6to4
+    ("http://[::ffff:a00:1]:8080/", "10.0.0.1"),  # IPv4-mapped
+    ("http://[64:ff9b::a9fe:a9fe]/", "169.254.169.254"),
+    ("http://[2002:c0a8:1::1]/", "192.168.0.1"),
+])
+def test_ipv6_forms_are_judged_by_the_ipv4_address_inside(url: str, inner: str) -> None:
+    with pytest.raises(IngestError, match=f"non-public address {inner} \\(inside "):
+        Fetcher().fetch(url)
+
+
+@pytest.mark.parametrize("url", ["http://[64:ff9b::808:808]/", "http://[2002:808:808::1]/",
+                                 "http://[::ffff:8.8.8.8]/", "http://8.8.8.8/"])
+def test_ipv6_forms_of_a_public_ipv4_address_pass_the_check(url: str) -> None:
+    assert Fetcher().check_url(url).addresses  # checked, not connected to
+
+
 @pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://example.com/news.txt",
-                                 "gopher://example.com/", "http:///no-host"])
+                                 "gopher://example.com/", "http:///no-host", "/etc/passwd",
+                                 "HTTP://[::1", "http://example.com:99999/"])
 def test_only_http_and_https_urls_are_fetched(url: str) -> None:
-    with pytest.raises(IngestError, match="not an http or https URL|no host name"):
-        load([url])
+    with pytest.raises(IngestError, match="not an http or https URL|no host name|not a valid URL"):
+        Fetcher().fetch(url)
+
+
+@pytest.fixture(scope="module")
+def tls_certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate and key for the name ``news.example``."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is missing")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj",
+                    "/CN=news.example", "-addext", "subjectAltName=DNS:news.example",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    return cert, key
+
+
+def test_https_to_a_pinned_address_still_verifies_the_host_name(
+        tls_certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    cert, key = tls_certificate
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    names: list[str | None] = []
+    context.sni_callback = lambda sock, name, ctx: names.append(name)
+    with serving() as httpd:
+        httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+        port = httpd.server_address[1]
+        monkeypatch.setattr(socket, "getaddrinfo", _Resolver(["127.0.0.1"], ["127.0.0.1"], port))
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # trusted by the fetcher's TLS context
+        fetcher = Fetcher(allow_private=True, timeout=5)
+        [doc] = load_url(f"https://news.example:{port}/comet.html", fetcher)
+        assert doc.title == "Observatory spots new comet"
+        assert httpd.requests == [("/comet.html", f"news.example:{port}")]
+        with pytest.raises(IngestError, match="certificate verify failed"):
+            fetcher.fetch(f"https://other.example:{port}/comet.html")
+    assert names == ["news.example", "other.example"]  # SNI names the host, not the address
+
+
+# --- bounded resources and hostile input ------------------------------------------------------
+
+def peak_memory_of(action: Callable[[], object]) -> int:
+    """Peak bytes that Python allocated while ``action`` ran (it raises ``IngestError``)."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(IngestError):
+            action()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_gzip_bomb_is_refused_after_inflating_only_up_to_the_limit(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ingest, "MAX_FILE_BYTES", 1_000_000)
+    bomb = tmp_path / "bomb.jsonl.gz"
+    bomb.write_bytes(gzip.compress(b'{"text": "' + b"a" * 50_000_000 + b'"}\n'))
+    assert bomb.stat().st_size < 100_000
+    peak = peak_memory_of(lambda: load([bomb]))
+    with pytest.raises(IngestError, match="unpacks to more than 1,000,000 bytes") as error:
+        load([bomb])
+    assert str(bomb) in str(error.value)
+    assert peak < 5_000_000  # the limit, a copy and buffers: not the 50 MB it unpacks to
+
+
+def test_file_larger_than_an_article_can_be_is_refused_unread(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ingest, "MAX_DOCUMENT_CHARS", 1_000)
+    big = write(tmp_path / "big.txt", b"Words and more words. " * 100_000)  # 2.2 MB
+    peak = peak_memory_of(lambda: load([big]))
+    with pytest.raises(IngestError, match="more than 4,000 bytes, the limit for one article"):
+        load([big])
+    assert peak < 100_000  # 4,001 bytes read, not 2.2 MB
+
+
+def test_document_over_the_character_limit_is_refused_naming_the_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ingest, "MAX_DOCUMENT_CHARS", 1_000)
+    wide = tmp_path / "wide.md"
+    wide.write_text("é" * 1_500, encoding="utf-8")  # 3,000 bytes: read, then counted
+    with pytest.raises(IngestError, match="1,500 characters long; the limit is 1,000") as error:
+        load([wide])
+    assert str(wide) in str(error.value)
+    fits = tmp_path / "fits.md"
+    fits.write_text("é" * 1_000, encoding="utf-8")
+    assert len(load([fits])[0].text) == 1_000
+
+
+def test_corpus_skips_a_record_it_cannot_index_and_keeps_the_rest(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(ingest, "MAX_DOCUMENT_CHARS", 1_000)
+    corpus_file = write(tmp_path / "c.jsonl", b'{"text": "Harbour reopens."}\n'
+                        b'{"text": "' + b"x" * 2_000 + b'"}\n'
+                        b'{"text": "Bad \\ud800 escape."}\n'
+                        b'{"text": "Orchard blooms."}\n')
+    with caplog.at_level(logging.WARNING, logger="qa.ingest"):
+        docs = load([corpus_file])
+    assert [d.text for d in docs] == ["Harbour reopens.", "Orchard blooms."]
+    assert "Skipped 2 record(s) that cannot be indexed" in caplog.text
+    assert "line 2: The document is 2,000 characters long" in caplog.text
+
+
+@pytest.mark.parametrize(("name", "data", "reason"), [
+    ("deep.json", b"[" * 100_000, r"deep.json is not valid JSON \(nested too deeply\)"),
+    ("deep.jsonl", b'{"text": "ok"}\n' + b'{"a": ' * 100_000,
+     r"deep.jsonl, line 2 is not valid JSON \(nested too deeply\)"),
+    ("digits.json", b'{"text": "ok", "n": ' + b"9" * 5_000 + b"}",
+     r"not valid JSON \(Exceeds the limit \(4300 digits\)"),
+    ("latin1.jsonl", b'{"text": "ok"}\n{"text": "caf\xe9"}\n',
+     "latin1.jsonl, line 2 is not UTF-8 text"),
+    ("surrogate.json", b'{"text": "lone \\udc80 surrogate"}',
+     r"surrogate.json, record 1: The text is not valid Unicode \(a lone surrogate"),
+    ("surrogate-title.json", b'{"text": "ok", "title": "\\ud83d"}', "The title is not valid"),
+    ("charref.rss", b"<rss version='2.0'><channel><title>T</title><item><title>&#xD800;</title>"
+     b"<description>Text.</description></item></channel></rss>", "cannot be read as a feed"),
+    ("huge-charref.rss", b"<rss version='2.0'><channel><item><description>&#99999999999;"
+     b"</description></item></channel></rss>", "cannot be read as a feed"),
+])
+def test_hostile_file_gives_one_clear_error(tmp_path: Path, name: str, data: bytes,
+                                            reason: str) -> None:
+    path = write(tmp_path / name, data)
+    with pytest.raises(IngestError, match=reason):
+        load([path])
+
+
+ATOM_WITH_YEAR_ZERO = b"""<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom"><title>Wire</title>
+<entry><title>Ancient</title><updated>0000-01-01T00:00:00Z</updated>
+  <content>The harbour reopened.</content></entry>
+<entry><title>Recent</title><updated>2024-05-06T07:08:09Z</updated>
+  <content>The orchard bloomed.</content></entry>
+</feed>"""
+
+
+def test_feed_entry_with_a_date_no_calendar_has_keeps_the_entry_without_a_date(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="qa.ingest"):
+        docs = load([write(tmp_path / "wire.atom", ATOM_WITH_YEAR_ZERO)])
+    assert [(d.title, d.published) for d in docs] == [
+        ("Ancient", ""), ("Recent", "2024-05-06T07:08:09+00:00")]
+    assert "Ignored 1 unreadable date(s)" in caplog.text and "'0000-01-01T00:00:00Z'" in caplog.text
+
+
+@pytest.mark.parametrize("value", ["0000-01-01", "١٢" + "9" * 40 + "2020.", "\ud800"])
+def test_make_document_refuses_a_hostile_date_with_one_clear_error(value: str) -> None:
+    with pytest.raises(IngestError):
+        make_document("Text.", published=value)
+
+
+@pytest.mark.skipif(sys.platform == "darwin", reason="macOS file names must be UTF-8")
+def test_file_name_that_is_not_utf8_gives_a_printable_title(tmp_path: Path) -> None:
+    page = write(tmp_path / os.fsdecode(b"caf\xe9.html"),
+                 b"<html><body><p>" + b"The harbour reopened on Monday after repairs. " * 5
+                 + b"</p></body></html>")
+    [doc] = load([page])
+    assert doc.title == "caf\ufffd"

@@ -1,7 +1,20 @@
 """The NewsQA facade end to end over ``seeds/`` with the shipped embedder and reader."""
 from __future__ import annotations
 
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
 import pytest
+
+from qa import cli
+from qa.errors import NewsQAError, QuestionError
+from qa.pipeline import NewsQA
+from qa.types import Document
 
 
 @pytest.mark.parametrize("question, expected", [
@@ -22,3 +35,84 @@ def test_seed_questions_are_answered_and_cited(seeded_qa, question: str, expecte
 def test_question_outside_the_articles_is_not_found(seeded_qa) -> None:
     answer = seeded_qa.ask("Who won the 2018 football World Cup?", top_k=5)
     assert answer.text == "" and not answer.found
+
+
+# --- refused input: one clear error, before any work -------------------------------------------
+
+@pytest.mark.parametrize("question", [
+    "", " \n\t", "\x00", "\x00\x01\x1b\x7f", "?!…", "\ud800 Who won?", "Who won\udcff?", "x" * 501,
+    b"Who won?", None,
+])
+def test_question_that_is_not_one_is_refused_before_any_work(tmp_path: Path,
+                                                             question: object) -> None:
+    index = tmp_path / "index"
+    with pytest.raises(QuestionError):
+        NewsQA(index).ask(question)  # type: ignore[arg-type]
+    assert not index.exists()  # the index was never opened, so no model was loaded either
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"top_k": "5"}, "top_k must be a whole number of at least 1, not '5'"),
+    ({"top_k": 2.5}, "not 2.5"),
+    ({"top_k": True}, "not True"),
+    ({"top_k": 0}, "not 0"),
+    ({"threshold": math.nan}, "The threshold must be a number from 0 to 1, not nan"),
+    ({"threshold": math.inf}, "not inf"),
+    ({"threshold": -0.1}, "not -0.1"),
+    ({"threshold": 1.5}, "not 1.5"),
+    ({"threshold": "0.5"}, "not '0.5'"),
+    ({"threshold": True}, "not True"),
+])
+def test_bad_top_k_or_threshold_is_refused_before_any_work(tmp_path: Path, options: dict,
+                                                           message: str) -> None:
+    qa = NewsQA(tmp_path / "index")
+    with pytest.raises(NewsQAError, match=re.escape(message)):
+        qa.ask("How many POWs were on the first list?", **options)
+    if "top_k" in options:
+        with pytest.raises(NewsQAError, match=re.escape(message)):
+            qa.retrieve("How many POWs were on the first list?", **options)
+    else:
+        with pytest.raises(NewsQAError, match=re.escape(message)):
+            qa.read_document("How many POWs?", Document(id="d", text="640 POWs."), **options)
+    assert not (tmp_path / "index").exists()
+
+
+def test_numpy_numbers_and_the_ends_of_the_range_are_accepted(seeded_qa) -> None:
+    question = "How many POWs were on the first list?"
+    assert "640" in seeded_qa.ask(question, top_k=np.int64(2), threshold=np.float64(0.0)).text
+    strict = seeded_qa.ask(question, top_k=2, threshold=1)
+    assert strict.text == "" or strict.score == 1.0
+
+
+# --- the CLI shows each refusal as one line ------------------------------------------------
+
+NOT_UTF8 = os.fsdecode(b"caf\xe9")  # how Python decodes argv bytes that are not UTF-8
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["ask", "Who?", "--threshold", "nan"], "The threshold must be a number from 0 to 1, not nan."),
+    (["ask", "Who?", "--threshold=-inf"], "The threshold must be a number from 0 to 1, not -inf."),
+    (["ask", "Who?", "--top-k", "0"], "top_k must be a whole number of at least 1, not 0."),
+    (["ask", "\x00\x00"], "The question has no letters or digits."),
+    (["ask", f"{NOT_UTF8}?"], "argument 2 ('caf\\udce9?') is not valid UTF-8 text."),
+    (["sources", "delete", NOT_UTF8], "argument 3 ('caf\\udce9') is not valid UTF-8 text."),
+    (["index", f"{NOT_UTF8}.txt"], "argument 2 ('caf\\udce9.txt') is not valid UTF-8 text."),
+])
+def test_cli_refuses_bad_input_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                             monkeypatch: pytest.MonkeyPatch, argv: list[str],
+                                             message: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    if argv[0] == "index":  # the file exists: only its name is refused
+        (tmp_path / argv[1]).write_text("The harbour reopened.", encoding="utf-8")
+    code = cli.main([*argv, "--index", "index"])
+    assert code != 0
+    assert capsys.readouterr().err.splitlines() == [f"newsqa: error: {message}"]
+    assert not (tmp_path / "index").exists()
+
+
+def test_cli_refuses_argv_bytes_that_are_not_utf8(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "qa.cli", "sources", "delete", b"\xff\xfe",
+                             "--index", str(tmp_path / "index")], capture_output=True)
+    assert result.returncode == cli.EXIT_USAGE
+    assert result.stderr.decode() == (
+        "newsqa: error: argument 3 ('\\udcff\\udcfe') is not valid UTF-8 text.\n")
