@@ -13,7 +13,6 @@ import numpy as np
 from qa.errors import NewsQAError
 
 DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
-PROGRESS_FROM = 256  # show a progress bar only when encoding more texts than this
 
 
 def _default_model_path() -> Path:
@@ -53,7 +52,9 @@ class Embedder:
         if self._model is not None:
             return
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
 
+        transformers_logging.disable_progress_bar()  # no "Loading weights" bar on every command
         default = self.model is None
         source = str(_default_model_path() if default else self.model)
         try:
@@ -74,7 +75,7 @@ class Embedder:
         vectors = self._model.encode_document(
             list(texts),
             batch_size=self.batch_size,
-            show_progress_bar=len(texts) > PROGRESS_FROM,
+            show_progress_bar=False,  # indexing shows one bar, over all documents
             convert_to_numpy=True,
             normalize_embeddings=True,
         )
