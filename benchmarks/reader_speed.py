@@ -1,6 +1,12 @@
-"""Latency of ``NewsQA.ask`` over the seed questions at top_k 5 (fresh index of seeds/).
+"""Latency of ``NewsQA.ask`` over the seed questions at top_k 5 (fresh index of seeds/), per reader
+backend.
 
-    python benchmarks/reader_speed.py [--repeats N] [--top-k K]
+    python benchmarks/reader_speed.py [--repeats N] [--top-k K] [--backend torch onnx]
+
+Several backends are measured in one run on one index, taking turns question by question, so
+that load from other processes on the machine falls on all of them alike. Each backend runs at
+its default precision (int8 on the CPU). "load s" is the reader's warm-up; the onnx backend's
+first one ever also exports and quantises the weights (then cached, see qa/reader_backends.py).
 """
 from __future__ import annotations
 
@@ -13,38 +19,56 @@ import time
 from pathlib import Path
 
 from qa.pipeline import NewsQA
+from qa.read import Reader
+from qa.reader_backends import BACKENDS
 
 ROOT = Path(__file__).resolve().parents[1]
+QUESTIONS = ROOT / "tests" / "data" / "seed_questions.jsonl"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--top-k", type=int, default=5)
+    ap.add_argument("--backend", nargs="+", choices=BACKENDS, default=["torch"],
+                    help="reader backends to compare (default: torch)")
     args = ap.parse_args()
     questions = [json.loads(line)["question"]
-                 for line in (ROOT / "tests" / "data" / "seed_questions.jsonl").read_text().splitlines() if line]
+                 for line in QUESTIONS.read_text(encoding="utf-8").splitlines() if line]
+    readers = {name: Reader(backend=name) for name in args.backend}
+    load_s = {}
+    for name, reader in readers.items():
+        t = time.perf_counter()
+        reader.warm_up()
+        load_s[name] = time.perf_counter() - t
 
+    times: dict[str, list[float]] = {name: [] for name in readers}
     with tempfile.TemporaryDirectory() as tmp:
-        qa = NewsQA(tmp)
+        qa = NewsQA(tmp, reader=readers[args.backend[0]])
         qa.add_paths([ROOT / "seeds"])
         qa.warm_up()
-        qa.ask(questions[0], top_k=args.top_k)  # first call pays one-off costs (BM25 build)
-        times = []
+        for reader in readers.values():  # the first call pays one-off costs (BM25 build)
+            qa.reader = reader
+            qa.ask(questions[0], top_k=args.top_k)
         for _ in range(args.repeats):
             for q in questions:
-                t = time.perf_counter()
-                qa.ask(q, top_k=args.top_k)
-                times.append((time.perf_counter() - t) * 1000)
+                for name, reader in readers.items():
+                    qa.reader = reader
+                    t = time.perf_counter()
+                    qa.ask(q, top_k=args.top_k)
+                    times[name].append((time.perf_counter() - t) * 1000)
         qa.close()
 
-    times.sort()
-    p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print("| questions | calls | top_k | p50 ms | p95 ms | max ms | peak RSS MB |")
-    print("|---|---|---|---|---|---|---|")
-    print(f"| {len(questions)} | {len(times)} | {args.top_k} | {statistics.median(times):.0f} "
-          f"| {p95:.0f} | {times[-1]:.0f} | {peak_mb:.0f} |")
+    print("| reader | load s | questions | calls | top_k | p50 ms | p95 ms | max ms |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, ms in times.items():
+        ms.sort()
+        p95 = ms[min(len(ms) - 1, round(0.95 * (len(ms) - 1)))]
+        print(f"| {readers[name].calibration_key} | {load_s[name]:.1f} | {len(questions)} "
+              f"| {len(ms)} | {args.top_k} | {statistics.median(ms):.0f} | {p95:.0f} "
+              f"| {ms[-1]:.0f} |")
+    print(f"\npeak RSS of the run (all readers loaded): {peak_mb:.0f} MB")
 
 
 if __name__ == "__main__":

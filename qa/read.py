@@ -1,26 +1,32 @@
 """Extractive reader: find answer spans in retrieved chunks, located by document offsets.
 
-Transformers 5 has no question-answering pipeline, so windowing is done here with the fast
-tokenizer (overflowing windows + offset mapping), and span decoding reuses the library's
-``select_starts_ends`` (softmax over context tokens + CLS, top-k spans up to a maximum length).
+Three parts, so that what runs the model can change without touching the rest: ``Windower`` cuts
+(question, chunk) pairs into overlapping token windows with character offsets (the model's fast
+tokenizer, through ``tokenizers``); a backend from ``qa.reader_backends`` (torch, or ONNX
+Runtime) turns windows into start/end logits; ``decode_spans`` turns one window's logits into
+scored spans, which ``Reader`` locates in the document and merges across windows and chunks.
 """
 from __future__ import annotations
 
 import json
-import warnings
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import torch
-from transformers import AutoModelForQuestionAnswering, AutoTokenizer
-from transformers.pipelines.document_question_answering import select_starts_ends
+from tokenizers import Tokenizer
 
 from qa.errors import NewsQAError, QuestionError
+from qa.reader_backends import make_backend, weights_digest
+from qa.resources import DEFAULT_READER
 from qa.types import Chunk, Span
 
-DEFAULT_READER = Path(__file__).resolve().parents[1] / "models" / "reader"
 CALIBRATION_FILE = "newsqa_reader.json"
+CALIBRATION_HASH_CHARS = 16
+TOKENIZER_FILE = "tokenizer.json"
+# What a model named by a Hugging Face Hub id needs locally: configs, tokenizer and weights.
+HUB_FILES = ["*.json", "*.safetensors", "pytorch_model.bin"]
 
 # Candidates decoded per window for each span asked for: most of a window's best candidates are
 # variants of one span ("640", "640 POWs", "the 640 POWs") that collapse into one, so ask for more.
@@ -35,12 +41,18 @@ _CLOSERS = {c: o for o, c in _OPENERS.items()}
 
 
 class Reader:
-    """A QA model (start/end span head) applied to chunks in overlapping token windows."""
+    """A QA model (start/end span head) applied to chunks in overlapping token windows.
+
+    ``backend`` picks what runs the model: "torch" (int8 Linear layers on the CPU by default,
+    fp32 with ``quantize=False`` or on a GPU) or "onnx" (ONNX Runtime on the CPU, int8 by
+    default, exported once into ``cache_dir``; see ``qa.reader_backends``).
+    """
 
     def __init__(self, model: str | Path | None = None, *, max_length: int = 256,
                  stride: int = 96, batch_size: int = 16, max_answer_tokens: int = 30,
                  threshold: float | None = None, device: str = "cpu",
-                 quantize: bool | None = None) -> None:
+                 quantize: bool | None = None, backend: str = "torch",
+                 cache_dir: Path | None = None) -> None:
         if not 0 < stride < max_length:
             raise NewsQAError(f"The reader stride must be between 1 and max_length - 1 "
                               f"({max_length - 1}), got {stride}.")
@@ -51,17 +63,54 @@ class Reader:
         self.stride = stride
         self.batch_size = batch_size
         self.max_answer_tokens = max_answer_tokens
-        try:
-            on_cpu = torch.device(device).type == "cpu"
-        except RuntimeError as exc:
-            raise NewsQAError(f"The reader device {device!r} is not a torch device.") from exc
-        if quantize and not on_cpu:
-            raise NewsQAError(f"int8 quantisation runs on the CPU only; got device {device!r}.")
         self.device = device
-        self.quantize = on_cpu if quantize is None else quantize
+        self._backend = make_backend(backend, device=device, quantize=quantize,
+                                     cache_dir=cache_dir)
         self._threshold = threshold
-        self._tokenizer = None
-        self._model = None
+        self._windower: Windower | None = None
+
+    @property
+    def backend(self) -> str:
+        """What runs the model: "torch" or "onnx"."""
+        return self._backend.name
+
+    @property
+    def precision(self) -> str:
+        """The precision the model computes in: "int8" or "fp32"."""
+        return self._backend.precision
+
+    @property
+    def quantize(self) -> bool:
+        """Whether the model runs with int8 weights."""
+        return self.precision == "int8"
+
+    @cached_property
+    def model_dir(self) -> Path:
+        """The model's local folder: ``model`` itself, or a Hub id's downloaded snapshot."""
+        path = Path(self.model)
+        if path.is_dir():
+            return path
+        if isinstance(self.model, Path) or path.exists() or path.is_absolute():
+            raise NewsQAError(self._cannot_load("it does not exist"))
+        from huggingface_hub import snapshot_download
+
+        try:
+            return Path(snapshot_download(str(self.model), allow_patterns=HUB_FILES))
+        except (OSError, ValueError) as exc:
+            reason = " ".join(str(exc).split()).rstrip(".")  # one line: Hub errors span several
+            raise NewsQAError(self._cannot_load(f"it is no folder here, and the Hugging Face Hub "
+                                                f"cannot give it ({reason})")) from exc
+
+    @property
+    def calibration_key(self) -> str:
+        """Which scores a calibration is valid for: weights, backend and precision.
+
+        Scores move with each of them (int8 shifts them by up to about 0.1), so a decision fitted
+        on one key is only valid for that key: ``<sha256 prefix of the weights file>/<backend>-
+        <precision>``, e.g. "15aebb1bece6bfc8/torch-int8" (the format ``qa.decide`` stores).
+        """
+        return (f"{weights_digest(self.model_dir)[:CALIBRATION_HASH_CHARS]}/"
+                f"{self.backend}-{self.precision}")
 
     @property
     def threshold(self) -> float:
@@ -87,34 +136,15 @@ class Reader:
                               f"'threshold': {exc}") from exc
 
     def warm_up(self) -> None:
-        """Load tokenizer and model once, in fp32 (shipped weights are fp16; CPU needs fp32).
-
-        On the CPU the Linear layers are then quantised to int8 (dynamic, per output channel):
-        reading is about 1.3x faster for 0.2 F1 on SQuAD v1.1 dev (model card). Activation scales
-        are set per model batch, so a window's scores shift slightly with the windows batched
-        beside it; ``quantize=False`` keeps fp32, where they do not.
-        """
-        if self._model is not None:
+        """Load the tokenizer and the backend's model once (the onnx backend may export first)."""
+        if self._windower is not None:
             return
-        if isinstance(self.model, Path) and not self.model.exists():
-            raise NewsQAError(self._cannot_load("it does not exist"))
         try:
-            tokenizer = AutoTokenizer.from_pretrained(str(self.model))
-            model = AutoModelForQuestionAnswering.from_pretrained(str(self.model),
-                                                                  dtype=torch.float32)
+            windower = Windower(self.model_dir, self.max_length, self.stride)
+            self._backend.load(self.model_dir)
         except (OSError, ValueError) as exc:
             raise NewsQAError(self._cannot_load(str(exc).rstrip("."))) from exc
-        if not tokenizer.is_fast:
-            raise NewsQAError(f"The reader model {self.model} has no fast tokenizer, which "
-                              "character offsets need.")
-        if self.max_length > tokenizer.model_max_length:
-            raise NewsQAError(f"The reader max_length {self.max_length} exceeds the model's "
-                              f"limit of {tokenizer.model_max_length} tokens.")
-        model = model.to(self.device).eval()
-        if self.quantize:
-            model = quantize_linear_layers(model)
-        self._tokenizer = tokenizer
-        self._model = model
+        self._windower = windower
 
     def _cannot_load(self, reason: str) -> str:
         hint = " Train it with `newsqa train-reader`." if Path(self.model) == DEFAULT_READER else ""
@@ -145,12 +175,11 @@ class Reader:
 
     def _check_questions(self, questions: Sequence[str]) -> None:
         """Reject questions that are empty or leave no room for context in a window."""
-        room = (self.max_length - self.stride - 1
-                - self._tokenizer.num_special_tokens_to_add(pair=True))
+        room = self._windower.question_room
         for question in questions:
             if not question.strip():
                 raise QuestionError("The question is empty.")
-            length = len(self._tokenizer(question, add_special_tokens=False)["input_ids"])
+            length = self._windower.question_tokens(question)
             if length > room:
                 raise QuestionError(f"The question is too long for the reader ({length} "
                                     f"tokens; at most {room}).")
@@ -158,69 +187,132 @@ class Reader:
     def _read_pairs(self, questions: list[str], chunks: list[Chunk],
                     top_n: int) -> list[tuple[int, Span]]:
         """Spans from every window of each (question, chunk) pair, tagged with the pair index."""
-        enc = self._tokenizer(
-            questions, [c.text for c in chunks], truncation="only_second",
-            max_length=self.max_length, stride=self.stride, return_overflowing_tokens=True,
-            return_offsets_mapping=True, padding=True, return_tensors="pt")
-        inputs = {k: enc[k] for k in self._tokenizer.model_input_names if k in enc}
+        windows = self._windower.windows(questions, [c.text for c in chunks])
         starts, ends = [], []
-        with torch.inference_mode():
-            for b in range(0, len(enc["input_ids"]), self.batch_size):
-                out = self._model(**{k: v[b:b + self.batch_size].to(self.device)
-                                     for k, v in inputs.items()})
-                starts.append(out.start_logits.cpu())
-                ends.append(out.end_logits.cpu())
-        start_logits, end_logits = torch.cat(starts).numpy(), torch.cat(ends).numpy()
+        for b in range(0, len(windows.pairs), self.batch_size):
+            start, end = self._backend.logits(
+                {k: v[b:b + self.batch_size] for k, v in windows.inputs.items()})
+            starts.append(start)
+            ends.append(end)
+        start_logits, end_logits = np.concatenate(starts), np.concatenate(ends)
         found = []
-        for w, pair in enumerate(enc["overflow_to_sample_mapping"].tolist()):
-            chunk = chunks[pair]
-            for local_start, local_end, score in self._decode_window(
-                    start_logits[w], end_logits[w], enc.sequence_ids(w),
-                    enc["attention_mask"][w].numpy(), enc["offset_mapping"][w].tolist(),
-                    chunk.text, top_n * CANDIDATES_PER_SPAN):
-                found.append((pair, Span(chunk.doc_id, chunk.start + local_start,
-                                         chunk.start + local_end,
-                                         chunk.text[local_start:local_end], score)))
+        for w, pair in enumerate(windows.pairs):
+            chunk, offsets = chunks[pair], windows.offsets[w]
+            for first, last, score in decode_spans(
+                    start_logits[w], end_logits[w], windows.context[w],
+                    top_n * CANDIDATES_PER_SPAN, self.max_answer_tokens):
+                start, end = trim(chunk.text, offsets[first][0], offsets[last][1])
+                if start < end:
+                    found.append((pair, Span(chunk.doc_id, chunk.start + start,
+                                             chunk.start + end, chunk.text[start:end], score)))
         return found
 
-    def _decode_window(self, start_logits: np.ndarray, end_logits: np.ndarray,
-                       sequence_ids: list[int | None], attention_mask: np.ndarray,
-                       offsets: list[list[int]], text: str,
-                       top_k: int) -> list[tuple[int, int, float]]:
-        """Best ``top_k`` spans of one window as (start, end, probability) offsets in ``text``.
 
-        CLS (position 0, where ``select_starts_ends`` keeps the null answer) stays in the softmax,
-        so a window that holds no answer gives its spans low probabilities.
-        """
-        context = np.array([s == 1 for s in sequence_ids])
-        p_mask = (~context).astype(np.int64)
-        p_mask[0] = 0
-        tok_starts, tok_ends, scores, _ = select_starts_ends(
-            start_logits[None], end_logits[None], p_mask[None],
-            attention_mask[None].astype(np.int64), top_k=top_k,
-            max_answer_len=self.max_answer_tokens)
-        spans = []
-        for s, e, score in zip(tok_starts, tok_ends, scores):
-            if score <= 0 or not (context[s] and context[e]):
-                continue  # CLS (probability 0) or a non-context token
-            start, end = trim(text, offsets[s][0], offsets[e][1])
-            if start < end:
-                spans.append((start, end, float(score)))
-        return spans
+@dataclass(frozen=True)
+class Windows:
+    """Token windows of (question, text) pairs, padded to one length, as a model reads them."""
+
+    inputs: dict[str, np.ndarray]  # input_ids, attention_mask, token_type_ids: int64 [w, tokens]
+    pairs: list[int]  # the (question, text) pair that each window reads
+    offsets: list[list[tuple[int, int]]]  # each token's character span in its pair's text
+    context: np.ndarray  # bool [w, tokens]: the token is part of the text (not question/special)
 
 
-def quantize_linear_layers(model: torch.nn.Module) -> torch.nn.Module:
-    """``model`` with int8 weights in its Linear layers (activations quantised on the fly).
+class Windower:
+    """Cuts (question, text) pairs into overlapping windows of the model's tokens.
 
-    Per-channel scales keep the span logits close to fp32. torch marks this eager-mode API as
-    deprecated in favour of torchao; it works in the torch the project pins (2.13), so its
-    deprecation warnings are silenced for this one call.
+    The model's fast tokenizer (``tokenizer.json``) runs through the ``tokenizers`` library:
+    the same windows as transformers' tokenizer with ``truncation="only_second"``, a stride,
+    overflowing windows and padding to the longest (a test compares them), without importing
+    transformers or torch.
     """
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*deprecated")
-        return torch.ao.quantization.quantize_dynamic(
-            model, {torch.nn.Linear: torch.ao.quantization.per_channel_dynamic_qconfig},
-            dtype=torch.qint8)
+
+    def __init__(self, model_dir: Path, max_length: int, stride: int) -> None:
+        path = model_dir / TOKENIZER_FILE
+        if not path.is_file():
+            raise FileNotFoundError(f"it has no {TOKENIZER_FILE} (a fast tokenizer), which "
+                                    "character offsets need")
+        config_path = model_dir / "tokenizer_config.json"
+        config = (json.loads(config_path.read_text(encoding="utf-8"))
+                  if config_path.is_file() else {})
+        limit = config.get("model_max_length")
+        if limit is not None and max_length > limit:
+            raise NewsQAError(f"The reader max_length {max_length} exceeds the model's limit of "
+                              f"{limit} tokens.")
+        self._plain = _load_tokenizer(path)
+        self._plain.no_truncation()
+        self._plain.no_padding()
+        pad = config.get("pad_token")
+        pad = pad.get("content") if isinstance(pad, dict) else pad
+        pad_id = self._plain.token_to_id(pad) if isinstance(pad, str) else None
+        if pad_id is None:
+            raise ValueError(f"its tokenizer has no padding token ({config_path.name})")
+        self._pairs = _load_tokenizer(path)
+        self._pairs.enable_truncation(max_length, stride=stride, strategy="only_second")
+        self._pairs.enable_padding(pad_id=pad_id, pad_token=pad,
+                                   pad_type_id=config.get("pad_token_type_id", 0))
+        self.question_room = (max_length - stride - 1
+                              - self._plain.num_special_tokens_to_add(True))
+
+    def question_tokens(self, question: str) -> int:
+        """How many tokens ``question`` takes in a window."""
+        return len(self._plain.encode(question, add_special_tokens=False).ids)
+
+    def windows(self, questions: Sequence[str], texts: Sequence[str]) -> Windows:
+        """Every window of each (question, text) pair; a long text gives several, overlapping
+        by ``stride`` tokens."""
+        encodings = self._pairs.encode_batch(list(zip(questions, texts)))
+        flat = [(pair, window) for pair, enc in enumerate(encodings)
+                for window in (enc, *enc.overflowing)]
+        inputs = {name: np.array([getattr(w, field) for _, w in flat], dtype=np.int64)
+                  for name, field in (("input_ids", "ids"), ("attention_mask", "attention_mask"),
+                                      ("token_type_ids", "type_ids"))}
+        return Windows(inputs=inputs, pairs=[pair for pair, _ in flat],
+                       offsets=[w.offsets for _, w in flat],
+                       context=np.array([[s == 1 for s in w.sequence_ids] for _, w in flat]))
+
+
+def _load_tokenizer(path: Path) -> Tokenizer:
+    try:
+        return Tokenizer.from_file(str(path))
+    except Exception as exc:  # tokenizers raises a bare Exception for an unreadable file
+        raise ValueError(f"its {path.name} cannot be read ({exc})") from exc
+
+
+def decode_spans(start_logits: np.ndarray, end_logits: np.ndarray, context: np.ndarray,
+                 top_k: int, max_answer_tokens: int) -> list[tuple[int, int, float]]:
+    """The ``top_k`` most probable spans of one window as (first token, last token,
+    probability), best first.
+
+    Start and end probabilities are softmaxes over the context tokens plus CLS (position 0, the
+    null answer), so a window that holds no answer gives its spans low probabilities. A span's
+    probability is p(start) * p(end); it may not end before it starts nor be longer than
+    ``max_answer_tokens``. CLS itself is never a span; spans of probability 0 are dropped.
+    """
+    allowed = context.copy()
+    allowed[0] = True
+    p_start, p_end = _softmax(start_logits, allowed), _softmax(end_logits, allowed)
+    tokens = np.flatnonzero(context)
+    scores = np.outer(p_start[tokens], p_end[tokens])
+    length = tokens[None, :] - tokens[:, None]
+    scores[(length < 0) | (length >= max_answer_tokens)] = 0.0
+    flat = scores.ravel()
+    k = min(top_k, flat.size)
+    if k == 0:
+        return []
+    best = np.argpartition(-flat, k - 1)[:k]
+    best = best[np.argsort(-flat[best], kind="stable")]
+    best = best[flat[best] > 0]
+    firsts, lasts = np.unravel_index(best, scores.shape)
+    return [(int(tokens[f]), int(tokens[e]), float(flat[i]))
+            for f, e, i in zip(firsts, lasts, best)]
+
+
+def _softmax(logits: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """Softmax over the ``allowed`` positions; the others get probability 0."""
+    x = np.where(allowed, logits, -np.inf)
+    x = np.exp(x - x.max())
+    return x / x.sum()
 
 
 def trim(text: str, start: int, end: int) -> tuple[int, int]:

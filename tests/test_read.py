@@ -1,14 +1,19 @@
-"""Reader mechanics (windows, offsets, batching, merging) with a tiny random QA model.
+"""Reader mechanics (windows, offsets, batching, merging) with a tiny random QA model, and span
+decoding on the shipped reader's real logits.
 
-Answer quality is not tested here: the model is random, so only how spans are found, located
-and merged is checked.
+Answer quality is not tested with the tiny model: it is random, so only how spans are found,
+located and merged is checked. Backends (torch, ONNX Runtime) are tested in
+test_reader_backends.py.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from transformers import AutoTokenizer, BertForQuestionAnswering
@@ -16,7 +21,8 @@ from transformers import AutoTokenizer, BertForQuestionAnswering
 import qa.read
 from qa.chunk import Chunker
 from qa.errors import NewsQAError, QuestionError
-from qa.read import Reader, best_spans, trim
+from qa.read import DEFAULT_READER, Reader, Windower, best_spans, decode_spans, trim
+from qa.reader_backends import make_backend
 from qa.types import Chunk, Document, Span
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -243,3 +249,98 @@ def test_best_spans_keeps_max_score_and_collapses_overlaps():
     ]
     assert best_spans(spans, top_n=5) == [spans[1], spans[4], spans[3]]
     assert best_spans(spans, top_n=2) == [spans[1], spans[4]]
+
+
+def reference_decode(start: np.ndarray, end: np.ndarray, context: np.ndarray, top_k: int,
+                     max_tokens: int) -> list[tuple[int, int, float]]:
+    """The decoding rule written out plainly: softmax over the context tokens and CLS (in
+    float64), every span of context tokens that does not end before it starts and is at most
+    ``max_tokens`` long, scored p(start) * p(end), best first."""
+    allowed = [i for i, c in enumerate(context) if c or i == 0]
+
+    def softmax(logits: np.ndarray) -> dict[int, float]:
+        top = max(float(logits[i]) for i in allowed)
+        exp = {i: math.exp(float(logits[i]) - top) for i in allowed}
+        return {i: e / sum(exp.values()) for i, e in exp.items()}
+
+    p_start, p_end = softmax(start), softmax(end)
+    tokens = [i for i, c in enumerate(context) if c]
+    spans = sorted(((p_start[f] * p_end[e], f, e) for f in tokens for e in tokens
+                    if 0 <= e - f < max_tokens), reverse=True)
+    return [(f, e, p) for p, f, e in spans[:top_k]]
+
+
+@pytest.fixture(scope="module")
+def seed_logits():
+    """The shipped reader's fp32 logits for the seed questions over the seed article's chunks
+    (one question over the whole article, which needs several windows)."""
+    article = SEED_ARTICLE.read_text(encoding="utf-8")
+    chunks = Chunker().split(Document("seed", article))
+    questions = [json.loads(line)["question"]
+                 for line in SEED_QUESTIONS.read_text().splitlines() if line]
+    texts = [chunks[i % len(chunks)].text for i in range(len(questions))] + [article]
+    windows = Windower(DEFAULT_READER, 256, 96).windows(questions + questions[:1], texts)
+    backend = make_backend("torch", device="cpu", quantize=False, cache_dir=None)
+    backend.load(DEFAULT_READER)
+    start, end = backend.logits(windows.inputs)
+    assert len(windows.pairs) > len(texts)  # the whole article took several windows
+    return start, end, windows.context
+
+
+@pytest.mark.parametrize("top_k, max_tokens", [(20, 30), (60, 3), (1, 30)])
+def test_decode_spans_matches_the_rule_on_real_logits(seed_logits, top_k, max_tokens):
+    start, end, context = seed_logits
+    for w in range(len(start)):
+        ours = decode_spans(start[w], end[w], context[w], top_k, max_tokens)
+        expected = reference_decode(start[w], end[w], context[w], top_k, max_tokens)
+        assert [(f, e) for f, e, _ in ours] == [(f, e) for f, e, _ in expected]
+        assert [p for *_, p in ours] == pytest.approx([p for *_, p in expected], rel=1e-5)
+
+
+def test_decode_spans_only_returns_context_tokens():
+    rng = np.random.default_rng(0)
+    start, end = rng.normal(size=(2, 12)).astype(np.float32) * 3
+    context = np.array([False] * 4 + [True] * 5 + [False] * 3)  # CLS, question, SEP | ... | pad
+    spans = decode_spans(start, end, context, top_k=100, max_answer_tokens=30)
+    assert len(spans) == 15  # every span of 5 context tokens: 5 + 4 + 3 + 2 + 1
+    assert all(context[f] and context[e] and f <= e for f, e, _ in spans)
+    assert sum(p for *_, p in spans) < 1.0  # CLS and lone ends keep part of the mass
+    assert decode_spans(start, end, np.zeros(12, dtype=bool), 5, 30) == []
+
+
+def test_windows_match_the_transformers_tokenizer():
+    """The windower reads tokenizer.json through ``tokenizers`` without transformers; it must cut
+    exactly the windows transformers' tokenizer cuts (scores depend on them)."""
+    questions = [QUESTION, "Who sold it?", "For how much was the building sold in 2024?"]
+    texts = [TEXT, TEXT[:90], TEXT * 3]  # one window, a padded one, several overlapping ones
+    enc = AutoTokenizer.from_pretrained(str(DEFAULT_READER))(
+        questions, texts, truncation="only_second", max_length=64, stride=16,
+        return_overflowing_tokens=True, return_offsets_mapping=True, padding=True,
+        return_tensors="np")
+    windows = Windower(DEFAULT_READER, 64, 16).windows(questions, texts)
+    assert set(windows.inputs) == {"input_ids", "attention_mask", "token_type_ids"}
+    for name, values in windows.inputs.items():
+        np.testing.assert_array_equal(values, enc[name])
+    assert windows.pairs == enc["overflow_to_sample_mapping"].tolist()
+    assert windows.offsets == [[tuple(o) for o in row] for row in enc["offset_mapping"].tolist()]
+    assert windows.context.tolist() == [[s == 1 for s in enc.sequence_ids(w)]
+                                        for w in range(len(windows.pairs))]
+    assert len(windows.pairs) > 5 and not windows.inputs["attention_mask"].all()
+
+
+def test_calibration_key_names_weights_backend_and_precision(tiny_model, tmp_path):
+    digest = hashlib.sha256((tiny_model / "model.safetensors").read_bytes()).hexdigest()[:16]
+    assert Reader(tiny_model).calibration_key == f"{digest}/torch-int8"
+    assert Reader(tiny_model, quantize=False).calibration_key == f"{digest}/torch-fp32"
+    assert Reader(tiny_model, backend="onnx").calibration_key == f"{digest}/onnx-int8"
+    assert Reader(tiny_model, backend="onnx", quantize=False).calibration_key.endswith("/onnx-fp32")
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_model, copy)
+    assert Reader(copy).calibration_key == f"{digest}/torch-int8"  # same weights, other folder
+    model = BertForQuestionAnswering.from_pretrained(copy)
+    with torch.no_grad():
+        model.qa_outputs.bias += 1.0
+    model.save_pretrained(copy)  # retrained weights: their calibration no longer holds
+    assert not Reader(copy).calibration_key.startswith(digest)
+    with pytest.raises(NewsQAError, match="no weights file"):
+        Reader(tmp_path).calibration_key
