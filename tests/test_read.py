@@ -11,6 +11,8 @@ import hashlib
 import json
 import math
 import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -344,3 +346,32 @@ def test_calibration_key_names_weights_backend_and_precision(tiny_model, tmp_pat
     assert not Reader(copy).calibration_key.startswith(digest)
     with pytest.raises(NewsQAError, match="no weights file"):
         Reader(tmp_path).calibration_key
+
+
+def test_concurrent_reads_are_coalesced_and_answer_as_alone(reader):
+    """Threads calling ``read`` at once share model batches and get what a lone call gets; a bad
+    question among them fails alone."""
+    doc = document()
+    chunks = [chunk(doc, 0, 120), chunk(doc, 100, 250)]
+    questions = [f"{QUESTION} {n}" for n in range(8)]
+    alone = [reader.read(q, chunks, 5) for q in questions]
+    sizes: list[int] = []
+    read_batch = reader.read_batch
+
+    def counting(qs, chunk_lists, top_n=5):
+        sizes.append(len(qs))
+        time.sleep(0.05)  # keep the model busy so that the other threads queue up behind it
+        return read_batch(qs, chunk_lists, top_n)
+
+    reader.read_batch = counting
+    try:
+        with ThreadPoolExecutor(len(questions) + 1) as pool:
+            futures = [pool.submit(reader.read, q, chunks, 5) for q in questions]
+            too_long = pool.submit(reader.read, "why " * 200, chunks, 5)
+            together = [f.result() for f in futures]
+            with pytest.raises(QuestionError, match="too long"):
+                too_long.result()
+    finally:
+        del reader.read_batch
+    assert together == alone
+    assert sum(sizes) == len(questions) and max(sizes) > 1  # fewer, bigger batches

@@ -1,0 +1,137 @@
+"""Load on the served app: many concurrent clients asking questions over the `/ask` API.
+
+    python benchmarks/load.py [--clients 50] [--questions 4] [--index DIR]
+
+Starts ``app.py`` on a free loopback port over a fresh index of ``seeds/`` (or ``--index``),
+then runs one client alone (the baseline) and ``--clients`` clients at once, each a
+``gradio_client.Client`` in its own thread asking ``--questions`` of the seed questions in turn.
+Prints, per run: requests, errors, p50/p95 latency, throughput and the server's RSS, and the
+ratios of the loaded run to the baseline, measured in the same run. Traffic goes to 127.0.0.1
+only, and every loop is bounded.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+QUESTIONS = ROOT / "tests" / "data" / "seed_questions.jsonl"
+STARTUP_LIMIT_S = 300
+REQUEST_TIMEOUT_S = 120
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_mb(pid: int) -> tuple[float, float]:
+    """Current and peak resident memory of a process, from /proc (Linux)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    kb = {key: int(value) for key, value in re.findall(r"(VmRSS|VmHWM):\s+(\d+) kB", status)}
+    return kb["VmRSS"] / 1024, kb["VmHWM"] / 1024
+
+
+def start_app(index: Path, log: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--index", str(index),
+                                 "--port", str(port)], cwd=ROOT, stdout=out,
+                                stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + STARTUP_LIMIT_S
+    while time.monotonic() < deadline and proc.poll() is None:
+        if "Running on local URL" in log.read_text(errors="replace"):
+            return proc, url
+        time.sleep(1)
+    proc.kill()
+    raise SystemExit(f"the app did not start:\n{log.read_text(errors='replace')}")
+
+
+def run_clients(url: str, clients: int, per_client: int,
+                questions: list[str]) -> tuple[list[float], list[str], float]:
+    """Latencies (s) of all requests, their errors, and the wall time of the whole run."""
+    from gradio_client import Client
+
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    ready = threading.Barrier(clients + 1)
+
+    def client(n: int) -> None:
+        try:
+            api = Client(url, verbose=False)
+        finally:
+            ready.wait()
+        for i in range(per_client):
+            question = questions[(n + i) % len(questions)]
+            t = time.perf_counter()
+            try:
+                job = api.submit(question, 5, api_name="/ask")
+                job.result(timeout=REQUEST_TIMEOUT_S)
+                with lock:
+                    latencies.append(time.perf_counter() - t)
+            except Exception as error:  # noqa: BLE001 - every failure counts as an error
+                with lock:
+                    errors.append(f"{type(error).__name__}: {error}")
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    for thread in threads:
+        thread.start()
+    ready.wait()  # connections made: time the questions only
+    start = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    return latencies, errors, time.perf_counter() - start
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--clients", type=int, default=50)
+    ap.add_argument("--questions", type=int, default=4, help="questions per client")
+    ap.add_argument("--index", type=Path, help="an existing index (default: a fresh seeds index)")
+    args = ap.parse_args()
+    questions = [json.loads(line)["question"]
+                 for line in QUESTIONS.read_text(encoding="utf-8").splitlines() if line]
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, url = start_app(args.index or Path(tmp) / "index", Path(tmp) / "app.log")
+        try:
+            run_clients(url, 1, 2, questions)  # warm-up: BM25 build, first-call costs
+            rows = []
+            for clients, per_client in ((1, args.questions * 4), (args.clients, args.questions)):
+                latencies, errors, wall = run_clients(url, clients, per_client, questions)
+                rss, peak = rss_mb(proc.pid)
+                rows.append((clients, len(latencies) + len(errors), len(errors),
+                             statistics.median(latencies) if latencies else float("nan"),
+                             statistics.quantiles(latencies, n=20)[18] if len(latencies) > 1
+                             else float("nan"),
+                             len(latencies) / wall, rss, peak, errors[:3]))
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    print(f"{'clients':>7} {'requests':>8} {'errors':>6} {'p50 s':>6} {'p95 s':>6} "
+          f"{'req/s':>6} {'RSS MB':>7} {'peak MB':>7}")
+    for clients, requests, errors, p50, p95, rate, rss, peak, _ in rows:
+        print(f"{clients:>7} {requests:>8} {errors:>6} {p50:>6.2f} {p95:>6.2f} {rate:>6.2f} "
+              f"{rss:>7.0f} {peak:>7.0f}")
+    (base, loaded) = rows
+    print(f"\n{loaded[0]} clients vs 1: throughput {loaded[5] / base[5]:.2f}x, "
+          f"p50 {loaded[3] / base[3]:.1f}x, p95 {loaded[4] / base[4]:.1f}x")
+    for sample in loaded[8]:
+        print("error:", sample)
+
+
+if __name__ == "__main__":
+    main()
