@@ -1,8 +1,10 @@
-"""Regenerate docs/chat.png and docs/sources.png: ``python docs/screenshots.py``.
+"""Regenerate docs/chat.png, docs/chat_phone.png and docs/sources.png:
+``python docs/screenshots.py``.
 
 Serves the app over a temporary index of ``seeds/`` with the shipped reader, asks the seed
-question in Chromium (``/usr/bin/chromium``, e.g. ``apt-get install chromium``) and captures
-the Chat and Sources tabs. Rerun it whenever the reader model or the UI changes.
+question in Chromium (``/usr/bin/chromium``, e.g. ``apt-get install chromium``) at desktop and
+at phone width, and captures the Chat and Sources tabs. Rerun it whenever the reader model or the
+UI changes. tests/test_ui.py runs the same ``capture`` against its own app.
 """
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from a checkout
@@ -20,40 +22,67 @@ from qa.pipeline import NewsQA  # noqa: E402
 
 SEED_ARTICLE = ROOT / "seeds" / "000_2ffe86633dc2dc73.txt"
 QUESTION = "How many POWs were on the first list?"
+CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-VIEWPORT = {"width": 1280, "height": 900}
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}  # an iPhone 12-15 in CSS pixels
+REPLY_LIMIT_MS = 120_000  # a hang guard for the first question on a busy machine
 
 
-def capture(url: str, out: Path) -> None:
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
-                                    args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport=VIEWPORT, device_scale_factor=1)
+def launch_chromium(playwright) -> Browser:
+    """The system Chromium, headless, with nothing that would reach the network."""
+    return playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                      args=CHROMIUM_ARGS)
+
+
+def ask(page: Page, question: str) -> Locator:
+    """Type ``question``, send it, and return its reply once the reply's answer line is on
+    screen (the app scrolls it there after each question)."""
+    replies = page.locator("#nqa-chat .nqa-reply")
+    before = replies.count()
+    page.locator("#nqa-question textarea").fill(question)
+    page.locator("#nqa-ask").click()
+    page.wait_for_function(f"document.querySelectorAll('#nqa-chat .nqa-reply').length > {before}",
+                           timeout=REPLY_LIMIT_MS)
+    reply = replies.nth(before)
+    expect(reply.locator("p").first).to_be_in_viewport(ratio=1)
+    return reply
+
+
+def capture(browser: Browser, url: str, out: Path) -> None:
+    """Write chat.png (desktop), chat_phone.png (phone width) and sources.png into ``out``."""
+    for viewport, name in ((DESKTOP, "chat.png"), (PHONE, "chat_phone.png")):
+        page = browser.new_page(viewport=viewport, device_scale_factor=1)
         page.goto(url)
-        page.locator("#nqa-question textarea").fill(QUESTION)
-        page.locator("#nqa-ask").click()
-        page.locator("#nqa-chat .nqa-reply").wait_for(timeout=120_000)
-        page.screenshot(path=str(out / "chat.png"))
-        page.get_by_role("tab", name="Sources").click()
-        page.locator("#nqa-files input[type=file]").set_input_files(str(SEED_ARTICLE))
-        page.locator("#nqa-upload").click()  # shows the add report: "1 already indexed"
-        page.locator("#nqa-status").get_by_text("already indexed").wait_for()
-        page.screenshot(path=str(out / "sources.png"))
-        browser.close()
+        ask(page, QUESTION)
+        page.screenshot(path=str(out / name))
+        page.close()
+    page = browser.new_page(viewport=DESKTOP, device_scale_factor=1)
+    page.goto(url)
+    page.get_by_role("tab", name="Sources").click()
+    page.locator("#nqa-files input[type=file]").set_input_files(str(SEED_ARTICLE))
+    page.locator("#nqa-upload").click()  # shows the add report: "1 already indexed"
+    page.locator("#nqa-status").get_by_text("already indexed").wait_for()
+    page.screenshot(path=str(out / "sources.png"))
+    page.close()
 
 
 def main() -> None:
+    out = ROOT / "docs"
     with tempfile.TemporaryDirectory() as tmp, NewsQA(Path(tmp) / "index") as qa:
         ui.seed(qa, ui.SEEDS)
         qa.warm_up()
         app = ui.build_app(qa)
         url = ui.launch(app, port=None, block=False)
         try:
-            capture(url, ROOT / "docs")
+            with sync_playwright() as playwright:
+                browser = launch_chromium(playwright)
+                capture(browser, url, out)
+                browser.close()
         finally:
             app.close()
-    print(f"wrote {ROOT / 'docs' / 'chat.png'} and {ROOT / 'docs' / 'sources.png'}")
+    print(f"wrote chat.png, chat_phone.png and sources.png in {out}")
 
 
 if __name__ == "__main__":

@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import re
 import string
+from datetime import date
 from typing import Mapping, Sequence
 
+from qa.decide import Decision, evidence
 from qa.errors import NewsQAError
-from qa.types import Answer, Chunk, Citation, Document, Span
+from qa.recency import parse_day, resolve_relative_date
+from qa.types import Answer, Chunk, Citation, Document, Hit, Span
 
 _PUNCTUATION = set(string.punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
@@ -23,20 +26,71 @@ def normalize_answer(text: str) -> str:
 
 
 def compose_answer(question: str, spans: Sequence[Span], documents: Mapping[str, Document],
-                   chunks: Sequence[Chunk], *, threshold: float,
-                   max_alternatives: int = 3) -> Answer:
-    """The best group of equal spans as the answer if it scores ``threshold`` or more.
+                   hits: Sequence[Hit], *, decision: Decision, threshold: float | None = None,
+                   max_alternatives: int = 3, prefer_newest: bool = False) -> Answer:
+    """The best group of equal spans as the answer if the decision is confident enough.
 
-    Spans whose normalised texts are equal form one candidate, scored by its best span. Below the
-    threshold the answer is "not found", and the best candidates are still offered as alternatives.
+    Spans whose normalised texts are equal form one candidate, scored by its best span. The
+    decision weighs the best candidate with the retrieval scores of ``hits`` (the chunks read, in
+    rank order) into the confidence shown as ``Answer.score``; below ``threshold`` (default: the
+    decision's) the answer is "not found", and the best candidates are still offered as
+    alternatives. When articles disagree (``disagreement``), a found answer lists them; with
+    ``prefer_newest`` (a question about the current state) the newest of them is the answer.
     """
+    chunks = [h.chunk for h in hits]
     candidates = [_candidate(question, group, documents, chunks) for group in _groups(spans)]
-    if not candidates or candidates[0].score < threshold:
-        return Answer(question, "", candidates[0].score if candidates else 0.0,
-                      alternatives=candidates[:max_alternatives], retrieved=list(chunks))
+    differ = disagreement(candidates)
+    if prefer_newest and differ:
+        candidates.sort(key=lambda a: differ[0] not in a.citations)  # stable: others keep order
+    features = evidence(question, candidates, hits, documents)
+    confidence = decision.confidence(features)
+    if not candidates or confidence < (decision.threshold if threshold is None else threshold):
+        return Answer(question, "", confidence, alternatives=candidates[:max_alternatives],
+                      retrieved=chunks, evidence=features)
     best, others = candidates[0], candidates[1:]
-    return Answer(question, best.text, best.score, best.citations,
-                  _alternatives(best, others, max_alternatives), list(chunks))
+    return Answer(question, best.text, confidence, best.citations,
+                  _alternatives(best, others, max_alternatives), chunks, features, differ)
+
+
+# Two answers are "close" when the weaker one's reader score is at least this share of the
+# stronger's. Only close rivals make "Sources differ": a far weaker span elsewhere is noise.
+# The reader's span scores share one softmax over the passages read, so two articles that each
+# state a figure split it (0.33 and 0.20 for two dated forecasts in tests/test_pipeline.py).
+CLOSE_SHARE = 0.5
+
+
+def disagreement(candidates: Sequence[Answer], close: float = CLOSE_SHARE) -> list[Citation]:
+    """One citation for each different answer that articles give, newest first; [] if agreed.
+
+    ``candidates`` are the groups of equal spans, best first. A rival counts when it is close to
+    the best (``close``), is not the same answer with more or fewer words ("Monday" and "on
+    Monday"), and is quoted from an article that none of the answers already listed quotes:
+    copies of one answer (wire copies, one outlet's repeats) are one group and count once. Each
+    answer is cited from the newest article that gives it, as the latest word on it.
+    """
+    if not candidates:
+        return []
+    best = candidates[0]
+    listed = [min(best.citations, key=newest_first)]
+    texts = [f" {normalize_answer(best.text)} "]
+    claimed = {c.doc_id for c in best.citations}
+    for rival in candidates[1:]:
+        if rival.score < close * best.score:
+            break
+        text = f" {normalize_answer(rival.text)} "
+        own = [c for c in rival.citations if c.doc_id not in claimed]
+        if not own or any(text in other or other in text for other in texts):
+            continue
+        listed.append(min(own, key=newest_first))
+        texts.append(text)
+        claimed.update(c.doc_id for c in rival.citations)
+    return sorted(listed, key=newest_first) if len(listed) > 1 else []
+
+
+def newest_first(citation: Citation) -> tuple[bool, int]:
+    """Sort key: the newest article first, undated ones last."""
+    day = parse_day(citation.published)
+    return day is None, -(day or date.min).toordinal()
 
 
 def _groups(spans: Sequence[Span]) -> list[list[Span]]:
@@ -74,7 +128,8 @@ def _citation(span: Span, documents: Mapping[str, Document], chunks: Sequence[Ch
         raise NewsQAError(f"The span {span.text!r} of document {span.doc_id} lies in none of the "
                           "retrieved chunks.")
     return Citation(doc.id, doc.title, doc.source, doc.url, doc.published, span.start, span.end,
-                    quote, chunk.text, chunk.start, span.score)
+                    quote, chunk.text, chunk.start, span.score, doc.date_source,
+                    resolve_relative_date(quote, doc.published))
 
 
 def _alternatives(best: Answer, others: list[Answer], limit: int) -> list[Answer]:

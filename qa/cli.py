@@ -6,14 +6,25 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import json
 import sys
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from qa.errors import NewsQAError
+from qa.recency import with_resolved
+
+if TYPE_CHECKING:
+    from qa.pipeline import FeedReport
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+# Commands whose modules import torch, transformers or matplotlib: (module, summary). Each is
+# imported only when its command runs, never to parse another command.
+HEAVY_COMMANDS = {
+    "eval": ("qa.evaluate", "measure EM/F1, retrieval and latency on a SQuAD-style file"),
+    "train-reader": ("qa.train", "fine-tune the extractive reader"),
+}
 
 
 def _index_option(p: argparse.ArgumentParser) -> None:
@@ -25,12 +36,19 @@ def _wait_option(p: argparse.ArgumentParser) -> None:
                    help="wait while another process writes the index, instead of failing")
 
 
+def _backend_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", choices=("torch", "onnx"),
+                   help="what runs the embedder and the reader: torch, or onnx (ONNX "
+                        "Runtime, int8, exported on first use and cached; starts without torch)")
+
+
 def _open(args: argparse.Namespace, *, create: bool):
     from qa.ingest import Fetcher
     from qa.pipeline import NewsQA
     return NewsQA(args.index, reader=getattr(args, "reader", None), create=create,
                   fetcher=Fetcher(allow_private=getattr(args, "allow_private", False)),
-                  wait_for_writer=getattr(args, "wait", False))
+                  wait_for_writer=getattr(args, "wait", False),
+                  backend=getattr(args, "backend", None))
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -40,13 +58,16 @@ def cmd_index(args: argparse.Namespace) -> int:
           f"{len(report.unchanged)} already indexed; {len(report.near_duplicates)} near-duplicate(s)")
     for title, original in report.near_duplicates:
         print(f"  near-duplicate not indexed: {title!r} (same story as {original})")
-    return 0
+    for error in report.errors:  # the rest was indexed; the exit status says not all of it
+        print(f"newsqa: error: {error}", file=sys.stderr)
+    return EXIT_ERROR if report.errors else 0
 
 
 def answer_to_json(answer) -> dict:
     """The ``--json`` shape of an Answer: its fields, with retrieved chunks as plain dicts."""
     data = dataclasses.asdict(answer)
     data["found"] = answer.found
+    data["resolved_date"] = answer.resolved_date
     return data
 
 
@@ -54,17 +75,25 @@ def cmd_ask(args: argparse.Namespace) -> int:
     with _open(args, create=False) as qa:
         answer = qa.ask(args.question, top_k=args.top_k, threshold=args.threshold,
                         sources=args.source or None, date_from=args.date_from,
-                        date_to=args.date_to)
+                        date_to=args.date_to, include_undated=not args.exclude_undated,
+                        as_of=args.as_of)
     if args.json:
         print(json.dumps(answer_to_json(answer), ensure_ascii=False, indent=2))
     elif not answer.found:
         print("Not found in the indexed articles.")
     else:
-        print(f"{answer.text}  (confidence {answer.score:.0%})")
+        print(f"{with_resolved(answer.text, answer.resolved_date)}  "
+              f"(confidence {answer.score:.0%})")
         for c in answer.citations:
-            meta = ", ".join(x for x in (c.source, c.published) if x)
+            meta = ", ".join(x for x in (c.source, c.date_label) if x)
             print(f"  [{c.doc_id}] {c.title}" + (f" ({meta})" if meta else "")
                   + f" chars {c.start}-{c.end}")
+        if answer.disagreement:
+            print("Sources differ (newest first):")
+            for c in answer.disagreement:
+                meta = ", ".join(x for x in (c.source, c.date_label) if x)
+                print(f"  {with_resolved(c.quote, c.resolved_date)}  [{c.doc_id}] {c.title}"
+                      + (f" ({meta})" if meta else ""))
     return 0
 
 
@@ -86,15 +115,73 @@ def cmd_sources(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    from qa.ui import serve
-    serve(args.index, host=args.host, port=args.port, allow_private_urls=args.allow_private)
+def cmd_feeds(args: argparse.Namespace) -> int:
+    failed = False
+    with _open(args, create=args.action == "add") as qa:
+        for url in args.urls:  # add or remove: a bad URL gets its line, and the rest go on
+            try:
+                if args.action == "remove":
+                    qa.unsubscribe(url)
+                    print(f"unsubscribed from {url} (its articles stay indexed)")
+                else:
+                    print(f"{'subscribed to' if qa.subscribe(url) else 'already subscribed to'} "
+                          f"{url}")
+            except NewsQAError as error:
+                print(f"newsqa: error: {error}", file=sys.stderr)
+                failed = True
+        feeds = qa.feeds() if args.action == "list" else []
+    if args.action != "list":
+        return EXIT_ERROR if failed else 0
+    if args.json:
+        print(json.dumps([dataclasses.asdict(f) for f in feeds], ensure_ascii=False, indent=2))
+        return 0
+    for f in feeds:
+        print(f"{f.url}  {f.title or '-'}  {f.items_seen} item(s)  last poll "
+              f"{f.last_poll or 'never'}, last success {f.last_success or 'never'}"
+              + (f"  error: {f.last_error}" if f.last_error else ""))
+    print(f"{len(feeds)} feed(s)")
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from qa import evaluate, train
+def print_feed_reports(reports: Sequence[FeedReport]) -> int:
+    """One line a feed on stdout, one a problem on stderr; the exit status of the round."""
+    if not reports:
+        print("no feeds subscribed: add one with `newsqa feeds add URL`", flush=True)
+    failed = False
+    for report in reports:
+        items = report.items
+        if report.error:
+            print(f"newsqa: error: {report.error}", file=sys.stderr, flush=True)
+        elif report.not_modified:
+            print(f"{report.url}: not modified", flush=True)
+        else:
+            print(f"{report.url}: {len(items.added)} new article(s), {len(items.unchanged)} "
+                  f"already indexed, {len(items.near_duplicates)} near-duplicate(s), "
+                  f"{len(items.errors)} skipped", flush=True)
+        for error in items.errors:
+            print(f"newsqa: error: {error}", file=sys.stderr, flush=True)
+        failed = failed or bool(report.error or items.errors)
+    return EXIT_ERROR if failed else 0
 
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    with _open(args, create=False) as qa:
+        if args.once:
+            return print_feed_reports(qa.refresh_feeds())
+        qa.watch(args.every, on_refresh=print_feed_reports)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from qa.ui import serve
+    serve(args.index, host=args.host, port=args.port, allow_private_urls=args.allow_private,
+          watch=args.watch)
+    return 0
+
+
+def build_parser(command: str = "") -> argparse.ArgumentParser:
+    """Every command's parser; only ``command`` (the one run) gets its ``HEAVY_COMMANDS`` module
+    imported and its options added, so that other commands start without torch."""
     parser = argparse.ArgumentParser(prog="newsqa", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -104,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     _wait_option(p)
     p.add_argument("--allow-private", action="store_true",
                    help="allow fetching URLs on loopback/private networks")
+    _backend_option(p)
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("ask", help="answer a question from the indexed articles")
@@ -114,7 +202,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", action="append", help="only articles from this source (repeatable)")
     p.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD")
     p.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD")
+    p.add_argument("--exclude-undated", action="store_true",
+                   help="leave out articles without a publication date (kept by default)")
+    p.add_argument("--as-of", metavar="YYYY-MM-DD",
+                   help="'now' for questions about the latest news (default: today)")
     p.add_argument("--reader", metavar="PATH_OR_ID", help="a transformers QA model")
+    _backend_option(p)
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
     p.set_defaults(func=cmd_ask)
 
@@ -126,21 +219,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_sources)
 
+    p = sub.add_parser("feeds", help="subscribe to RSS/Atom feeds, list or remove them")
+    p.add_argument("action", nargs="?", choices=["list", "add", "remove"], default="list")
+    p.add_argument("urls", nargs="*", metavar="URL")
+    _index_option(p)
+    _wait_option(p)
+    p.add_argument("--allow-private", action="store_true",
+                   help="allow feeds on loopback/private networks")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_feeds)
+
+    p = sub.add_parser("watch", help="keep the index fresh: poll the subscribed feeds")
+    _index_option(p)
+    p.add_argument("--every", default="15m", metavar="INTERVAL",
+                   help="time between polls: 30s, 15m, 2h or seconds (default: 15m)")
+    p.add_argument("--once", action="store_true", help="poll each feed once and exit")
+    p.add_argument("--allow-private", action="store_true",
+                   help="allow fetching URLs on loopback/private networks")
+    p.set_defaults(func=cmd_watch, wait=True)  # a refresher waits out another writer
+
     p = sub.add_parser("serve", help="serve the Gradio app")
     _index_option(p)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int)
     p.add_argument("--allow-private", action="store_true",
                    help="allow fetching URLs on loopback/private networks")
+    p.add_argument("--watch", nargs="?", const="15m", metavar="INTERVAL",
+                   help="refresh the subscribed feeds in the background (default: every 15m)")
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("eval", help="measure EM/F1, retrieval and latency on a SQuAD-style file")
-    evaluate.add_arguments(p)
-    p.set_defaults(func=evaluate.run)
-
-    p = sub.add_parser("train-reader", help="fine-tune the extractive reader")
-    train.add_arguments(p)
-    p.set_defaults(func=train.run)
+    for name, (module_name, summary) in HEAVY_COMMANDS.items():
+        p = sub.add_parser(name, help=summary)
+        if name == command:
+            module = importlib.import_module(module_name)
+            module.add_arguments(p)
+            p.set_defaults(func=module.run)
     return parser
 
 
@@ -155,10 +268,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"newsqa: error: argument {n} ({ascii(arg)}) is not valid UTF-8 text.",
                   file=sys.stderr)
             return EXIT_USAGE
-    parser = build_parser()
+    parser = build_parser(next((arg for arg in argv if not arg.startswith("-")), ""))
     args = parser.parse_args(argv)
     if args.command == "sources" and args.action == "delete" and not args.ids:
         parser.error("sources delete needs at least one DOC_ID")
+    if args.command == "feeds" and (args.action == "list") == bool(args.urls):
+        parser.error("feeds list takes no URL" if args.urls
+                     else f"feeds {args.action} needs at least one URL")
     try:
         return args.func(args)
     except NewsQAError as exc:

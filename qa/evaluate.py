@@ -2,8 +2,11 @@
 
 Two modes. ``reader`` reads each question against its own context only (the reader's accuracy,
 no retrieval). ``e2e`` indexes every distinct context of the file in a fresh index and asks each
-question of the whole index (what a user gets). Both write ``predictions.jsonl`` (one line per
-question, a format other tools rely on) and the report (see ``qa.report``) into ``--out``.
+question of the whole index (what a user gets). ``e2e --removed`` then asks each question again
+with its own article taken out of the index (what a user asking about a story that is not indexed
+gets: the right reply is "not found"); these results are what the answer decision is fitted on
+(``python -m qa.decide``). Both modes write ``predictions.jsonl`` (one line per question and
+condition, a format other tools rely on) and the report (see ``qa.report``) into ``--out``.
 """
 from __future__ import annotations
 
@@ -23,9 +26,14 @@ from typing import Iterator
 from tqdm.auto import tqdm
 
 import qa
+from qa.decide import ReaderScore
+from qa.embed import BACKENDS as EMBEDDER_BACKENDS
+from qa.embed import Embedder
 from qa.errors import NewsQAError, QuestionError
 from qa.ingest import make_document
 from qa.pipeline import NewsQA, validate_question
+from qa.read import Reader
+from qa.reader_backends import BACKENDS
 from qa.report import QuestionResult, build_report, write_report
 from qa.types import Answer, Document
 
@@ -133,25 +141,29 @@ def _parse_answers(answers: object, context: str, where: str) -> list[str]:
 # ---- running ---------------------------------------------------------------------------------
 def evaluate(data: Path, mode: str, out: Path, *, limit: int | None = None, top_k: int = 5,
              reader: str | None = None, threshold: float | None = None,
-             index_dir: Path | None = None) -> dict:
+             index_dir: Path | None = None, removed: bool = False,
+             reader_backend: str = "torch", embedder_backend: str = "torch") -> dict:
     """Answer the first ``limit`` questions of ``data`` in ``mode``; write and return the report.
 
     In e2e, every context of the file is indexed even with ``limit``: the limit picks the
     questions, not the corpus they are asked of. ``index_dir`` keeps the e2e index (default: a
-    temporary one); documents already in it stay and count as distractors.
+    temporary one); documents already in it stay and count as distractors. ``removed`` (e2e only)
+    asks every answerable question a second time with its article removed from the index.
     """
     data, out = Path(data), Path(out)
-    _check_options(mode, out, limit, top_k, threshold)
+    _check_options(mode, out, limit, top_k, threshold, removed)
     questions = load_questions(data)
     selected = questions[:limit]
     index = (contextlib.nullcontext(index_dir) if index_dir
              else tempfile.TemporaryDirectory(prefix="newsqa-eval-"))
-    with index as where, NewsQA(where, reader=reader) as pipeline:
+    with index as where, NewsQA(where, reader=Reader(reader, backend=reader_backend),
+                                embedder=Embedder(backend=embedder_backend)) as pipeline:
         if mode == "reader":
             rows = _run_reader(pipeline, selected, threshold)
         else:
-            rows = _run_e2e(pipeline, questions, selected, top_k, threshold)
+            rows = _run_e2e(pipeline, questions, selected, top_k, threshold, removed)
         settings = _settings(pipeline, data, mode, len(selected), limit, top_k, threshold)
+        settings["removed"] = removed
     out.mkdir(parents=True, exist_ok=True)
     _write_predictions([p for p, _ in rows], out / PREDICTIONS_FILE)
     results = [r for _, r in rows]
@@ -161,9 +173,11 @@ def evaluate(data: Path, mode: str, out: Path, *, limit: int | None = None, top_
 
 
 def _check_options(mode: str, out: Path, limit: int | None, top_k: int,
-                   threshold: float | None) -> None:
+                   threshold: float | None, removed: bool) -> None:
     if mode not in MODES:
         raise NewsQAError(f"unknown mode {mode!r}; use one of: {', '.join(MODES)}.")
+    if removed and mode != "e2e":
+        raise NewsQAError("--removed needs --mode e2e: only an index can lack the article.")
     if limit is not None and limit < 1:
         raise NewsQAError(f"--limit must be at least 1, got {limit}.")
     if top_k < 1:
@@ -191,7 +205,7 @@ def _run_reader(pipeline: NewsQA, questions: list[Question],
 
 
 def _run_e2e(pipeline: NewsQA, questions: list[Question], selected: list[Question], top_k: int,
-             threshold: float | None) -> list[Row]:
+             threshold: float | None, removed: bool) -> list[Row]:
     """Index every context of the file, then ask each selected question of the whole index.
 
     The answer comes from ``ask`` exactly as a user gets it; the retrieval metrics come from a
@@ -206,10 +220,39 @@ def _run_e2e(pipeline: NewsQA, questions: list[Question], selected: list[Questio
         start = time.perf_counter()
         answer = pipeline.ask(q.question, top_k=top_k, threshold=threshold)
         latency = time.perf_counter() - start
-        ranked = [chunk.doc_id for chunk, _ in pipeline.retrieve(q.question, top_k=depth)]
+        ranked = [hit.chunk.doc_id for hit in pipeline.retrieve(q.question, top_k=depth)]
         rows.append(_row(q, answer, latency, gold_doc_id=gold_of[docs[q.context].id],
                          ranked_doc_ids=ranked))
+    if removed:
+        rows += _run_removed(pipeline, [q for q in selected if q.answers],
+                             {q.id: gold_of[docs[q.context].id] for q in selected}, top_k,
+                             threshold)
     return rows
+
+
+def _run_removed(pipeline: NewsQA, selected: list[Question], gold_of: dict[str, str],
+                 top_k: int, threshold: float | None) -> list[Row]:
+    """Ask each question with its article deleted through the facade, then put the article back.
+
+    Questions on one article are asked together, so each article is removed and re-added once;
+    the index is the same for every question. The right reply is "not found" (gold: no answer).
+    """
+    by_article: dict[str, list[Question]] = {}
+    for q in selected:
+        by_article.setdefault(gold_of[q.id], []).append(q)
+    rows: dict[str, Row] = {}
+    for doc_id, group in tqdm(by_article.items(), desc="asking without the article",
+                              unit="article"):
+        document = pipeline.get(doc_id)
+        pipeline.delete(doc_id)
+        for q in group:
+            start = time.perf_counter()
+            answer = pipeline.ask(q.question, top_k=top_k, threshold=threshold)
+            rows[q.id] = _row(q, answer, time.perf_counter() - start, gold_doc_id=doc_id,
+                              removed=True)
+        if pipeline.add([document]).added != [doc_id]:
+            raise NewsQAError(f"Document {doc_id} could not be put back into the index.")
+    return [rows[q.id] for q in selected]
 
 
 def _documents(questions: list[Question]) -> dict[str, Document]:
@@ -239,8 +282,11 @@ def _index_contexts(pipeline: NewsQA, docs: dict[str, Document]) -> dict[str, st
 
 
 def _row(q: Question, answer: Answer, latency: float, *, gold_doc_id: str | None = None,
-         ranked_doc_ids: list[str] | None = None) -> Row:
-    """The ``predictions.jsonl`` line and the report's result for one answered question."""
+         ranked_doc_ids: list[str] | None = None, removed: bool = False) -> Row:
+    """The ``predictions.jsonl`` line and the report's result for one answered question.
+
+    With its article removed, a question has no answer in the index: its gold is "not found".
+    """
     cited = answer.citations[0] if answer.citations else None
     prediction = {"id": q.id, "prediction": answer.text, "score": answer.score,
                   "doc_id": cited.doc_id if cited else None,
@@ -248,9 +294,11 @@ def _row(q: Question, answer: Answer, latency: float, *, gold_doc_id: str | None
                   "retrieved": list(dict.fromkeys(c.doc_id for c in answer.retrieved))}
     if gold_doc_id is not None:
         prediction["gold_doc_id"] = gold_doc_id
-    result = QuestionResult(q.id, q.question, q.answers, q.is_impossible, answer.text,
-                            answer.score, answer.best_text, latency, gold_doc_id,
-                            ranked_doc_ids or [])
+        prediction["condition"] = "removed" if removed else "indexed"
+    result = QuestionResult(q.id, q.question, [] if removed else q.answers,
+                            q.is_impossible, answer.text, answer.score, answer.best_text,
+                            latency, gold_doc_id, ranked_doc_ids or [], removed=removed,
+                            evidence=answer.evidence)
     return prediction, result
 
 
@@ -267,10 +315,16 @@ def _settings(pipeline: NewsQA, data: Path, mode: str, questions: int, limit: in
     return {"data": str(data), "mode": mode, "questions": questions, "limit": limit,
             "reader": str(pipeline.reader.model),
             "reader_int8": pipeline.reader.quantize,
+            "reader_backend": pipeline.reader.backend,
             "chunk_max_chars": pipeline.chunker.max_chars,
             "embedder": pipeline.embedder.name if e2e else None,
+            "embedder_backend": (f"{pipeline.embedder.backend} {pipeline.embedder.precision}"
+                                 if e2e else None),
             "top_k": top_k if e2e else None,
-            "threshold": pipeline.reader.threshold if threshold is None else threshold,
+            "decision": (pipeline.decision if e2e
+                         else ReaderScore(pipeline.reader.threshold)).describe(),
+            "threshold": ((pipeline.threshold if e2e else pipeline.reader.threshold)
+                          if threshold is None else threshold),
             "newsqa_version": qa.__version__,
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
@@ -295,15 +349,30 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=_positive_int, metavar="N", help="only the first N questions")
     p.add_argument("--top-k", type=_positive_int, default=5, help="chunks read per question (e2e)")
     p.add_argument("--reader", metavar="PATH_OR_ID", help="a transformers QA model")
-    p.add_argument("--threshold", type=float, help="answer threshold (default: the reader's)")
+    p.add_argument("--reader-backend", choices=BACKENDS, default="torch",
+                   help="what runs the reader: torch, or ONNX Runtime (int8, exported on first "
+                        "use and cached)")
+    p.add_argument("--embedder-backend", choices=EMBEDDER_BACKENDS, default="torch",
+                   help="what runs the embedder (e2e): torch, or ONNX Runtime (int8, exported on "
+                        "first use and cached)")
+    p.add_argument("--threshold", type=float,
+                   help="confidence to answer from (default: the answer decision's, see "
+                        "qa/decide.py; reader mode: the reader's span-score threshold)")
     p.add_argument("--index-dir", type=Path, metavar="DIR",
                    help="keep the e2e index here (default: a temporary directory)")
+    p.add_argument("--removed", action="store_true",
+                   help="e2e: ask each answerable question again with its own article removed "
+                        "from the index (the calibration set of the answer decision)")
 
 
 def run(args: argparse.Namespace) -> int:
     report = evaluate(args.data, args.mode, args.out, limit=args.limit, top_k=args.top_k,
-                      reader=args.reader, threshold=args.threshold, index_dir=args.index_dir)
+                      reader=args.reader, threshold=args.threshold, index_dir=args.index_dir,
+                      removed=args.removed, reader_backend=args.reader_backend,
+                      embedder_backend=args.embedder_backend)
     a = report["answers"]
+    removed = (f"; article removed: \"not found\" {100 * report['removed']['abstention']:.1f}%"
+               if "removed" in report else "")
     print(f"{a['questions']} questions: EM {100 * a['exact_match']:.1f}  F1 {100 * a['f1']:.1f}"
-          f"  → {args.out / 'report.md'}")
+          f"  answered {a['answered']}{removed}  → {args.out / 'report.md'}")
     return 0

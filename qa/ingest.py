@@ -5,6 +5,7 @@ place. Bad input raises ``IngestError`` with one sentence naming the path or URL
 """
 from __future__ import annotations
 
+import collections
 import functools
 import gzip
 import hashlib
@@ -19,13 +20,13 @@ import socket
 import ssl
 import urllib.parse
 import zlib
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, time, timezone
 from html.parser import HTMLParser
 from pathlib import Path
 from time import monotonic
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 import feedparser
 import trafilatura
@@ -33,6 +34,9 @@ from dateutil import parser as dateutil_parser
 
 from qa.errors import IngestError
 from qa.types import Document
+
+if TYPE_CHECKING:
+    from lxml.html import HtmlElement
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +68,9 @@ def document_id(text: str) -> str:
 
 
 def make_document(text: str, *, title: str = "", source: str = "", url: str = "",
-                  published: str = "") -> Document:
-    """Build a ``Document`` with normalised text and an ISO 8601 ``published`` date.
+                  published: str = "", date_source: str = "") -> Document:
+    """Build a ``Document`` with normalised text and an ISO 8601 ``published`` date, which
+    ``date_source`` says where it was read (see ``qa.types.DATE_SOURCES``).
 
     Raises ``IngestError`` for empty or over-long text, fields that are not valid Unicode, or a
     date that cannot be read (callers add the path).
@@ -79,8 +84,10 @@ def make_document(text: str, *, title: str = "", source: str = "", url: str = ""
     for name, value in (("text", text), ("title", title), ("source", source), ("url", url),
                         ("published", published)):
         _check_unicode(name, value)
+    published = _iso_date(published)
     return Document(id=document_id(text), text=text, title=" ".join(title.split()),
-                    source=source.strip(), url=url.strip(), published=_iso_date(published))
+                    source=source.strip(), url=url.strip(), published=published,
+                    date_source=date_source if published else "")
 
 
 def _check_unicode(name: str, value: str) -> None:
@@ -111,21 +118,31 @@ def _iso_date(value: str) -> str:
 
 # --- targets ---------------------------------------------------------------------------------
 
-def load(targets: Iterable[str | Path], *, fetcher: Fetcher | None = None) -> list[Document]:
-    """Load every target: a file, a folder (recursively) or an http(s) URL."""
-    return [doc for target in _listed(targets, "load") for doc in _load_target(target, fetcher)]
+_T = TypeVar("_T")
+Errors = list[str] | None  # where to note a bad target and go on; None: raise at the first
 
 
-def load_urls(urls: Iterable[str], fetcher: Fetcher | None = None) -> list[Document]:
+def load(targets: Iterable[str | Path], *, fetcher: Fetcher | None = None,
+         errors: Errors = None) -> list[Document]:
+    """Load every target: a file, a folder (recursively) or an http(s) URL.
+
+    With an ``errors`` list, a target (or a file in a folder) that cannot be loaded adds its one
+    line there and the others still load; without, the first one raises ``IngestError``.
+    """
+    return _each(_listed(targets, "load"), lambda t: _load_target(t, fetcher, errors), errors)
+
+
+def load_urls(urls: Iterable[str], fetcher: Fetcher | None = None, *,
+              errors: Errors = None) -> list[Document]:
     """Fetch http(s) URLs only: an address typed into a web page must never name a local file,
     so anything else is refused by the fetcher's guard before the disk is touched."""
-    return [doc for url in _listed(urls, "load_urls") for doc in load_url(str(url), fetcher)]
+    return _each(_listed(urls, "load_urls"), lambda url: load_url(str(url), fetcher), errors)
 
 
-def load_uploads(paths: Iterable[str | Path]) -> list[Document]:
+def load_uploads(paths: Iterable[str | Path], *, errors: Errors = None) -> list[Document]:
     """Exactly the given uploaded files: never a folder or a symbolic link. Errors name a file by
     its name alone, because the app must not reveal where the server keeps uploads."""
-    return [doc for path in _listed(paths, "load_uploads") for doc in _load_upload(Path(path))]
+    return _each(_listed(paths, "load_uploads"), lambda path: _load_upload(Path(path)), errors)
 
 
 def _listed(targets: Iterable[str | Path], caller: str) -> Iterable[str | Path]:
@@ -134,14 +151,28 @@ def _listed(targets: Iterable[str | Path], caller: str) -> Iterable[str | Path]:
     return targets
 
 
-def _load_target(target: str | Path, fetcher: Fetcher | None) -> list[Document]:
+def _each(items: Iterable[_T], load_one: Callable[[_T], list[Document]],
+          errors: Errors) -> list[Document]:
+    """The documents of every item; a failing item is noted in ``errors`` (or raises)."""
+    docs: list[Document] = []
+    for item in items:
+        try:
+            docs += load_one(item)
+        except IngestError as err:
+            if errors is None:
+                raise
+            errors.append(str(err))
+    return docs
+
+
+def _load_target(target: str | Path, fetcher: Fetcher | None, errors: Errors) -> list[Document]:
     if isinstance(target, str) and URL_PATTERN.match(target):
         return load_url(target, fetcher)
     path = Path(target)
     if not path.exists():
         raise IngestError(f"{path} does not exist.")
     if path.is_dir():
-        return _load_folder(path)
+        return _load_folder(path, errors)
     return _load_file(path, named=True)
 
 
@@ -155,7 +186,7 @@ def _load_upload(path: Path) -> list[Document]:
         raise IngestError(str(err).replace(str(path), path.name)) from None
 
 
-def _load_folder(folder: Path) -> list[Document]:
+def _load_folder(folder: Path, errors: Errors = None) -> list[Document]:
     """Every supported file under ``folder``, in sorted order, skipping hidden files and folders.
 
     Links never lead out of ``folder``: one that points outside is skipped with a warning. Linked
@@ -175,8 +206,9 @@ def _load_folder(folder: Path) -> list[Document]:
         if real is not None and real not in seen and real.is_file():
             seen.add(real)
             files.append(path)
-    docs = [doc for path in files for doc in _load_file(path, named=False)]
-    if not docs:
+    noted = len(errors or [])
+    docs = _each(files, lambda path: _load_file(path, named=False), errors)
+    if not docs and len(errors or []) == noted:  # no file failed: there was nothing to read
         raise IngestError(f"{folder} contains no supported files.")
     return docs
 
@@ -295,17 +327,91 @@ def _load_html(raw: bytes, path: Path) -> list[Document]:
     return [_html_document(raw, str(path), url="", fallback_title=_stem(path))]
 
 
-def _html_document(raw: bytes, where: str, *, url: str, fallback_title: str) -> Document:
-    """The page's main text and metadata, as trafilatura extracts them."""
-    page = trafilatura.bare_extraction(raw, url=url or None, with_metadata=True)
+def _html_document(raw: bytes, where: str, *, url: str, fallback_title: str,
+                   last_modified: str = "") -> Document:
+    """The page's main text and metadata, as trafilatura extracts them, but its date read from
+    metadata only (``_html_date``); else the HTTP ``last_modified`` header, flagged as such."""
+    tree = trafilatura.load_html(raw)
+    published, date_source = _html_date(tree) if tree is not None else ("", "")
+    if not published and last_modified:
+        published, date_source = _readable_date(last_modified), "http-last-modified"
+    # trafilatura's own date (htmldate) is not used: it may be read from the article's text
+    page = trafilatura.bare_extraction(tree, url=url or None, with_metadata=True,
+                                       date_extraction_params={"extensive_search": False})
     if page is None or not (page.text or "").strip():
         raise IngestError(f"{where} has no article text that could be extracted.")
     try:
         return make_document(page.text, title=page.title or fallback_title,
                              source=page.sitename or page.author or page.hostname or "",
-                             url=url or page.url or "", published=page.date or "")
+                             url=url or page.url or "", published=published,
+                             date_source=date_source)
     except IngestError as err:
         raise IngestError(f"{where}: {err}") from None
+
+
+# <meta> names and properties that hold the publication date (Open Graph, schema.org
+# microdata, Dublin Core and newsroom conventions), most specific first.
+_META_DATE_KEYS = ("article:published_time", "og:article:published_time", "datepublished",
+                   "publishdate", "publish-date", "publish_date", "pubdate",
+                   "publication_date", "parsely-pub-date", "sailthru.date", "dc.date.issued",
+                   "dcterms.issued", "dcterms.created", "dc.date", "dcterms.date", "date")
+_JSON_LD_DATE_KEYS = ("datePublished", "dateCreated")
+
+
+def _html_date(tree: HtmlElement) -> tuple[str, str]:
+    """The page's publication date and where it was found: ``<meta>`` tags (and elements
+    marked ``itemprop="datePublished"``), then JSON-LD; ("", "") without one. Never the
+    visible text, where "in 2001" is what a story is about, not when it was written."""
+    found: dict[str, str] = {}
+    for element in tree.iter("meta", "time"):
+        key = (element.get("property") or element.get("name") or element.get("itemprop")
+               or "").strip().lower()
+        value = element.get("content") or element.get("datetime") or ""
+        if key in _META_DATE_KEYS and (element.tag == "meta" or key == "datepublished"):
+            found.setdefault(key, value)
+    for key in _META_DATE_KEYS:
+        date = _readable_date(found.get(key, ""))
+        if date:
+            return date, "html-meta"
+    for script in tree.iter("script"):
+        if (script.get("type") or "").strip().lower() == "application/ld+json":
+            date = _json_ld_date(script.text or "")
+            if date:
+                return date, "json-ld"
+    return "", ""
+
+
+def _json_ld_date(text: str) -> str:
+    """``datePublished`` (else ``dateCreated``) of a JSON-LD block, searched breadth first so
+    that the article's own date comes before those of things it mentions; "" if none."""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):  # broken or hostile JSON-LD is common: no date
+        return ""
+    nodes: list[dict] = []
+    queue = collections.deque([data])
+    while queue:
+        node = queue.popleft()
+        if isinstance(node, dict):
+            nodes.append(node)
+            queue.extend(node.values())
+        elif isinstance(node, list):
+            queue.extend(node)
+    for key in _JSON_LD_DATE_KEYS:
+        for node in nodes:
+            value = node.get(key)
+            date = _readable_date(value) if isinstance(value, str) else ""
+            if date:
+                return date
+    return ""
+
+
+def _readable_date(value: str) -> str:
+    """``value`` as an ISO date, or "" when it is not a calendar date (metadata is often junk)."""
+    try:
+        return _iso_date(value)
+    except _UnreadableDate:
+        return ""
 
 
 def _load_json(raw: bytes, path: Path) -> list[Document]:
@@ -397,7 +503,8 @@ def _record_fields(record: object) -> dict[str, str] | None:
         return None
     return {"text": text, "title": _string_field(record, "title"),
             "source": _string_field(record, "source"), "url": _string_field(record, "url"),
-            "published": next((_string_field(record, k) for k in DATE_FIELDS if record.get(k)), "")}
+            "published": next((_string_field(record, k) for k in DATE_FIELDS if record.get(k)), ""),
+            "date_source": "json-field"}
 
 
 def _string_field(record: dict, key: str) -> str:
@@ -451,7 +558,7 @@ def _entry_fields(entry: feedparser.FeedParserDict, source: str) -> dict[str, st
     if not text:
         return None
     return {"text": text, "title": entry.get("title", ""), "source": source,
-            "url": entry.get("link", ""), "published": _entry_date(entry)}
+            "url": entry.get("link", ""), "published": _entry_date(entry), "date_source": "feed"}
 
 
 def _entry_html(entry: feedparser.FeedParserDict) -> str:
@@ -527,6 +634,7 @@ LOADERS: dict[str, Callable[[bytes, Path], list[Document]]] = {
 # --- URLs ------------------------------------------------------------------------------------
 
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
+_CONDITIONS = frozenset({"if-none-match", "if-modified-since"})  # request headers that allow a 304
 _IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 # IPv6 forms that carry an IPv4 address in their last 32 bits (6to4 and mapped ones: ipaddress)
 _IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated (RFC 4291), but still routed
@@ -563,12 +671,19 @@ class Fetcher:
 
     def fetch(self, url: str) -> tuple[bytes, str, str]:
         """``(body, content_type, final_url)``; ``IngestError`` for refused or failed requests."""
+        response = self.get(url)
+        return response.body, response.content_type, response.url
+
+    def get(self, url: str, headers: Mapping[str, str] | None = None) -> Response:
+        """The response to a GET of ``url`` with extra request ``headers``; ``IngestError`` for
+        refused or failed requests. A 304 is an answer only to a conditional request (one with
+        ``If-None-Match`` or ``If-Modified-Since``): the resource has not changed since."""
         deadline = monotonic() + self.timeout
         current = url
         for _ in range(self.max_redirects + 1):
             hop = self.check_url(current)
             try:
-                response, body = self._get(hop, deadline)
+                response, body = self._get(hop, deadline, headers or {})
             except TimeoutError:
                 raise IngestError(
                     f"{url} took longer than the limit of {self.timeout:g} s.") from None
@@ -579,12 +694,15 @@ class Fetcher:
             if response.status in REDIRECT_CODES and location:
                 current = urllib.parse.urljoin(current, location)
                 continue
-            if not 200 <= response.status < 300:
+            asked = _CONDITIONS & {name.lower() for name in headers or {}}
+            if not (200 <= response.status < 300 or (response.status == 304 and asked)):
                 raise IngestError(
                     f"{url} answered HTTP {response.status} ({response.reason}).")
             if len(body) > self.max_bytes:
                 raise IngestError(f"{url} is larger than the limit of {self.max_bytes:,} bytes.")
-            return body, response.headers.get("Content-Type", ""), current
+            return Response(body, response.headers.get("Content-Type", ""), current,
+                            response.status,
+                            {name.lower(): value for name, value in response.headers.items()})
         raise IngestError(f"{url} redirects more than {self.max_redirects} time(s).")
 
     def check_url(self, url: str) -> _Hop:
@@ -621,16 +739,29 @@ class Fetcher:
                     target=urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, "")),
                     addresses=tuple((info[0], info[4]) for info in infos))
 
-    def _get(self, hop: _Hop, deadline: float) -> tuple[http.client.HTTPResponse, bytes]:
+    def _get(self, hop: _Hop, deadline: float, headers: Mapping[str, str]
+             ) -> tuple[http.client.HTTPResponse, bytes]:
         """One GET; the body (up to one byte over the limit) is read only for a 2xx answer."""
         connection = _PinnedConnection(hop, deadline, self._tls if hop.tls else None)
         try:
-            connection.request("GET", hop.target, headers={"User-Agent": USER_AGENT})
+            connection.request("GET", hop.target, headers={"User-Agent": USER_AGENT, **headers})
             response = connection.getresponse()
             ok = 200 <= response.status < 300
             return response, response.read(self.max_bytes + 1) if ok else b""
         finally:
             connection.close()
+
+
+@dataclass(frozen=True)
+class Response:
+    """What ``Fetcher.get`` received: a 2xx answer, or a 304 (with no body) to a conditional
+    request. ``url`` is the final one, after redirects; header names are lower-case."""
+
+    body: bytes
+    content_type: str
+    url: str
+    status: int = 200
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -731,14 +862,40 @@ def _connect(addresses: tuple[tuple[int, tuple], ...], deadline: float) -> _Dead
 
 def load_url(url: str, fetcher: Fetcher | None = None) -> list[Document]:
     """An HTML page becomes one document, a feed one document per entry."""
-    body, content_type, final_url = (fetcher or Fetcher()).fetch(url)
-    mime = content_type.split(";")[0].strip().lower()
-    if mime in ("text/html", "application/xhtml+xml"):
-        return [_html_document(body, url, url=final_url, fallback_title=final_url)]
-    headers = {"content-type": content_type, "content-location": final_url}
+    response = (fetcher or Fetcher()).get(url)
+    if _is_html(response):
+        return [_page_document(response, url)]
     try:
-        feed = _parse_feed(body, url, headers)
+        feed = _parse_feed(response.body, url, _feed_headers(response))
     except IngestError:
         raise IngestError(f"{url} is neither an HTML page nor an RSS or Atom feed with entries "
-                          f"(content type {mime or 'unknown'}).") from None
+                          f"(content type {_mime(response) or 'unknown'}).") from None
     return _feed_documents(feed, url)
+
+
+def load_article(url: str, fetcher: Fetcher | None = None) -> Document:
+    """The article at ``url``, which must be an HTML page (a feed item's link)."""
+    response = (fetcher or Fetcher()).get(url)
+    if not _is_html(response):
+        raise IngestError(f"{url} is not an HTML page (content type "
+                          f"{_mime(response) or 'unknown'}).")
+    return _page_document(response, url)
+
+
+def _page_document(response: Response, where: str) -> Document:
+    """An HTML page's document, dated from its metadata or, failing that, Last-Modified."""
+    return _html_document(response.body, where, url=response.url, fallback_title=response.url,
+                          last_modified=response.headers.get("last-modified", ""))
+
+
+def _feed_headers(response: Response) -> dict[str, str]:
+    """What feedparser needs to know of the response to read its encoding and relative links."""
+    return {"content-type": response.content_type, "content-location": response.url}
+
+
+def _mime(response: Response) -> str:
+    return response.content_type.split(";")[0].strip().lower()
+
+
+def _is_html(response: Response) -> bool:
+    return _mime(response) in ("text/html", "application/xhtml+xml")

@@ -5,23 +5,34 @@ The CLI, the Gradio app and the evaluation call only this class.
 from __future__ import annotations
 
 import contextlib
+import logging
+import numbers
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from tqdm.auto import tqdm
 
 from qa.answer import compose_answer
 from qa.chunk import Chunker
+from qa.decide import Decision, ReaderScore, load_decision
 from qa.embed import Embedder
-from qa.errors import NewsQAError, QuestionError
-from qa.ingest import Fetcher, load
+from qa.errors import IngestError, NewsQAError, QuestionError
+from qa.feeds import parse_interval, poll
+from qa.ingest import Fetcher, load, load_uploads, load_urls
 from qa.read import Reader
+from qa.recency import asks_for_current, parse_day
 from qa.retrieve import Retriever, contextualize
-from qa.store import DocumentInfo, Store
-from qa.types import Answer, Chunk, Document
+from qa.store import DocumentInfo, Feed, Store, utc_now
+from qa.types import Answer, Chunk, Document, Hit
 
+log = logging.getLogger(__name__)
+
+# What runs the models that NewsQA builds (embedder and reader), for the CLI, the app and the
+# API alike: "torch", or "onnx" (ONNX Runtime, int8: no torch import, so a cold start is short).
+DEFAULT_BACKEND = "torch"
 MAX_QUESTION_CHARS = 500  # a question, not a document: longer input is almost surely a paste error
 ADD_BATCH_DOCS = 256  # documents embedded and committed together when indexing a large corpus
 
@@ -34,17 +45,78 @@ class AddReport:
     unchanged: list[str] = field(default_factory=list)  # already indexed (same content hash)
     near_duplicates: list[tuple[str, str]] = field(default_factory=list)  # (new title, kept id)
     chunks: int = 0
+    errors: list[str] = field(default_factory=list)  # one line per input that could not be read
+
+
+@dataclass
+class FeedReport:
+    """What ``NewsQA.refresh_feeds`` did with one feed."""
+
+    url: str
+    not_modified: bool = False  # the feed answered 304: nothing new, nothing else fetched
+    items: AddReport = field(default_factory=AddReport)  # its new items; ``errors``: skipped ones
+    error: str = ""  # the feed could not be fetched, read or recorded: nothing of it was indexed
 
 
 def validate_question(question: str) -> str:
-    """Return the stripped question, or raise ``QuestionError`` for empty or over-long input."""
-    text = question.strip() if isinstance(question, str) else ""
+    """Return the stripped question, or raise ``QuestionError`` for input that is not one: not
+    text, empty, over-long, not valid Unicode, or without a letter or digit (NUL or control
+    characters only), which would still be "answered" with some span."""
+    if not isinstance(question, str):
+        raise QuestionError(f"The question must be text, not {type(question).__name__}.")
+    text = question.strip()
     if not text:
         raise QuestionError("The question is empty.")
     if len(text) > MAX_QUESTION_CHARS:
         raise QuestionError(
             f"The question is {len(text)} characters long; the limit is {MAX_QUESTION_CHARS}.")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:  # lone surrogates: bytes that were not UTF-8, or bad JSON
+        raise QuestionError(f"The question is not valid Unicode (a lone surrogate at "
+                            f"character {err.start}; was it typed in an encoding other than "
+                            "UTF-8?).") from None
+    if not any(char.isalnum() for char in text):
+        raise QuestionError("The question has no letters or digits.")
     return text
+
+
+def validate_top_k(top_k: int) -> int:
+    """``top_k`` if it is a whole number of at least 1 (not a bool, a float or a string)."""
+    if isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 1:
+        raise NewsQAError(f"top_k must be a whole number of at least 1, not {top_k!r}.")
+    return int(top_k)
+
+
+def validate_threshold(threshold: float | None) -> float | None:
+    """None (the decision's own threshold) or a confidence from 0 to 1. NaN is refused above all:
+    every comparison with it is false, so it would pass any answer as found."""
+    if threshold is None:
+        return None
+    if (isinstance(threshold, bool) or not isinstance(threshold, numbers.Real)
+            or not 0 <= threshold <= 1):
+        raise NewsQAError(f"The threshold must be a number from 0 to 1, not {threshold!r}.")
+    return float(threshold)
+
+
+def validate_as_of(as_of: str | date | None) -> date | None:
+    """The day "now" is for recency: None (today), a date, or "YYYY-MM-DD" text."""
+    if as_of is None or (isinstance(as_of, date) and not isinstance(as_of, datetime)):
+        return as_of
+    if isinstance(as_of, datetime):
+        return as_of.date()
+    text = as_of.strip() if isinstance(as_of, str) else ""
+    day = parse_day(text) if len(text) == 10 else None
+    if day is None:
+        raise NewsQAError(f"as_of must be a date as YYYY-MM-DD, not {as_of!r}.")
+    return day
+
+
+def validate_feed_url(url: str) -> str:
+    """The URL without surrounding blanks; what it names is for the fetcher to judge."""
+    if not isinstance(url, str):
+        raise NewsQAError(f"A feed URL must be text, not {type(url).__name__}.")
+    return url.strip()
 
 
 class NewsQA:
@@ -58,39 +130,48 @@ class NewsQA:
     def __init__(self, index_dir: str | Path = "index", *, embedder: Embedder | str | None = None,
                  reader: Reader | str | Path | None = None, chunker: Chunker | None = None,
                  fetcher: Fetcher | None = None, create: bool = True,
-                 wait_for_writer: bool = False) -> None:
+                 wait_for_writer: bool = False, backend: str | None = None) -> None:
+        """``backend`` runs the embedder and the reader that this builds (not those given as
+        objects): "torch" or "onnx"; None takes ``DEFAULT_BACKEND``."""
         self.index_dir = Path(index_dir)
-        self.embedder = embedder if isinstance(embedder, Embedder) else Embedder(embedder)
-        self.reader = reader if isinstance(reader, Reader) else Reader(reader)
+        backend = backend or DEFAULT_BACKEND
+        self.embedder = (embedder if isinstance(embedder, Embedder)
+                         else Embedder(embedder, backend=backend))
+        self.reader = reader if isinstance(reader, Reader) else Reader(reader, backend=backend)
         self.chunker = chunker or Chunker()
         self.fetcher = fetcher or Fetcher()
         self.create = create
         self.wait_for_writer = wait_for_writer  # block, rather than fail, while another writes
         self._store: Store | None = None
         self._retriever: Retriever | None = None
+        self._decision: Decision | None = None
         self._lock = threading.RLock()  # the app serves requests from several threads
 
     @property
     def store(self) -> Store:
-        """The index, opened on first use (reading a single document needs none)."""
+        """The index, opened on first use (reading a single document needs none). Opening loads
+        no model unless it creates the index: listing sources stays fast."""
         with self._lock:
             if self._store is None:
-                self.embedder.warm_up()
                 self._store = Store.open(self.index_dir, embedder_name=self.embedder.name,
-                                         dimension=self.embedder.dimension, create=self.create,
+                                         dimension=lambda: self.embedder.dimension,
+                                         create=self.create,
                                          wait_for_writer=self.wait_for_writer)
-                self._retriever = Retriever(self._store, self.embedder)
             return self._store
 
     @property
     def retriever(self) -> Retriever:
-        self.store  # noqa: B018 - opens the index and builds the retriever
-        assert self._retriever is not None
-        return self._retriever
+        """Search over the index, made when something is first embedded: the embedder loads
+        then, and is checked against the one that built the index."""
+        with self._lock:
+            if self._retriever is None:
+                self.store.check_embedder(self.embedder.name, self.embedder.dimension)
+                self._retriever = Retriever(self.store, self.embedder)
+            return self._retriever
 
     def warm_up(self) -> None:
         """Load the models and open the index now rather than on the first question."""
-        self.store  # noqa: B018
+        self.retriever  # noqa: B018 - opens the index and loads the embedder
         self.reader.warm_up()
 
     # ---- sources -------------------------------------------------------------------------
@@ -103,7 +184,9 @@ class NewsQA:
         """
         report = AddReport()
         docs = list(documents)
-        store = self.store
+        if not docs:  # nothing was read: leave the index (or its absence) untouched
+            return report
+        store = self.retriever.store  # the embedder checked against the index
         with contextlib.ExitStack() as held, tqdm(total=len(docs), unit="doc",
                                                   disable=not progress, desc="indexing") as bar:
             with self._lock:  # catching up with other writers changes what questions read
@@ -140,8 +223,29 @@ class NewsQA:
         return fresh
 
     def add_paths(self, targets: Sequence[str | Path], *, progress: bool = False) -> AddReport:
-        """Load files, folders, feeds or URLs (see ``qa.ingest.load``) and index them."""
-        return self.add(load(targets, fetcher=self.fetcher), progress=progress)
+        """Load files, folders, feeds or URLs (see ``qa.ingest.load``) and index them.
+
+        A target (or a file in a folder) that cannot be loaded is listed in ``errors`` with one
+        line, and the others are still indexed.
+        """
+        errors: list[str] = []
+        docs = load(targets, fetcher=self.fetcher, errors=errors)
+        return replace(self.add(docs, progress=progress), errors=errors)
+
+    def add_urls(self, urls: Sequence[str], *, progress: bool = False) -> AddReport:
+        """Fetch and index http(s) URLs only: what a web page sends must never name a local
+        path (those are for the CLI and ``add_paths``). Bad URLs are listed in ``errors``."""
+        errors: list[str] = []
+        docs = load_urls(urls, self.fetcher, errors=errors)
+        return replace(self.add(docs, progress=progress), errors=errors)
+
+    def add_uploads(self, paths: Sequence[str | Path], *, progress: bool = False) -> AddReport:
+        """Index exactly the given uploaded files (no folder, no link), naming them in errors by
+        file name only, never by where the server stored them. Bad files are listed in
+        ``errors``."""
+        errors: list[str] = []
+        docs = load_uploads(paths, errors=errors)
+        return replace(self.add(docs, progress=progress), errors=errors)
 
     def delete(self, doc_id: str) -> None:
         """Remove a document and its chunks; unknown ids are an error, not a silent no-op."""
@@ -155,6 +259,102 @@ class NewsQA:
         with self._lock, self.store.snapshot():
             return self.store.documents()
 
+    # ---- feeds ---------------------------------------------------------------------------
+    def subscribe(self, url: str) -> bool:
+        """Subscribe to the RSS or Atom feed at ``url``, for ``refresh_feeds`` to poll; False
+        when it already is. The URL must be one the fetcher may reach (http(s), public unless
+        it allows private addresses); whether it is a feed shows at the first poll."""
+        url = validate_feed_url(url)
+        self.fetcher.check_url(url)
+        with self._lock:
+            added = self.store.add_feed(url)
+            self.store.save()
+        return added
+
+    def unsubscribe(self, url: str) -> None:
+        """Stop polling the feed at ``url``; the articles it brought stay in the index."""
+        url = validate_feed_url(url)
+        with self._lock:
+            removed = self.store.remove_feed(url)
+            self.store.save()
+        if not removed:
+            raise NewsQAError(f"{url!r} is not a feed subscribed to in {self.index_dir}.")
+
+    def feeds(self) -> list[Feed]:
+        """The subscribed feeds with what their last polls found."""
+        with self._lock, self.store.snapshot():
+            return self.store.feeds()
+
+    def refresh_feeds(self) -> list[FeedReport]:
+        """Poll every subscribed feed once and index its new items (see ``qa.feeds``).
+
+        A feed that fails is reported, with its error kept as the feed's ``last_error``, and the
+        others go on. The documents are added before the feed's state is recorded: a crash in
+        between fetches the items again next time, and the index keeps them once.
+        """
+        reports = []
+        for feed in self.feeds():
+            try:
+                reports.append(self._refresh(feed))
+            except NewsQAError as err:  # the index could not be written: try again next time
+                reports.append(FeedReport(feed.url, error=f"{feed.url}: {err}"))
+        return reports
+
+    def _refresh(self, feed: Feed) -> FeedReport:
+        with self._lock, self.store.snapshot():
+            seen = self.store.feed_items(feed.url)
+        polled = replace(feed, last_poll=utc_now())
+        try:
+            found = poll(feed, seen, self.fetcher)
+        except IngestError as err:
+            self._record(replace(polled, last_error=str(err)))
+            return FeedReport(feed.url, error=str(err))
+        docs = [doc for _, doc in found.items]
+        report = replace(self.add(docs) if docs else AddReport(), errors=found.errors)
+        problem = ""
+        if found.errors:
+            problem = f"{len(found.errors)} item(s) skipped, the first: {found.errors[0]}"
+        self._record(replace(polled, title=found.title or feed.title,
+                             last_success=polled.last_poll, etag=found.etag,
+                             last_modified=found.last_modified, last_error=problem),
+                     [key for keys, _ in found.items for key in keys])
+        return FeedReport(feed.url, not_modified=found.not_modified, items=report)
+
+    def _record(self, feed: Feed, seen: Sequence[str] = ()) -> None:
+        with self._lock:
+            self.store.record_poll(feed, seen)
+            self.store.save()
+
+    def watch(self, every: str | float, *, stop: threading.Event | None = None,
+              on_refresh: Callable[[list[FeedReport]], object] | None = None) -> None:
+        """Refresh the feeds now and then every ``every`` (seconds, or "15m", "2h"), until
+        ``stop`` is set; ``on_refresh`` is given each round's reports."""
+        seconds = parse_interval(every)
+        stop = stop or threading.Event()
+        while True:
+            reports = self.refresh_feeds()
+            if on_refresh is not None:
+                on_refresh(reports)
+            if stop.wait(seconds):
+                return
+
+    def watch_in_background(self, every: str | float, *, stop: threading.Event | None = None,
+                            on_refresh: Callable[[list[FeedReport]], object] | None = None
+                            ) -> threading.Thread:
+        """``watch`` in a daemon thread (the app's ``--watch``). A bad interval is refused here,
+        before the thread starts; an error that ends the thread is logged."""
+        thread = threading.Thread(target=self._watch_logged, name="newsqa-watch", daemon=True,
+                                  args=(parse_interval(every), stop, on_refresh))
+        thread.start()
+        return thread
+
+    def _watch_logged(self, seconds: float, stop: threading.Event | None,
+                      on_refresh: Callable[[list[FeedReport]], object] | None) -> None:
+        try:
+            self.watch(seconds, stop=stop, on_refresh=on_refresh)
+        except NewsQAError as err:
+            log.error("Stopped refreshing the feeds: %s", err)
+
     def get(self, doc_id: str) -> Document:
         with self._lock, self.store.snapshot():
             return self.store.get(doc_id)
@@ -162,37 +362,68 @@ class NewsQA:
     # ---- questions -----------------------------------------------------------------------
     def retrieve(self, question: str, top_k: int = 5, *, sources: list[str] | None = None,
                  date_from: str | None = None, date_to: str | None = None,
-                 history: Sequence[tuple[str, str]] = ()) -> list[tuple[Chunk, float]]:
-        """Chunks for a question in rank order; ``history`` is the conversation so far."""
+                 include_undated: bool = True,
+                 history: Sequence[tuple[str, str]] = (),
+                 as_of: str | date | None = None, recency: bool | None = None) -> list[Hit]:
+        """Chunks for a question in rank order; ``history`` is the conversation so far.
+        Articles without a date pass the date filters unless ``include_undated`` is False.
+        ``as_of`` is "now" for questions about the current state (today unless given);
+        ``recency`` True or False overrides whether the question is one (None: it decides)."""
         query = contextualize(validate_question(question), history)
+        top_k, day = validate_top_k(top_k), validate_as_of(as_of)
         with self._lock, self.store.snapshot():
             return self.retriever.retrieve(query, top_k, sources=sources, date_from=date_from,
-                                           date_to=date_to)
+                                           date_to=date_to, include_undated=include_undated,
+                                           as_of=day, recency=recency)
 
     def ask(self, question: str, top_k: int = 5, *, threshold: float | None = None,
             sources: list[str] | None = None, date_from: str | None = None,
-            date_to: str | None = None, history: Sequence[tuple[str, str]] = ()) -> Answer:
-        """Answer from the indexed articles, citing them; ``Answer.text == ""`` if not found."""
+            date_to: str | None = None, include_undated: bool = True,
+            history: Sequence[tuple[str, str]] = (), as_of: str | date | None = None,
+            recency: bool | None = None) -> Answer:
+        """Answer from the indexed articles, citing them; ``Answer.text == ""`` if not found.
+
+        A question about the current state ("latest", "now", ...) ranks newer articles higher,
+        as of ``as_of`` (today unless given), and picks the newest when the sources differ;
+        ``recency`` True or False overrides whether it is one (None: the question decides)."""
         question = validate_question(question)
+        top_k, threshold = validate_top_k(top_k), validate_threshold(threshold)  # before any work
+        validate_as_of(as_of)
         with self._lock, self.store.snapshot():  # chunks and their documents from one generation
             hits = self.retrieve(question, top_k, sources=sources, date_from=date_from,
-                                 date_to=date_to, history=history)
-            chunks = [c for c, _ in hits]
-            docs = {doc_id: self.store.get(doc_id) for doc_id in {c.doc_id for c in chunks}}
-        spans = self.reader.read(question, chunks)
-        return compose_answer(question, spans, docs, chunks, threshold=self._threshold(threshold))
+                                 date_to=date_to, include_undated=include_undated,
+                                 history=history, as_of=as_of, recency=recency)
+            docs = {doc_id: self.store.get(doc_id) for doc_id in {h.chunk.doc_id for h in hits}}
+        spans = self.reader.read(question, [h.chunk for h in hits])
+        return compose_answer(question, spans, docs, hits, decision=self.decision,
+                              threshold=threshold,
+                              prefer_newest=asks_for_current(question) if recency is None
+                              else recency)
 
     def read_document(self, question: str, document: Document, *,
                       threshold: float | None = None) -> Answer:
         """Answer from one given document only, without the index (reader-only evaluation)."""
-        question = validate_question(question)
+        question, threshold = validate_question(question), validate_threshold(threshold)
         chunks = self.chunker.split(document)
         spans = self.reader.read(question, chunks)
-        return compose_answer(question, spans, {document.id: document}, chunks,
-                              threshold=self._threshold(threshold))
+        return compose_answer(question, spans, {document.id: document},
+                              [Hit(c, 0.0) for c in chunks],
+                              decision=ReaderScore(self.reader.threshold), threshold=threshold)
 
-    def _threshold(self, threshold: float | None) -> float:
-        return self.reader.threshold if threshold is None else threshold
+    @property
+    def decision(self) -> Decision:
+        """How ``ask`` decides to answer (see ``qa.decide``), loaded with the reader's calibration.
+
+        ``read_document`` has no retrieval scores, so it decides on the reader's score alone.
+        """
+        if self._decision is None:
+            self._decision = load_decision(self.reader)
+        return self._decision
+
+    @property
+    def threshold(self) -> float:
+        """The confidence ``ask`` answers from unless told otherwise."""
+        return self.decision.threshold
 
     def close(self) -> None:
         with self._lock:

@@ -6,6 +6,9 @@ int8 Linear layers on the CPU); ``onnx`` runs them in ONNX Runtime from an expor
 use and cached (``<cache>/reader-onnx/<weights sha256>/<precision>.onnx``, where ``<cache>`` is
 ``$XDG_CACHE_HOME/newsqa`` or ``~/.cache/newsqa``). Answering through ONNX Runtime needs no torch,
 which keeps a cold start short; torch is imported only to export.
+
+The export and its cache (``export_path``, ``onnx_session``, ``export_onnx``) serve every model
+that newsqa runs in ONNX Runtime: the embedder (qa/embed.py) uses them too.
 """
 from __future__ import annotations
 
@@ -13,16 +16,18 @@ import functools
 import hashlib
 import inspect
 import os
+import re
 import tempfile
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping, Protocol
+from typing import TYPE_CHECKING, Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 
 from qa.errors import NewsQAError
 
 if TYPE_CHECKING:
+    import onnxruntime
     import torch
 
 BACKENDS = ("torch", "onnx")
@@ -70,12 +75,14 @@ class TorchBackend:
     name = "torch"
 
     def __init__(self, device: str, quantize: bool | None) -> None:
-        import torch
+        on_cpu = re.fullmatch(r"cpu(:\d+)?", device) is not None
+        if not on_cpu:  # torch itself judges other names; the CPU needs no torch import yet
+            import torch
 
-        try:
-            on_cpu = torch.device(device).type == "cpu"
-        except RuntimeError as exc:
-            raise NewsQAError(f"The reader device {device!r} is not a torch device.") from exc
+            try:
+                on_cpu = torch.device(device).type == "cpu"
+            except RuntimeError as exc:
+                raise NewsQAError(f"The reader device {device!r} is not a torch device.") from exc
         if quantize and not on_cpu:
             raise NewsQAError(f"int8 quantisation runs on the CPU only; got device {device!r}.")
         self.device = device
@@ -116,30 +123,12 @@ class OnnxBackend:
 
     def export_path(self, model_dir: Path) -> Path:
         """Where the export of ``model_dir``'s weights at this precision is cached."""
-        return (self.cache_dir / "reader-onnx" / weights_digest(model_dir)[:16]
-                / f"{self.precision}.onnx")
+        return export_path(self.cache_dir, "reader", model_dir, self.precision)
 
     def load(self, model_dir: Path) -> None:
-        import onnxruntime
-
-        path = self.export_path(model_dir)
-        if not path.is_file():
-            try:
-                export_onnx(model_dir, path, quantize=self.precision == "int8")
-            except OSError as exc:
-                raise NewsQAError(f"Cannot write the ONNX export of the reader to {path}: "
-                                  f"{exc}") from exc
-            except RuntimeError as exc:  # what torch.onnx raises for a graph it cannot export
-                raise NewsQAError(f"Cannot export the reader {model_dir} to ONNX ({exc}); the "
-                                  "torch backend runs it.") from exc
-        options = onnxruntime.SessionOptions()
-        options.log_severity_level = 3  # errors only: the graph optimiser's notes are noise here
-        try:
-            session = onnxruntime.InferenceSession(str(path), options,
-                                                   providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own exception types
-            raise NewsQAError(f"Cannot load the ONNX export {path} of the reader ({exc}); "
-                              "delete it to export it again.") from exc
+        session = onnx_session(
+            self.export_path(model_dir), f"the reader {model_dir}",
+            lambda out: export_reader(model_dir, out, quantize=self.precision == "int8"))
         self._inputs = tuple(i.name for i in session.get_inputs())
         self._session = session
 
@@ -154,12 +143,44 @@ def default_cache_dir() -> Path:
     return Path(base) / "newsqa"
 
 
+def export_path(cache_dir: Path, kind: str, model_dir: Path, precision: str) -> Path:
+    """Where the ONNX export of ``model_dir``'s weights at ``precision`` is cached:
+    ``<cache_dir>/<kind>-onnx/<sha256 prefix of the weights file>/<precision>.onnx``, so new
+    weights get a new export and a stale one is never run."""
+    return cache_dir / f"{kind}-onnx" / weights_digest(model_dir)[:16] / f"{precision}.onnx"
+
+
+def onnx_session(path: Path, what: str,
+                 export: Callable[[Path], None]) -> onnxruntime.InferenceSession:
+    """An ONNX Runtime session (CPU) for the model cached at ``path``, made first by
+    ``export(path)`` when it is not there yet; each failure is one NewsQAError naming ``what``.
+    """
+    import onnxruntime
+
+    if not path.is_file():
+        try:
+            export(path)
+        except OSError as exc:
+            raise NewsQAError(f"Cannot write the ONNX export of {what} to {path}: {exc}") from exc
+        except RuntimeError as exc:  # what torch.onnx raises for a graph it cannot export
+            raise NewsQAError(f"Cannot export {what} to ONNX ({exc}); the torch backend runs "
+                              "it.") from exc
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3  # errors only: the graph optimiser's notes are noise here
+    try:
+        return onnxruntime.InferenceSession(str(path), options,
+                                            providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise NewsQAError(f"Cannot load the ONNX export {path} of {what} ({exc}); delete it to "
+                          "export it again.") from exc
+
+
 def weights_file(model_dir: Path) -> Path:
     """The file holding ``model_dir``'s weights (what exports and calibration are keyed by)."""
     for name in WEIGHTS_FILES:
         if (model_dir / name).is_file():
             return model_dir / name
-    raise NewsQAError(f"The reader model {model_dir} has no weights file "
+    raise NewsQAError(f"The model {model_dir} has no weights file "
                       f"({' or '.join(WEIGHTS_FILES)}).")
 
 
@@ -211,23 +232,38 @@ def quantize_linear_layers(model: torch.nn.Module) -> torch.nn.Module:
             dtype=torch.qint8)
 
 
-def export_onnx(model_dir: Path, out: Path, *, quantize: bool) -> None:
-    """Write ``model_dir``'s QA model to ``out`` as ONNX, int8 with ``quantize``.
+def export_reader(model_dir: Path, out: Path, *, quantize: bool) -> None:
+    """Write ``model_dir``'s QA model to ``out`` as ONNX (start/end logits), int8 with
+    ``quantize``."""
+    model = load_torch_model(model_dir)
+    names = model_inputs(model)
+    export_onnx(model, out, inputs=names, outputs=OUTPUTS, quantize=quantize)
 
+
+def export_onnx(model: torch.nn.Module, out: Path, *, inputs: Sequence[str],
+                outputs: Sequence[str], quantize: bool,
+                fuse: Mapping[str, object] | None = None) -> None:
+    """Write ``model`` to ``out`` as ONNX, int8 with ``quantize``.
+
+    ``model`` takes the int64 [batch, tokens] tensors named ``inputs``, in that order, and
+    returns ``outputs`` first (further outputs stay unnamed), each with batch and tokens as its
+    first two axes.
     Uses torch's TorchScript exporter (the dynamo one needs onnxscript); batch and sequence
     length stay dynamic. Its warnings are silenced because they do not apply to an encoder: the
     shape checks it freezes in the attention mask code are constant (no cache, a mask always
     given), and the indices of the mask's advanced indexing are aranges, never negative (tests
-    compare the export's logits with torch's). int8 is ONNX Runtime's dynamic quantisation with
+    compare the export's outputs with torch's). int8 is ONNX Runtime's dynamic quantisation with
     per-channel weight scales, like the torch backend's, after the pre-processing ONNX Runtime
-    asks for (graph optimisation; it changes no logit here). ``out`` appears whole or not at all.
+    asks for (graph optimisation; it changes no output here). ``fuse`` (the model's
+    ``model_type``, ``num_heads`` and ``hidden_size`` for ``onnxruntime.transformers.optimizer``)
+    first fuses attention, layer norms and GELU into ONNX Runtime's own kernels: the same
+    outputs, faster; it recognises the attention of a model loaded with
+    ``attn_implementation="eager"``. ``out`` appears whole or not at all.
     """
     import torch
 
-    model = load_torch_model(model_dir)
-    names = model_inputs(model)
-    example = {name: torch.ones(2, 8, dtype=torch.int64) for name in names}
-    axes = {name: {0: "batch", 1: "tokens"} for name in (*names, *OUTPUTS)}
+    example = tuple(torch.ones(2, 8, dtype=torch.int64) for _ in inputs)
+    axes = {name: {0: "batch", 1: "tokens"} for name in (*inputs, *outputs)}
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
@@ -235,14 +271,24 @@ def export_onnx(model_dir: Path, out: Path, *, quantize: bool) -> None:
             warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
             warnings.filterwarnings("ignore", category=DeprecationWarning)
             warnings.filterwarnings("ignore", message="Exporting aten::index operator")
-            torch.onnx.export(model, (), str(fp32), kwargs=example, input_names=list(names),
-                              output_names=list(OUTPUTS), dynamic_axes=axes,
+            torch.onnx.export(model, example, str(fp32), input_names=list(inputs),
+                              output_names=list(outputs), dynamic_axes=axes,
                               opset_version=ONNX_OPSET, dynamo=False)
         made = fp32
+        if fuse:
+            from onnxruntime.transformers.optimizer import optimize_model
+
+            made = Path(tmp) / "fused.onnx"
+            optimize_model(str(fp32), opt_level=0, **fuse).save_model_to_file(str(made))
         if quantize:
+            from onnx import TensorProto
             from onnxruntime.quantization import QuantType, quant_pre_process, quantize_dynamic
 
-            ready, made = Path(tmp) / "ready.onnx", Path(tmp) / "int8.onnx"
-            quant_pre_process(fp32, ready, skip_symbolic_shape=True)
-            quantize_dynamic(ready, made, per_channel=True, weight_type=QuantType.QInt8)
+            ready, int8 = Path(tmp) / "ready.onnx", Path(tmp) / "int8.onnx"
+            quant_pre_process(made, ready, skip_symbolic_shape=True)
+            # ONNX's shape inference cannot type the outputs of fused (com.microsoft) kernels;
+            # they are float, as every activation here.
+            quantize_dynamic(ready, int8, per_channel=True, weight_type=QuantType.QInt8,
+                             extra_options={"DefaultTensorType": TensorProto.FLOAT})
+            made = int8
         os.replace(made, out)

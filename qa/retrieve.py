@@ -6,6 +6,7 @@ blur. Fusion rules are small classes with a ``fuse`` method, so another rule can
 from __future__ import annotations
 
 import re
+from datetime import date
 from typing import Protocol, Sequence
 
 import numpy as np
@@ -13,8 +14,9 @@ from rank_bm25 import BM25Okapi
 
 from qa.embed import Embedder
 from qa.errors import NewsQAError, QuestionError
+from qa.recency import asks_for_current, recency_factor, today
 from qa.store import Store
-from qa.types import Chunk
+from qa.types import Hit
 
 _WORD = re.compile(r"\w+")
 STOPWORDS = frozenset(
@@ -57,13 +59,19 @@ class Fusion(Protocol):
     def fuse(self, rankings: Sequence[Sequence[int]]) -> list[tuple[int, float]]: ...
 
 
+# RRF's k: the smaller, the more the first few ranks of each list count. 60 is the customary
+# value; 10 puts the gold article among the first 5 chunks more often (NewsQA CNN dev, 999
+# questions over 778 articles: recall@5 83.5 -> 85.5; SQuAD v1.1 public dev: 96.3 -> 97.3).
+RRF_K = 10
+
+
 class ReciprocalRankFusion:
     """score(id) = sum over rankings of 1 / (k + rank), rank counted from 1 (Cormack et al., 2009).
 
     Uses ranks only, so BM25 scores and cosine similarities need no common scale.
     """
 
-    def __init__(self, k: int = 60) -> None:
+    def __init__(self, k: int = RRF_K) -> None:
         self.k = k
 
     def fuse(self, rankings: Sequence[Sequence[int]]) -> list[tuple[int, float]]:
@@ -95,31 +103,54 @@ class Retriever:
         sources: list[str] | None = None,
         date_from: str | None = None,
         date_to: str | None = None,
-    ) -> list[tuple[Chunk, float]]:
-        """The ``top_k`` best chunks with their fused scores, best first."""
+        include_undated: bool = True,
+        as_of: date | None = None,
+        recency: bool | None = None,
+    ) -> list[Hit]:
+        """The ``top_k`` best chunks with their fused, dense and BM25 scores, best first.
+
+        A question that asks for the current state (``qa.recency.asks_for_current``) ranks newer
+        articles higher: each fused score is multiplied by its article's recency factor at
+        ``as_of`` (today by default). Other questions are ranked by fusion alone. ``recency``
+        True or False overrides what the question asks (to compare with and without).
+        """
         if not query.strip():
             raise QuestionError("The question is empty.")
         if top_k < 1:
             raise NewsQAError(f"top_k must be at least 1, not {top_k}.")
-        allowed = self.store.chunk_ids_matching(sources, date_from, date_to)
+        allowed = self.store.chunk_ids_matching(sources, date_from, date_to,
+                                                include_undated=include_undated)
         if len(self.store) == 0 or allowed == set():
             return []
-        dense = [i for i, _ in self.store.search(self.embedder.encode_query(query), self.candidates, allowed)]
-        fused = self.fusion.fuse([dense, self._sparse(query, allowed)])[:top_k]
+        dense = dict(self.store.search(self.embedder.encode_query(query), self.candidates, allowed))
+        sparse = self._sparse(query, allowed)
+        fused = self.fusion.fuse([list(dense), list(sparse)])
+        if asks_for_current(query) if recency is None else recency:
+            fused = self._by_recency(fused, as_of or today())
+        fused = fused[:top_k]
         chunks = self.store.chunks_by_ids([i for i, _ in fused])
-        return [(chunk, score) for chunk, (_, score) in zip(chunks, fused)]
+        # a chunk that only BM25 found is no closer to the question than the last dense candidate
+        floor = min(dense.values(), default=-1.0)
+        return [Hit(chunk, score, dense.get(i, floor), sparse.get(i, 0.0))
+                for chunk, (i, score) in zip(chunks, fused)]
 
-    def _sparse(self, query: str, allowed: set[int] | None) -> list[int]:
-        """Chunk ids ranked by BM25, best first; chunks sharing no query term are left out."""
+    def _by_recency(self, fused: list[tuple[int, float]], as_of: date) -> list[tuple[int, float]]:
+        """``fused`` with each score times its article's recency factor, best first again."""
+        published = self.store.published_by_chunk([i for i, _ in fused])
+        decayed = [(i, score * recency_factor(published[i], as_of)) for i, score in fused]
+        return sorted(decayed, key=lambda pair: -pair[1])
+
+    def _sparse(self, query: str, allowed: set[int] | None) -> dict[int, float]:
+        """Chunk ids with BM25 scores, best first; chunks sharing no query term are left out."""
         bm25 = self._bm25_index()
         terms = tokenize(query)
         if bm25 is None or not terms:
-            return []
+            return {}
         scores = bm25.get_scores(terms)
         if allowed is not None:
             scores[~np.isin(self._bm25_ids, np.fromiter(allowed, dtype=np.int64))] = 0.0
         best = np.argsort(-scores, kind="stable")[: self.candidates]
-        return [int(self._bm25_ids[i]) for i in best if scores[i] > 0]
+        return {int(self._bm25_ids[i]): float(scores[i]) for i in best if scores[i] > 0}
 
     def _bm25_index(self) -> BM25Okapi | None:
         """BM25 over every chunk, rebuilt when the store has changed since it was built."""

@@ -3,7 +3,8 @@
 Layout of an index directory::
 
     manifest.json          what built the index (format, embedder, dimension, index type, versions)
-    store.sqlite           the source of truth: documents, chunks and their vectors (float32 blobs)
+    store.sqlite           the source of truth: documents, chunks and their vectors (float32 blobs),
+                           and the feeds subscribed to, with what their polls learnt
     vectors-<gen>.faiss    the FAISS index as of database generation <gen> (a rebuildable cache)
     write.lock             held (``flock``) by the one process that is writing, with its pid
 
@@ -36,14 +37,16 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 
 import faiss
 import numpy as np
-from datasketch import MinHash, MinHashLSH
 
 from qa.errors import NewsQAError, StoreError
 from qa.types import Chunk, Document
+
+if TYPE_CHECKING:  # datasketch imports scipy (about a second): only adding documents needs it
+    from datasketch import MinHash, MinHashLSH
 
 FORMAT = "newsqa-index"
 FORMAT_VERSION = 1
@@ -76,19 +79,33 @@ MINHASH_SCHEME = "affine32"  # explicit: stored signatures must be read back wit
 LSH_SLACK = 0.2
 _WORD = re.compile(r"\w+")
 
+# Feed subscriptions and what each poll learnt (``qa.feeds``); ``feed_items`` holds the guids
+# and links of the items already indexed, so that a feed's old items are not fetched again.
+# Indexes made before feeds existed get these tables from their next writer (``_upgrade_schema``).
+_FEED_TABLES = (
+    "CREATE TABLE IF NOT EXISTS feeds ("
+    " url TEXT PRIMARY KEY, title TEXT NOT NULL DEFAULT '', added TEXT NOT NULL,"
+    " last_poll TEXT NOT NULL DEFAULT '', last_success TEXT NOT NULL DEFAULT '',"
+    " etag TEXT NOT NULL DEFAULT '', last_modified TEXT NOT NULL DEFAULT '',"
+    " last_error TEXT NOT NULL DEFAULT '')",
+    "CREATE TABLE IF NOT EXISTS feed_items ("
+    " feed_url TEXT NOT NULL REFERENCES feeds (url) ON DELETE CASCADE, key TEXT NOT NULL,"
+    " PRIMARY KEY (feed_url, key)) WITHOUT ROWID",
+)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta (key, value) VALUES ('generation', 0);
 CREATE TABLE IF NOT EXISTS documents (
     id TEXT PRIMARY KEY, title TEXT NOT NULL, source TEXT NOT NULL, url TEXT NOT NULL,
-    published TEXT NOT NULL, text TEXT NOT NULL, added_at TEXT NOT NULL, minhash BLOB NOT NULL);
+    published TEXT NOT NULL, text TEXT NOT NULL, added_at TEXT NOT NULL, minhash BLOB NOT NULL,
+    date_source TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS chunks (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     doc_id TEXT NOT NULL REFERENCES documents (id),
     start_char INTEGER NOT NULL, end_char INTEGER NOT NULL, text TEXT NOT NULL,
     vector BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks (doc_id);
-"""
+""" + "".join(f"{statement};\n" for statement in _FEED_TABLES)
 # Date bounds: a year, year-month, date or ISO datetime; compared as string prefixes.
 _DATE_BOUND = re.compile(r"\d{4}(-\d{2}(-\d{2}([T ]\d{2}(:\d{2}(:\d{2}(\.\d+)?)?)?)?)?)?")
 
@@ -103,6 +120,22 @@ class DocumentInfo:
     url: str
     published: str
     chunks: int
+    date_source: str = ""
+
+
+@dataclass(frozen=True)
+class Feed:
+    """A subscribed feed and what its polls learnt: times are ISO 8601 UTC, "" for never."""
+
+    url: str
+    added: str
+    title: str = ""
+    last_poll: str = ""
+    last_success: str = ""
+    etag: str = ""  # the validators the feed last sent, for a conditional request
+    last_modified: str = ""
+    last_error: str = ""  # the last poll's problem: the feed's, or its first skipped item's
+    items_seen: int = 0  # guids and links remembered as indexed
 
 
 def ivf_spec(n: int) -> str:
@@ -129,6 +162,8 @@ def shingles(text: str) -> frozenset[str]:
 
 def minhash(grams: frozenset[str]) -> MinHash:
     """A MinHash signature of a shingle set (fixed seed, so stored signatures stay comparable)."""
+    from datasketch import MinHash
+
     signature = MinHash(num_perm=NUM_PERM, scheme=MINHASH_SCHEME)
     signature.update_batch(gram.encode("utf-8") for gram in grams)
     return signature
@@ -164,6 +199,11 @@ def _atomic_write(path: Path, data: bytes) -> None:
         os.fsync(directory)
     finally:
         os.close(directory)
+
+
+def utc_now() -> str:
+    """Now, as the index records times: ISO 8601 in UTC, to the second."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def _versions() -> dict[str, str]:
@@ -251,9 +291,14 @@ class Store:
     # ----------------------------------------------------------------- opening and saving
 
     @classmethod
-    def open(cls, path: str | Path, *, embedder_name: str, dimension: int, create: bool = True,
-             wait_for_writer: bool = False) -> Store:
-        """Open the index at ``path``, creating an empty one there if allowed and absent."""
+    def open(cls, path: str | Path, *, embedder_name: str, dimension: int | Callable[[], int],
+             create: bool = True, wait_for_writer: bool = False) -> Store:
+        """Open the index at ``path``, creating an empty one there if allowed and absent.
+
+        An int ``dimension`` is checked, with ``embedder_name``, against an existing index now.
+        A function is called only to create an index, so that listing or reading documents
+        loads no embedding model; the caller then calls ``check_embedder`` before it embeds.
+        """
         path = Path(path)
         if path.exists() and not path.is_dir():
             raise StoreError(f"{path} is a file, not an index directory.")
@@ -267,14 +312,18 @@ class Store:
             raise StoreError(f"{path} is not empty and is not an index (no {MANIFEST}); "
                              "choose another directory.")
         else:
-            manifest = _create(path, embedder_name, dimension, wait_for_writer)
-        _check_compatible(manifest, embedder_name, dimension)
+            manifest = _create(path, embedder_name,
+                               dimension if isinstance(dimension, int) else dimension(),
+                               wait_for_writer)
+        if isinstance(dimension, int):
+            _check_compatible(manifest, embedder_name, dimension)
         db_path = path / DATABASE
         if not db_path.exists():
             raise StoreError(f"The index at {path} has lost its database ({DATABASE}).")
         db = _connect(db_path)
         try:
-            store = cls(path, manifest, db, faiss.IndexIDMap2(faiss.IndexFlatIP(dimension)), -1,
+            store = cls(path, manifest, db,
+                        faiss.IndexIDMap2(faiss.IndexFlatIP(int(manifest["dimension"]))), -1,
                         wait_for_writer=wait_for_writer)
             with store.snapshot():
                 pass  # loads the committed generation's vectors
@@ -349,6 +398,24 @@ class Store:
             self._catch_up()  # the writer lock guarantees that nothing moves after this
         self._db.execute("BEGIN IMMEDIATE")
         self._changing = True
+        self._upgrade_schema()
+
+    def _upgrade_schema(self) -> None:
+        """Give an index made by an older newsqa what this one stores, in the writer's own
+        transaction: opening to read writes nothing, so readers cope with the old schema."""
+        for statement in _FEED_TABLES:
+            self._db.execute(statement)
+        if not self._has_date_sources():
+            self._db.execute("ALTER TABLE documents "
+                             "ADD COLUMN date_source TEXT NOT NULL DEFAULT ''")
+
+    def _has_date_sources(self) -> bool:
+        columns = self._db.execute("PRAGMA table_info(documents)")
+        return any(row[1] == "date_source" for row in columns)
+
+    def _date_source_sql(self, prefix: str = "") -> str:
+        """The ``date_source`` column in a query, or "" on an index made before it existed."""
+        return f"{prefix}date_source" if self._has_date_sources() else "''"
 
     def _catch_up(self) -> None:
         """Load the committed generation's vectors if another process has moved it on."""
@@ -411,6 +478,11 @@ class Store:
     def embedder_name(self) -> str:
         return str(self._manifest["embedder"])
 
+    def check_embedder(self, embedder_name: str, dimension: int) -> None:
+        """A StoreError unless this index was built by embedder ``embedder_name`` (vectors of
+        length ``dimension``): vectors of another model are not comparable with its own."""
+        _check_compatible(self._manifest, embedder_name, dimension)
+
     @property
     def index_type(self) -> str:
         """The FAISS factory string of the index in use."""
@@ -437,10 +509,10 @@ class Store:
             raise StoreError(f"Document {doc.id} is already in the index.")
         signature = minhash(shingles(doc.text))
         self._db.execute(
-            "INSERT INTO documents (id, title, source, url, published, text, added_at, minhash) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (doc.id, doc.title, doc.source, doc.url, doc.published, doc.text,
-             datetime.now(timezone.utc).isoformat(timespec="seconds"), signature.hashvalues.tobytes()),
+            "INSERT INTO documents (id, title, source, url, published, text, added_at, minhash, "
+            "date_source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (doc.id, doc.title, doc.source, doc.url, doc.published, doc.text, utc_now(),
+             signature.hashvalues.tobytes(), doc.date_source),
         )
         ids = [
             self._db.execute(
@@ -488,7 +560,8 @@ class Store:
 
     def get(self, doc_id: str) -> Document:
         row = self._db.execute(
-            "SELECT id, text, title, source, url, published FROM documents WHERE id = ?", (doc_id,)
+            f"SELECT id, text, title, source, url, published, {self._date_source_sql()} "
+            "FROM documents WHERE id = ?", (doc_id,)
         ).fetchone()
         if row is None:
             raise StoreError(f"There is no document {doc_id} in the index.")
@@ -497,7 +570,8 @@ class Store:
     def documents(self) -> list[DocumentInfo]:
         """All documents in the order they were added, with their chunk counts."""
         rows = self._db.execute(
-            "SELECT d.id, d.title, d.source, d.url, d.published, COUNT(c.id) FROM documents d "
+            "SELECT d.id, d.title, d.source, d.url, d.published, COUNT(c.id), "
+            f"{self._date_source_sql('d.')} FROM documents d "
             "LEFT JOIN chunks c ON c.doc_id = d.id GROUP BY d.id ORDER BY d.rowid"
         )
         return [DocumentInfo(*row) for row in rows]
@@ -514,6 +588,13 @@ class Store:
             raise StoreError(f"Chunks {missing[:5]} are not in the index.")
         return [found[i] for i in ids]
 
+    def published_by_chunk(self, ids: Sequence[int]) -> dict[int, str]:
+        """The publication date ("" when undated) of each chunk's article, for recency."""
+        rows = self._db.execute(
+            "SELECT c.id, d.published FROM chunks c JOIN documents d ON d.id = c.doc_id "
+            "WHERE c.id IN (SELECT value FROM json_each(?))", (json.dumps([int(i) for i in ids]),))
+        return dict(rows)
+
     def iter_chunks(self) -> Iterator[tuple[int, Chunk]]:
         """Every chunk with its id, in id order (for building the BM25 index)."""
         rows = self._db.execute("SELECT id, doc_id, start_char, end_char, text FROM chunks ORDER BY id").fetchall()
@@ -521,26 +602,31 @@ class Store:
             yield row[0], Chunk(*row[1:])
 
     def chunk_ids_matching(
-        self, sources: list[str] | None = None, date_from: str | None = None, date_to: str | None = None
+        self, sources: list[str] | None = None, date_from: str | None = None,
+        date_to: str | None = None, *, include_undated: bool = True
     ) -> set[int] | None:
         """Ids of chunks whose document matches every given filter; None when there is no filter.
 
         Sources match case-insensitively. Date bounds are inclusive ISO prefixes: ``date_to="2024-05"``
-        keeps all of May 2024. Documents without a publication date fail any date filter.
+        keeps all of May 2024. Documents without a publication date pass date filters, as nothing
+        says they are out of range, unless ``include_undated`` is False, which drops them always.
         """
-        if not sources and date_from is None and date_to is None:
+        if not sources and date_from is None and date_to is None and include_undated:
             return None
         conditions, params = [], []
         if sources:
             conditions.append("lower(d.source) IN (SELECT lower(value) FROM json_each(?))")
             params.append(json.dumps(list(sources)))
+        if not include_undated:
+            conditions.append("d.published != ''")
+        undated = "d.published = '' OR " if include_undated else ""
         if date_from is not None:
             _check_date_bound("date_from", date_from)
-            conditions.append("substr(d.published, 1, length(?)) >= ?")
+            conditions.append(f"({undated}substr(d.published, 1, length(?)) >= ?)")
             params += [date_from, date_from]
         if date_to is not None:
             _check_date_bound("date_to", date_to)
-            conditions.append("d.published != '' AND substr(d.published, 1, length(?)) <= ?")
+            conditions.append(f"({undated}substr(d.published, 1, length(?)) <= ?)")
             params += [date_to, date_to]
         query = "SELECT c.id FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE " + " AND ".join(conditions)
         return {row[0] for row in self._db.execute(query, params)}
@@ -589,6 +675,8 @@ class Store:
 
     def _lsh_index(self, threshold: float) -> MinHashLSH:
         """An LSH index over the stored signatures, built on first use and kept up to date."""
+        from datasketch import MinHash, MinHashLSH
+
         lsh_threshold = max(0.1, threshold - LSH_SLACK)
         if self._lsh is None or self._lsh_threshold != lsh_threshold:
             self._lsh = MinHashLSH(threshold=lsh_threshold, num_perm=NUM_PERM, weights=(0.1, 0.9))
@@ -598,6 +686,54 @@ class Store:
                     session.insert(doc_id, MinHash(hashvalues=hashvalues, scheme=MINHASH_SCHEME))
             self._lsh_threshold = lsh_threshold
         return self._lsh
+
+    # ----------------------------------------------------------------- feed subscriptions
+
+    def feeds(self) -> list[Feed]:
+        """The subscribed feeds in the order they were added (none before the first one)."""
+        if not self._has_feed_tables():
+            return []
+        rows = self._db.execute(
+            "SELECT f.url, f.added, f.title, f.last_poll, f.last_success, f.etag, f.last_modified, "
+            "f.last_error, (SELECT COUNT(*) FROM feed_items i WHERE i.feed_url = f.url) "
+            "FROM feeds f ORDER BY f.rowid")
+        return [Feed(*row) for row in rows]
+
+    def feed_items(self, url: str) -> set[str]:
+        """The guids and links of the feed's items that are already indexed."""
+        if not self._has_feed_tables():
+            return set()
+        return {row[0] for row in
+                self._db.execute("SELECT key FROM feed_items WHERE feed_url = ?", (url,))}
+
+    def add_feed(self, url: str) -> bool:
+        """Subscribe to the feed at ``url``; False when it already is."""
+        self._begin_change()
+        return self._db.execute("INSERT OR IGNORE INTO feeds (url, added) VALUES (?, ?)",
+                                (url, utc_now())).rowcount == 1
+
+    def remove_feed(self, url: str) -> bool:
+        """Forget the feed and its items (their documents stay); False when not subscribed."""
+        self._begin_change()
+        return self._db.execute("DELETE FROM feeds WHERE url = ?", (url,)).rowcount == 1
+
+    def record_poll(self, feed: Feed, seen: Iterable[str] = ()) -> bool:
+        """Store what a poll of ``feed`` learnt, and the guids and links of the items it indexed;
+        False, storing nothing, when the feed was unsubscribed while it was polled."""
+        self._begin_change()
+        updated = self._db.execute(
+            "UPDATE feeds SET title = ?, last_poll = ?, last_success = ?, etag = ?, "
+            "last_modified = ?, last_error = ? WHERE url = ?",
+            (feed.title, feed.last_poll, feed.last_success, feed.etag, feed.last_modified,
+             feed.last_error, feed.url)).rowcount == 1
+        if updated:
+            self._db.executemany("INSERT OR IGNORE INTO feed_items (feed_url, key) VALUES (?, ?)",
+                                 ((feed.url, key) for key in seen))
+        return updated
+
+    def _has_feed_tables(self) -> bool:
+        return self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' "
+                                "AND name = 'feed_items'").fetchone() is not None
 
 
 # --------------------------------------------------------------------- helpers for open()

@@ -18,6 +18,26 @@ class Document:
     source: str = ""
     url: str = ""
     published: str = ""  # ISO 8601 date or datetime, "" when unknown
+    date_source: str = ""  # where ``published`` was read: a key of ``DATE_SOURCES``, "" if undated
+
+
+# Where a publication date may come from: metadata only, never the article's text, where a
+# date such as "in 2001" is what the story is about, not when it was written.
+DATE_SOURCES = {
+    "feed": "the feed",
+    "html-meta": "page metadata",
+    "json-ld": "page JSON-LD",
+    "json-field": "a record field",
+    "http-last-modified": "HTTP Last-Modified only",
+}
+
+
+def date_label(published: str, date_source: str) -> str:
+    """The date as a citation shows it, with where it came from; "undated" without one."""
+    if not published:
+        return "undated"
+    origin = DATE_SOURCES.get(date_source)
+    return f"{published[:10]}, from {origin}" if origin else published[:10]
 
 
 @dataclass(frozen=True)
@@ -28,6 +48,22 @@ class Chunk:
     start: int
     end: int
     text: str
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A retrieved chunk with the scores that ranked it, carried to the answer decision.
+
+    ``score`` is the fused rank score; ``dense`` the cosine similarity to the question (for a
+    chunk that only BM25 found, the lowest similarity among the dense candidates, which bounds
+    its own); ``bm25`` its BM25 score (0.0 when it shares no term with the question). ``None``
+    means the score was not computed (a document read on its own, without retrieval).
+    """
+
+    chunk: Chunk
+    score: float
+    dense: float | None = None
+    bm25: float | None = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +95,14 @@ class Citation:
     passage: str = ""
     passage_start: int = 0
     score: float = 0.0
+    date_source: str = ""  # see ``Document.date_source``
+    # the absolute date a relative-date quote ("Monday") stands for, read from ``published``
+    # (see ``qa.recency.resolve_relative_date``); an addition beside the quote, never part of it
+    resolved_date: str = ""
+
+    @property
+    def date_label(self) -> str:
+        return date_label(self.published, self.date_source)
 
 
 @dataclass(frozen=True)
@@ -67,6 +111,8 @@ class Answer:
 
     ``citations`` back the answer (most confident first); ``alternatives`` are other candidate
     answers, each with its own citations; ``retrieved`` are the chunks the reader saw, in rank order.
+    ``evidence`` holds the features the answer decision weighed (see ``qa.decide``), so that an
+    evaluation can refit the decision from them without asking again.
     """
 
     question: str
@@ -75,10 +121,19 @@ class Answer:
     citations: list[Citation] = field(default_factory=list)
     alternatives: list["Answer"] = field(default_factory=list)
     retrieved: list[Chunk] = field(default_factory=list)
+    evidence: dict[str, float] = field(default_factory=dict)
+    # "Sources differ": one citation per different answer from different articles, newest first
+    # (undated last), the answer's own among them; empty when the sources agree (qa.answer)
+    disagreement: list[Citation] = field(default_factory=list)
 
     @property
     def found(self) -> bool:
         return bool(self.text)
+
+    @property
+    def resolved_date(self) -> str:
+        """The absolute date of a relative-date answer, from its first citation; "" if none."""
+        return self.citations[0].resolved_date if self.citations else ""
 
     @property
     def best_text(self) -> str:

@@ -12,23 +12,58 @@ from typing import Any, Sequence
 from urllib.parse import urlsplit
 
 import gradio as gr
+from starlette.middleware import Middleware
+from starlette.responses import PlainTextResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from qa.cli import answer_to_json
+from qa.cli import answer_to_json, print_feed_reports
 from qa.errors import NewsQAError
 from qa.ingest import Fetcher
-from qa.pipeline import AddReport, NewsQA
+from qa.pipeline import AddReport, FeedReport, NewsQA
+from qa.recency import date_phrase
+from qa.resources import SEEDS
 from qa.types import Answer, Citation
 
-SEEDS = Path(__file__).resolve().parents[1] / "seeds"
-MAX_UPLOAD = "10mb"  # enforced by the server before a file reaches the ingest layer
+MAX_UPLOAD = "10mb"  # per file, enforced by gradio before a file reaches the ingest layer
+MAX_UPLOAD_REQUEST_MB = 20  # per upload request: gradio caps each file, not how many are sent
 UPLOAD_TYPES = [".txt", ".md", ".html", ".htm", ".json", ".jsonl", ".xml", ".rss", ".atom"]
 PASSAGE_CONTEXT = 200  # characters of the cited passage shown on each side of the quote
 MAX_CITATIONS = 3  # passages shown per answer; more would bury the conversation
+# Questions from the chat and from /ask share one queue with this many running at once: the
+# retrieval step is serialised by the facade, and the reader coalesces the reads that arrive
+# together into one model batch, so several in flight raise throughput on a small CPU (see
+# benchmarks/load.py); more would only hold memory for requests that wait anyway.
+QUESTIONS = {"concurrency_id": "questions", "concurrency_limit": 8}
+MAX_QUEUED = 256  # requests waiting in all; 50 clients asking at once fit with room to spare
 LISTED_TITLES = 10  # added articles named in the status line; a whole feed would drown it
 NOT_FOUND = "I couldn't find the answer in the indexed articles."
 DATE_HINT = "YYYY-MM-DD (or YYYY-MM, YYYY)"
 TABLE_HEADERS = ["title", "source", "date", "chunks", "id"]
+FEED_HEADERS = ["feed", "url", "last poll", "last success", "items", "last error"]
+SOURCES_HINT = "Answer only from articles of these sources."
+NO_SOURCES = "No indexed article names its source, so there is nothing to filter by yet."
+QUESTION_LINES = 4  # the question box grows to this many lines, then scrolls
 History = list[tuple[str, str]]
+
+# Runs in the browser after each question: the chat shows the new question at its top (not the
+# end of a long reply), and the page scrolls just enough to show it and the answer below it,
+# which at phone width sits above the Ask button the user just pressed. It waits (a few frames at
+# most) until the chat has drawn every question it was given.
+SHOW_ANSWER = """async (messages) => {
+  const asked = messages.filter((message) => message.role === "user").length;
+  const questions = () => document.querySelectorAll("#nqa-chat .nqa-question");
+  for (let frame = 0; frame < 100 && questions().length < asked; frame++) {
+    await new Promise(requestAnimationFrame);
+  }
+  const question = [...questions()].pop();
+  const answer = [...document.querySelectorAll("#nqa-chat .nqa-reply > p:first-child")].pop();
+  if (!question || !answer) return;
+  const y = window.scrollY;
+  question.scrollIntoView({block: "start", behavior: "instant"});  // scrolls the chat, and
+  window.scrollTo({top: y, behavior: "instant"});  // the page back where it was
+  question.scrollIntoView({block: "nearest", behavior: "instant"});
+  answer.scrollIntoView({block: "nearest", behavior: "instant"});
+}"""
 
 CSS = """
 .nqa-reply p { margin: 0 0 .5em 0; }
@@ -42,6 +77,7 @@ CSS = """
 .nqa-meta { color: var(--body-text-color-subdued); font-size: .85em; }
 .nqa-reply details { margin-top: .4em; }
 .nqa-reply summary { cursor: pointer; color: var(--body-text-color-subdued); }
+#nqa-chat .nqa-question { scroll-margin-top: 3em; }  /* SHOW_ANSWER: clear of the bin icon */
 """
 # System fonts: the app runs offline, so a web font would be a failed request and a fallback.
 THEME = gr.themes.Soft(primary_hue="indigo", neutral_hue="slate",
@@ -86,17 +122,23 @@ def title_link(citation: Citation) -> str:
     return link(citation.url, esc(citation.title or citation.doc_id))
 
 
-def source_card(citation: Citation) -> str:
-    """Title, source and date of a cited article."""
-    title = title_link(citation)
-    meta = " · ".join(esc(x) for x in (citation.source, citation.published[:10]) if x)
+def by_article(citations: Sequence[Citation]) -> list[list[Citation]]:
+    """The citations grouped by article, in the order each article is first cited."""
+    groups: dict[str, list[Citation]] = {}
+    for citation in citations:
+        groups.setdefault(citation.doc_id, []).append(citation)
+    return list(groups.values())
+
+
+def source_card(citations: Sequence[Citation]) -> str:
+    """One card per cited article: its title, source and date once, then each passage quoted
+    from it, so two quotes from one article do not repeat its title."""
+    first = citations[0]
+    meta = " · ".join(esc(x) for x in (first.source, first.date_label) if x)
     meta_html = f'<div class="nqa-meta">{meta}</div>' if meta else ""
-    return f'<div class="nqa-card"><strong>{title}</strong>{meta_html}</div>'
-
-
-def cited(citation: Citation) -> str:
-    passage = f'<blockquote class="nqa-passage">{highlight(citation)}</blockquote>'
-    return passage + source_card(citation)
+    passages = "".join(f'<blockquote class="nqa-passage">{highlight(c)}</blockquote>'
+                       for c in citations)
+    return f'<div class="nqa-card"><strong>{title_link(first)}</strong>{meta_html}{passages}</div>'
 
 
 def candidates(summary: str, answers: Sequence[Answer]) -> str:
@@ -111,6 +153,27 @@ def candidates(summary: str, answers: Sequence[Answer]) -> str:
     return f"<details><summary>{summary} ({len(answers)})</summary><ul>{items}</ul></details>"
 
 
+def resolved(resolved_date: str) -> str:
+    """The absolute date of a relative-date answer, marked apart from the quote."""
+    if not resolved_date:
+        return ""
+    return f" <span class='nqa-resolved'>({esc(date_phrase(resolved_date))})</span>"
+
+
+def sources_differ(citations: Sequence[Citation]) -> str:
+    """Each article's different answer side by side, newest first, with its outlet and date."""
+    if not citations:
+        return ""
+    cells = "".join(
+        f"<div class='nqa-card' style='flex:1 1 0;min-width:10em'>"
+        f"<strong>{esc(c.quote)}</strong>{resolved(c.resolved_date)}"
+        f"<div class='nqa-meta'>{' · '.join(esc(x) for x in (c.source, c.date_label) if x)}"
+        f"</div><div class='nqa-meta'>{title_link(c)}</div></div>"
+        for c in citations)
+    return (f"<div class='nqa-differ'><p><strong>Sources differ</strong></p>"
+            f"<div style='display:flex;gap:.5em;flex-wrap:wrap'>{cells}</div></div>")
+
+
 def render_answer(answer: Answer) -> str:
     """One chat reply as a single-line HTML block."""
     if not answer.found:
@@ -119,15 +182,21 @@ def render_answer(answer: Answer) -> str:
                              answer.alternatives))
     else:
         body = (f"<p class='nqa-answer'><strong>{esc(answer.text)}</strong>"
-                f"<span class='nqa-score'>{answer.score:.0%} confidence</span></p>"
-                + "".join(cited(c) for c in answer.citations[:MAX_CITATIONS])
+                + resolved(answer.resolved_date)
+                + f"<span class='nqa-score'>{answer.score:.0%} confidence</span></p>"
+                + sources_differ(answer.disagreement)
+                + "".join(source_card(group)
+                          for group in by_article(answer.citations[:MAX_CITATIONS]))
                 + candidates("Other candidate answers", answer.alternatives))
     return f'<div class="nqa-reply">{body}</div>'
 
 
 def describe(report: AddReport, titles: dict[str, str]) -> str:
-    """What an upload or URL added, as escaped HTML for the status line."""
-    lines = []
+    """What an upload or URL added, and what it could not read, as escaped HTML for the status
+    line; the inputs that failed come first, as they are what needs the reader's attention."""
+    lines = [f"⚠ {esc(error)}" for error in report.errors[:LISTED_TITLES]]
+    if len(report.errors) > LISTED_TITLES:
+        lines.append(f"⚠ … and {len(report.errors) - LISTED_TITLES} more not read.")
     if report.added:
         lines.append(f"Added {len(report.added)} article(s), {report.chunks} passage(s):")
         lines += [f"• {esc(titles.get(i, i))}" for i in report.added[:LISTED_TITLES]]
@@ -141,71 +210,161 @@ def describe(report: AddReport, titles: dict[str, str]) -> str:
     return "<br>".join(lines)
 
 
+def describe_feeds(reports: Sequence[FeedReport], index_dir: Path) -> str:
+    """What a refresh of the feeds did, one line a feed and one a problem, as escaped HTML."""
+    if not reports:
+        return "No feeds yet: subscribe to one above."
+    lines = []
+    for report in reports:
+        items = report.items
+        if report.error:
+            lines.append(f"⚠ {esc(shown(NewsQAError(report.error), index_dir))}")
+        elif report.not_modified:
+            lines.append(f"{esc(report.url)}: not modified since the last refresh.")
+        else:
+            lines.append(f"{esc(report.url)}: {len(items.added)} new article(s), "
+                         f"{len(items.unchanged) + len(items.near_duplicates)} already indexed.")
+        lines += [f"⚠ {esc(error)}" for error in items.errors[:LISTED_TITLES]]
+    return "<br>".join(lines)
+
+
+def _when(timestamp: str) -> str:
+    """An index time (ISO 8601, UTC) to the minute, or "never"."""
+    return f"{timestamp[:16].replace('T', ' ')} UTC" if timestamp else "never"
+
+
+def shown(error: NewsQAError, index_dir: Path) -> str:
+    """The error as the page shows it: the index folder by its name, not by its server path.
+
+    Upload errors already name files by their names, and URL errors name only the URL.
+    """
+    message = str(error)
+    forms = {str(index_dir.absolute()), str(index_dir.resolve())}
+    if len(index_dir.parts) > 1:  # a bare name such as "index" is no path, and too common a word
+        forms.add(str(index_dir))
+    for form in sorted(forms, key=len, reverse=True):  # the longest first: it contains the others
+        message = message.replace(form, index_dir.resolve().name)
+    return message
+
+
+class UploadLimit:
+    """Refuses an upload (any multipart request) over ``MAX_UPLOAD_REQUEST_MB`` before its body
+    is read.
+
+    Gradio's ``max_file_size`` caps each file, so one request could carry a thousand of them.
+    The size is the request's declared length, which the HTTP server holds the client to; an
+    upload that does not declare one is refused as well.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = dict(scope.get("headers", ()))
+        kind = headers.get(b"content-type", b"").lower()
+        if scope["type"] == "http" and kind.startswith(b"multipart/"):
+            length = headers.get(b"content-length", b"")
+            if not length.isdigit() or int(length) > MAX_UPLOAD_REQUEST_MB * 2**20:
+                refusal = PlainTextResponse(
+                    f"An upload may hold at most {MAX_UPLOAD_REQUEST_MB} MB in all; "
+                    "upload fewer files at once.", status_code=413)
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 # ---- the app -------------------------------------------------------------------------------
 def build_app(qa: NewsQA, *, top_k: int = 5) -> gr.Blocks:
     """The Chat and Sources tabs over ``qa``, plus an ``/ask`` API endpoint for programs."""
 
     def source_views() -> tuple[list[list[Any]], gr.Dropdown, gr.Dropdown]:
         docs = qa.documents()
-        rows = [[d.title, d.source, d.published[:10], d.chunks, d.id] for d in docs]
+        rows = [[d.title, d.source, d.published[:10] or "undated", d.chunks, d.id] for d in docs]
         sources = sorted({d.source for d in docs if d.source})
         articles = [(f"{d.title or '(untitled)'} — {d.id}", d.id) for d in docs]
-        return rows, gr.Dropdown(choices=sources), gr.Dropdown(choices=articles, value=None)
+        # An empty list that opens would look broken: say why there is nothing to choose.
+        source_filter = gr.Dropdown(choices=sources, interactive=bool(sources),
+                                    info=SOURCES_HINT if sources else NO_SOURCES)
+        return rows, source_filter, gr.Dropdown(choices=articles, value=None)
 
     def respond(question: str, messages: list, history: History, k: float, threshold: float,
                 sources: list[str] | None, date_from: str,
-                date_to: str) -> tuple[list, History, str]:
+                date_to: str, as_of: str) -> tuple[list, History, str]:
         try:
-            answer = qa.ask(question, int(k), threshold=threshold, sources=sources or None,
+            answer = qa.ask(question, int(k), threshold=threshold / 100, sources=sources or None,
                             date_from=date_from.strip() or None, date_to=date_to.strip() or None,
-                            history=history)
+                            history=history, as_of=as_of.strip() or None)
         except NewsQAError as error:
-            gr.Warning(str(error))
+            gr.Warning(shown(error, qa.index_dir))
             return messages, history, question
-        messages = messages + [{"role": "user", "content": f"<p>{esc(answer.question)}</p>"},
+        messages = messages + [{"role": "user",
+                                "content": f'<p class="nqa-question">{esc(answer.question)}</p>'},
                                {"role": "assistant", "content": render_answer(answer)}]
         return messages, history + [(answer.question, answer.text)], ""
 
-    def add(targets: list[str | Path]) -> tuple:
-        try:
-            report = qa.add_paths(targets, progress=True)
-        except NewsQAError as error:
-            gr.Warning(str(error))
-            return (f"⚠ {esc(str(error))}", *source_views())
+    # The Sources tab reports in its status line, never in toasts: a toast outlives the tab and
+    # piles up over the Chat tab.
+    def failed(error: NewsQAError) -> tuple:
+        return (f"⚠ {esc(shown(error, qa.index_dir))}", *source_views())
+
+    def added(report: AddReport) -> tuple:
         titles = {d.id: d.title for d in qa.documents()}
         return (describe(report, titles), *source_views())
 
     # ``progress`` is unused by name: gradio sees it and shows the facade's tqdm bar in the page.
     def add_files(paths: list[str] | None, progress=gr.Progress(track_tqdm=True)) -> tuple:
         if not paths:
-            gr.Warning("Choose one or more files to upload first.")
-            return ("Choose one or more files to upload first.", *source_views(), None)
-        return (*add([Path(p) for p in paths]), None)
+            return ("⚠ Choose one or more files to upload first.", *source_views(), None)
+        try:  # only the uploaded files themselves: never a folder or a link
+            return (*added(qa.add_uploads(paths, progress=True)), None)
+        except NewsQAError as error:
+            return (*failed(error), None)
 
     def add_url(url: str, progress=gr.Progress(track_tqdm=True)) -> tuple:
         if not url.strip():
-            gr.Warning("Type the address of an article or feed first.")
-            return ("Type the address of an article or feed first.", *source_views(), url)
-        return (*add([url.strip()]), "")
+            return ("⚠ Type the address of an article or feed first.", *source_views(), url)
+        try:  # http(s) only: a local path typed here must read nothing and reveal nothing
+            return (*added(qa.add_urls([url.strip()], progress=True)), "")
+        except NewsQAError as error:
+            return (*failed(error), url)
 
     def delete(doc_id: str | None) -> tuple:
         if not doc_id:
-            gr.Warning("Choose an article to delete first.")
-            return ("Choose an article to delete first.", *source_views())
+            return ("⚠ Choose an article to delete first.", *source_views())
         try:
             title = qa.get(doc_id).title or doc_id
             qa.delete(doc_id)
         except NewsQAError as error:
-            gr.Warning(str(error))
-            return (f"⚠ {esc(str(error))}", *source_views())
+            return failed(error)
         return (f"Deleted {esc(title)}.", *source_views())
+
+    def feed_rows() -> list[list[Any]]:
+        return [[f.title or "(not polled yet)", f.url, _when(f.last_poll), _when(f.last_success),
+                 f.items_seen, f.last_error] for f in qa.feeds()]
+
+    def subscribe(url: str) -> tuple:
+        if not url.strip():
+            return "⚠ Type the address of an RSS or Atom feed first.", feed_rows(), url
+        try:
+            new = qa.subscribe(url)
+        except NewsQAError as error:
+            return f"⚠ {esc(shown(error, qa.index_dir))}", feed_rows(), url
+        said = "Subscribed to" if new else "Already subscribed to"
+        return f"{said} {esc(url.strip())}: Refresh now fetches its articles.", feed_rows(), ""
+
+    def refresh(progress=gr.Progress(track_tqdm=True)) -> tuple:
+        try:
+            reports = qa.refresh_feeds()
+        except NewsQAError as error:
+            return (f"⚠ {esc(shown(error, qa.index_dir))}", feed_rows(), *source_views())
+        return (describe_feeds(reports, qa.index_dir), feed_rows(), *source_views())
 
     def ask_api(question: str, top_k: int = top_k) -> dict:
         """Answer a question from the indexed articles: the answer, its score and citations."""
         try:
             return answer_to_json(qa.ask(question, int(top_k)))
         except NewsQAError as error:
-            raise gr.Error(str(error), print_exception=False) from None
+            raise gr.Error(shown(error, qa.index_dir), print_exception=False) from None
 
     with gr.Blocks(title="newsqa", analytics_enabled=False) as app:
         gr.Markdown("# newsqa\nAsk about the indexed news articles — every answer is quoted "
@@ -215,13 +374,18 @@ def build_app(qa: NewsQA, *, top_k: int = 5) -> gr.Blocks:
             with gr.Tab("Chat", id="chat"):
                 with gr.Row():
                     with gr.Column(scale=3):
-                        chat = gr.Chatbot(label="Conversation", height=600, latex_delimiters=[],
+                        # No label: gradio floats it over the messages, where it hides them.
+                        # No autoscroll to the bottom of a long reply: SHOW_ANSWER scrolls to
+                        # the question and its answer instead.
+                        chat = gr.Chatbot(label="Conversation", show_label=False, height=600,
+                                          autoscroll=False, latex_delimiters=[],
                                           buttons=["copy"], feedback_options=None,
                                           elem_id="nqa-chat",
                                           placeholder="Ask a question about the articles in "
                                                       "the **Sources** tab.")
                         with gr.Row():
                             question = gr.Textbox(show_label=False, scale=5, autofocus=True,
+                                                  max_lines=QUESTION_LINES,
                                                   elem_id="nqa-question",
                                                   placeholder="e.g. How many POWs were on the "
                                                               "first list?")
@@ -232,22 +396,26 @@ def build_app(qa: NewsQA, *, top_k: int = 5) -> gr.Blocks:
                         with gr.Accordion("Settings", open=True):
                             k = gr.Slider(1, 20, value=top_k, step=1,
                                           label="Passages to read (top-k)")
-                            threshold = gr.Slider(0.0, 1.0, value=qa.reader.threshold, step=0.01,
-                                                  label="Answer threshold",
+                            # In %, as the replies show confidence; the facade takes 0-1.
+                            threshold = gr.Slider(0, 100, step=0.1, elem_id="nqa-threshold",
+                                                  value=round(qa.threshold * 100, 1),
+                                                  label="Answer threshold (%)",
                                                   info="Below this confidence, say not found.")
-                            sources = gr.Dropdown(multiselect=True, label="Only these sources")
+                            sources = gr.Dropdown(multiselect=True, label="Only these sources",
+                                                  elem_id="nqa-sources")
                             date_from = gr.Textbox(label="Published from", placeholder=DATE_HINT,
                                                    elem_id="nqa-date-from")
                             date_to = gr.Textbox(label="Published until", placeholder=DATE_HINT)
-            with gr.Tab("Sources", id="sources"):
-                table = gr.Dataframe(headers=TABLE_HEADERS, interactive=False, wrap=True,
-                                     label="Indexed articles", elem_id="nqa-table",
-                                     column_widths=["40%", "15%", "12%", "8%", "25%"])
-                status = gr.HTML(elem_id="nqa-status", js_on_load=None)
-                with gr.Row():
+                            as_of = gr.Textbox(label="As of (for “latest” questions)",
+                                               placeholder=DATE_HINT, elem_id="nqa-as-of",
+                                               info="Empty: today.")
+            with gr.Tab("Sources", id="sources"):  # the controls and their status first:
+                with gr.Row():                        # a long table would push them down
                     with gr.Column():
                         files = gr.File(label="Upload articles (txt, md, html, json, jsonl, "
-                                              "RSS/Atom; up to 10 MB)", file_count="multiple",
+                                              "RSS/Atom; up to 10 MB a file, "
+                                              f"{MAX_UPLOAD_REQUEST_MB} MB at once)",
+                                        file_count="multiple",
                                         file_types=UPLOAD_TYPES, elem_id="nqa-files")
                         upload = gr.Button("Add files", variant="primary", elem_id="nqa-upload")
                     with gr.Column():
@@ -256,13 +424,29 @@ def build_app(qa: NewsQA, *, top_k: int = 5) -> gr.Blocks:
                         fetch = gr.Button("Add URL", variant="primary")
                         doomed = gr.Dropdown(label="Delete an article", elem_id="nqa-doomed")
                         remove = gr.Button("Delete", variant="stop")
+                status = gr.HTML(elem_id="nqa-status", js_on_load=None)
+                table = gr.Dataframe(headers=TABLE_HEADERS, interactive=False, wrap=True,
+                                     label="Indexed articles", elem_id="nqa-table",
+                                     column_widths=["40%", "15%", "12%", "8%", "25%"])
+            with gr.Tab("Feeds", id="feeds") as feeds_tab:
+                with gr.Row():
+                    feed_url = gr.Textbox(label="RSS or Atom feed URL", placeholder="https://…",
+                                          elem_id="nqa-feed-url", scale=4)
+                    follow = gr.Button("Subscribe", variant="primary", scale=1,
+                                       elem_id="nqa-subscribe")
+                    poll_now = gr.Button("Refresh now", scale=1, elem_id="nqa-refresh")
+                feed_status = gr.HTML(elem_id="nqa-feed-status")
+                feed_table = gr.Dataframe(headers=FEED_HEADERS, interactive=False, wrap=True,
+                                          label="Subscribed feeds", elem_id="nqa-feeds",
+                                          column_widths=["14%", "20%", "13%", "13%", "6%",
+                                                         "34%"])
 
         views = [table, sources, doomed]
-        settings = [k, threshold, sources, date_from, date_to]
-        chat_io = dict(fn=respond, inputs=[question, chat, history, *settings],
+        settings = [k, threshold, sources, date_from, date_to, as_of]
+        chat_io = dict(**QUESTIONS, fn=respond, inputs=[question, chat, history, *settings],
                        outputs=[chat, history, question], api_visibility="private")
-        question.submit(**chat_io)
-        send.click(**chat_io)
+        for asked in (question.submit(**chat_io), send.click(**chat_io)):
+            asked.then(None, inputs=chat, js=SHOW_ANSWER, api_visibility="private")
         new_chat.click(lambda: ([], []), outputs=[chat, history], api_visibility="private")
         chat.clear(lambda: [], outputs=history, api_visibility="private")  # the chat's bin icon
         upload.click(add_files, inputs=files, outputs=[status, *views, files],
@@ -271,16 +455,29 @@ def build_app(qa: NewsQA, *, top_k: int = 5) -> gr.Blocks:
         url.submit(add_url, inputs=url, outputs=[status, *views, url], api_visibility="private")
         remove.click(delete, inputs=doomed, outputs=[status, *views], api_visibility="private")
         app.load(source_views, outputs=views, api_visibility="private")
-        gr.api(ask_api, api_name="ask")
+        for subscribed in (follow.click, feed_url.submit):
+            subscribed(subscribe, inputs=feed_url, outputs=[feed_status, feed_table, feed_url],
+                       api_visibility="private")
+        poll_now.click(refresh, outputs=[feed_status, feed_table, *views],
+                       api_visibility="private")
+        # a background refresh (serve --watch) shows when the tab is opened
+        feeds_tab.select(feed_rows, outputs=feed_table, api_visibility="private")
+        app.load(feed_rows, outputs=feed_table, api_visibility="private")
+        gr.api(ask_api, api_name="ask", **QUESTIONS)
+    # Writes (upload, URL, delete) keep Gradio's default of one at a time; questions share one
+    # queue (see QUESTIONS); beyond MAX_QUEUED waiting requests a client is told the app is busy
+    # at once, rather than waiting minutes.
+    app.queue(max_size=MAX_QUEUED)
     return app
 
 
 def launch(app: gr.Blocks, host: str = "127.0.0.1", port: int | None = None, *,
            block: bool = True) -> str:
-    """Serve ``app`` with its theme and upload limit; returns the local URL."""
+    """Serve ``app`` with its theme and upload limits; returns the local URL."""
     _, url, _ = app.launch(server_name=host, server_port=port, prevent_thread_lock=not block,
                            theme=THEME, css=CSS, max_file_size=MAX_UPLOAD, ssr_mode=False,
-                           footer_links=["api"])
+                           footer_links=["api"],
+                           app_kwargs={"middleware": [Middleware(UploadLimit)]})
     return url
 
 
@@ -294,9 +491,13 @@ def seed(qa: NewsQA, seeds: Path | None) -> None:
 
 
 def serve(index_dir: str | Path = "index", host: str = "127.0.0.1", port: int | None = None, *,
-          allow_private_urls: bool = False, seeds: Path | None = SEEDS) -> None:
-    """Open (or create) the index, seed it if empty, load the models and serve the app."""
+          allow_private_urls: bool = False, seeds: Path | None = SEEDS,
+          watch: str | None = None) -> None:
+    """Open (or create) the index, seed it if empty, load the models and serve the app; with
+    ``watch`` (an interval such as "15m"), refresh the subscribed feeds in the background."""
     qa = NewsQA(index_dir, fetcher=Fetcher(allow_private=allow_private_urls))
     seed(qa, seeds)
     qa.warm_up()
+    if watch:
+        qa.watch_in_background(watch, on_refresh=print_feed_reports)  # on the server's console
     launch(build_app(qa), host, port)

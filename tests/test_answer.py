@@ -1,11 +1,15 @@
 """compose_answer and normalize_answer on hand-made spans and documents."""
 from __future__ import annotations
 
+import math
+
 import pytest
 
-from qa.answer import compose_answer, normalize_answer
+from qa.answer import CLOSE_SHARE, compose_answer, normalize_answer
+from qa.decide import LogisticDecision, ReaderScore
 from qa.errors import NewsQAError
-from qa.types import Chunk, Document, Span
+from qa.recency import with_resolved
+from qa.types import Chunk, Document, Hit, Span
 
 A = Document("a", "Filler. The 640 POWs were freed in May. Officials said 640 POWs went home.",
              title="Freed", source="BBC", url="https://bbc.example/a", published="2024-05-02")
@@ -30,6 +34,14 @@ def chunks_of(doc: Document, size: int = 40) -> list[Chunk]:
 CHUNKS = chunks_of(A) + chunks_of(B) + chunks_of(C)
 
 
+def hits(chunks: list[Chunk]) -> list[Hit]:
+    """Chunks as retrieved without scores (as ``read_document`` passes them)."""
+    return [Hit(c, 0.0) for c in chunks]
+
+
+HITS = hits(CHUNKS)
+
+
 @pytest.mark.parametrize("text, expected", [
     ("The 640 POWs.", "640 pows"),
     ("640 pows", "640 pows"),
@@ -45,7 +57,7 @@ def test_normalize_answer(text, expected):
 def test_equal_spans_form_one_cited_answer():
     spans = [span(A, "The 640 POWs", 0.6), span(A, "640 POWs", 0.8, occurrence=1),
              span(B, "600 POWs", 0.5)]
-    answer = compose_answer("How many POWs?", spans, DOCS, CHUNKS, threshold=0.3)
+    answer = compose_answer("How many POWs?", spans, DOCS, HITS, decision=ReaderScore(0.3))
     assert answer.found and answer.text == "640 POWs" and answer.score == 0.8
     assert answer.best_text == "640 POWs"
     assert [c.score for c in answer.citations] == [0.8, 0.6]
@@ -65,7 +77,7 @@ def test_equal_spans_form_one_cited_answer():
 def test_below_threshold_is_not_found_but_offers_candidates():
     spans = [span(A, "640 POWs", 0.2), span(B, "600 POWs", 0.15), span(C, "700", 0.05),
              span(B, "May", 0.01)]
-    answer = compose_answer("How many POWs?", spans, DOCS, CHUNKS, threshold=0.5,
+    answer = compose_answer("How many POWs?", spans, DOCS, HITS, decision=ReaderScore(0.5),
                             max_alternatives=3)
     assert not answer.found and answer.text == "" and answer.score == 0.2
     assert answer.citations == []
@@ -75,7 +87,7 @@ def test_below_threshold_is_not_found_but_offers_candidates():
 
 
 def test_no_spans_is_not_found_with_score_zero():
-    answer = compose_answer("How many?", [], DOCS, CHUNKS, threshold=0.0)
+    answer = compose_answer("How many?", [], DOCS, HITS, decision=ReaderScore(0.0))
     assert not answer.found and answer.score == 0.0 and answer.alternatives == []
     assert answer.best_text == ""
 
@@ -83,23 +95,107 @@ def test_no_spans_is_not_found_with_score_zero():
 def test_alternatives_prefer_other_articles():
     spans = [span(A, "640 POWs", 0.9), span(A, "May", 0.5), span(A, "Officials", 0.4),
              span(C, "700", 0.1), span(B, "600 POWs", 0.05)]
-    answer = compose_answer("How many?", spans, DOCS, CHUNKS, threshold=0.5, max_alternatives=3)
+    answer = compose_answer("How many?", spans, DOCS, HITS, decision=ReaderScore(0.5),
+                            max_alternatives=3)
     assert answer.text == "640 POWs"
     assert [a.text for a in answer.alternatives] == ["May", "700", "600 POWs"]
 
 
 def test_spans_that_normalise_to_nothing_are_dropped():
     answer = compose_answer("Which?", [span(A, "The", 0.9), span(B, "600 POWs", 0.4)], DOCS,
-                            CHUNKS, threshold=0.1)
+                            HITS, decision=ReaderScore(0.1))
     assert answer.text == "600 POWs" and answer.alternatives == []
 
 
 def test_inconsistent_spans_raise():
     good = span(A, "640 POWs", 0.9)
     with pytest.raises(NewsQAError, match="not in the index"):
-        compose_answer("q", [Span("zzz", 0, 3, "abc", 0.9)], DOCS, CHUNKS, threshold=0.0)
+        compose_answer("q", [Span("zzz", 0, 3, "abc", 0.9)], DOCS, HITS,
+                       decision=ReaderScore(0.0))
     with pytest.raises(NewsQAError, match="does not match"):
-        compose_answer("q", [Span("a", good.start + 1, good.end, good.text, 0.9)], DOCS, CHUNKS,
-                       threshold=0.0)
+        compose_answer("q", [Span("a", good.start + 1, good.end, good.text, 0.9)], DOCS, HITS,
+                       decision=ReaderScore(0.0))
     with pytest.raises(NewsQAError, match="none of the retrieved chunks"):
-        compose_answer("q", [good], DOCS, chunks_of(B), threshold=0.0)
+        compose_answer("q", [good], DOCS, hits(chunks_of(B)), decision=ReaderScore(0.0))
+
+
+def test_a_fitted_decision_gives_the_confidence():
+    scored = [Hit(c, 0.1, dense=0.5, bm25=1.0) for c in CHUNKS]
+    decision = LogisticDecision({"reader": 4.0, "coverage_doc": 2.0}, bias=-3.0, threshold=0.5,
+                                key="k")
+    spans = [span(A, "640 POWs", 0.8), span(B, "600 POWs", 0.5)]
+    answer = compose_answer("How many POWs were freed?", spans, DOCS, scored, decision=decision)
+    # question words: many, pows, freed; article A has the last two
+    assert answer.evidence["reader"] == 0.8
+    assert answer.evidence["coverage_doc"] == pytest.approx(2 / 3)
+    confidence = 1 / (1 + math.exp(-(-3.0 + 4.0 * 0.8 + 2.0 * 2 / 3)))
+    assert answer.found and answer.text == "640 POWs"
+    assert answer.score == pytest.approx(confidence)
+    assert answer.citations[0].score == 0.8  # citations keep the reader's span score
+    stricter = compose_answer("How many POWs were freed?", spans, DOCS, scored,
+                              decision=decision, threshold=0.99)
+    assert not stricter.found and stricter.score == pytest.approx(confidence)
+    assert stricter.best_text == "640 POWs"
+
+
+# --- relative dates and sources that disagree ---------------------------------------------------
+
+WED = Document("w", "Filler text. The exchange happened on Monday. Talks began yesterday, after "
+               "a pause last week.", title="Talks", source="BBC", published="2025-06-04")
+
+
+@pytest.mark.parametrize("quote, resolved, shown", [
+    ("Monday", "2025-06-02", "Monday (2 June 2025)"),
+    ("on Monday", "2025-06-02", "on Monday (2 June 2025)"),
+    ("yesterday", "2025-06-03", "yesterday (3 June 2025)"),
+    ("last week", "2025-05-26/2025-06-01", "last week (26 May – 1 June 2025)"),
+])
+def test_a_relative_date_answer_carries_its_resolved_date(quote, resolved, shown):
+    chunks = chunks_of(WED, size=200)
+    answer = compose_answer("When?", [span(WED, quote, 0.9)], {WED.id: WED}, hits(chunks),
+                            decision=ReaderScore(0.0))
+    assert answer.text == answer.citations[0].quote == quote  # the quote itself is unchanged
+    assert WED.text[answer.citations[0].start:answer.citations[0].end] == quote
+    assert answer.resolved_date == resolved
+    assert with_resolved(answer.text, answer.resolved_date) == shown
+
+
+def test_an_undated_article_resolves_no_relative_date():
+    undated = Document("u", "It happened on Monday.", title="U")
+    answer = compose_answer("When?", [span(undated, "on Monday", 0.9)], {"u": undated},
+                            hits(chunks_of(undated)), decision=ReaderScore(0.0))
+    assert answer.text == "on Monday" and answer.resolved_date == ""
+
+
+OLD = Document("old", "The forecast was a 400 mln stg shortage.", title="Old", source="Reuters",
+               published="1987-03-02")
+NEW = Document("new", "The forecast is now a 700 mln stg shortage.", title="New", source="AP",
+               published="1987-03-05")
+RIVALS = {d.id: d for d in (OLD, NEW)}
+RIVAL_HITS = hits(chunks_of(OLD, 200) + chunks_of(NEW, 200))
+
+
+def test_different_answers_from_two_articles_are_shown_newest_first():
+    spans = [span(OLD, "400 mln stg", 0.8), span(NEW, "700 mln stg", 0.7)]
+    answer = compose_answer("What is the forecast?", spans, RIVALS, RIVAL_HITS,
+                            decision=ReaderScore(0.0))
+    assert answer.text == "400 mln stg"  # not a current-state question: the best span
+    assert [(c.quote, c.source, c.published) for c in answer.disagreement] == [
+        ("700 mln stg", "AP", "1987-03-05"), ("400 mln stg", "Reuters", "1987-03-02")]
+    newest = compose_answer("What is the latest forecast?", spans, RIVALS, RIVAL_HITS,
+                            decision=ReaderScore(0.0), prefer_newest=True)
+    assert newest.text == "700 mln stg" and newest.disagreement == answer.disagreement
+
+
+def test_no_disagreement_from_one_article_the_same_answer_or_a_far_weaker_rival():
+    one = compose_answer("Forecast?", [span(OLD, "400 mln stg", 0.8), span(OLD, "shortage", 0.79)],
+                         RIVALS, RIVAL_HITS, decision=ReaderScore(0.0))
+    assert one.found and one.disagreement == []
+    same = compose_answer("Forecast?", [span(OLD, "400 mln stg", 0.8),
+                                        span(NEW, "mln stg", 0.75)],  # fewer words, same answer
+                          RIVALS, RIVAL_HITS, decision=ReaderScore(0.0))
+    assert same.disagreement == []
+    weak = compose_answer("Forecast?", [span(OLD, "400 mln stg", 0.8),
+                                        span(NEW, "700 mln stg", 0.8 * CLOSE_SHARE - 0.01)],
+                          RIVALS, RIVAL_HITS, decision=ReaderScore(0.0))
+    assert weak.disagreement == []

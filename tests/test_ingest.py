@@ -24,6 +24,7 @@ import pytest
 from qa import ingest
 from qa.errors import IngestError
 from qa.ingest import Fetcher, document_id, load, load_url, load_uploads, load_urls, make_document
+from qa.types import Document
 
 REPO = Path(__file__).resolve().parents[1]
 GOOD = REPO / "tests" / "data" / "good"
@@ -114,7 +115,7 @@ def test_html_article_gives_plain_main_text_and_metadata() -> None:
     assert doc.title == "Observatory spots new comet"
     assert doc.source == "The Northern Courier"
     assert doc.url == "https://courier.example.com/science/new-comet"
-    assert doc.published == "2024-03-18"
+    assert (doc.published, doc.date_source) == ("2024-03-18T09:30:00+00:00", "html-meta")
     assert "Fellside Observatory have discovered a comet" in doc.text
     for boilerplate in ("<p>", "window.tracking", "font-family", "All rights reserved"):
         assert boilerplate not in doc.text
@@ -424,8 +425,71 @@ def test_reuters_corpus_loads_all_but_its_empty_items(caplog: pytest.LogCaptureF
     assert (docs[0].title, docs[0].published) == ("BAHIA COCOA REVIEW", "1987-02-26T15:01:01")
 
 
+# --- dates: from metadata only, and where each came from -------------------------------------
+
+ARTICLE_BODY = ("<h1>Harbour reopens</h1><p>The old harbour, closed in 2001 after a storm, "
+                "reopened to boats this week after a long restoration funded by the town council "
+                "and local fishermen.</p><p>Officials said the work cost more than expected but "
+                "finished on schedule on 4 May 2023, and the first ferry docked without trouble."
+                "</p>")
+
+
+def article(head: str = "") -> bytes:
+    """An HTML article that mentions dates in its text, with ``head`` as its only metadata."""
+    return (f"<html><head><title>Harbour reopens</title>{head}</head>"
+            f"<body><article>{ARTICLE_BODY}</article></body></html>").encode("utf-8")
+
+
+def load_html_file(tmp_path: Path, html: bytes) -> Document:
+    path = tmp_path / "article.html"
+    path.write_bytes(html)
+    [doc] = load([path])
+    return doc
+
+
+def test_html_without_date_metadata_is_undated_whatever_its_text_says(tmp_path: Path) -> None:
+    doc = load_html_file(tmp_path, article())
+    assert "closed in 2001" in doc.text and "4 May 2023" in doc.text
+    assert (doc.published, doc.date_source) == ("", "")
+
+
+@pytest.mark.parametrize("head, published, source", [
+    ('<meta property="article:published_time" content="2024-06-02T08:15:00Z">',
+     "2024-06-02T08:15:00+00:00", "html-meta"),
+    ('<meta name="pubdate" content="2024-06-02">', "2024-06-02", "html-meta"),
+    ('<meta itemprop="datePublished" content="2024-06-02">', "2024-06-02", "html-meta"),
+    ('<meta name="DC.date.issued" content="2024-06-02">', "2024-06-02", "html-meta"),
+    # a tag with junk is passed over for the next one
+    ('<meta name="date" content="soon"><meta name="publish-date" content="2024-06-02">',
+     "2024-06-02", "html-meta"),
+    ('<script type="application/ld+json">{"@context": "https://schema.org", "@graph": ['
+     '{"@type": "NewsArticle", "headline": "Harbour reopens", "datePublished": '
+     '"2024-06-02T10:00:00+02:00", "comment": {"datePublished": "2024-06-05"}}]}</script>',
+     "2024-06-02T10:00:00+02:00", "json-ld"),
+    ('<script type="application/ld+json">{"@type": "Article", "dateCreated": "2024-06-01",'
+     ' "dateModified": "2024-06-09"}</script>', "2024-06-01", "json-ld"),
+    ('<script type="application/ld+json">{not json</script>', "", ""),
+    ('<script type="application/ld+json">' + "[" * 100_000 + "</script>", "", ""),
+    ('<meta property="og:title" content="2024-06-02">', "", ""),  # not a date's tag
+])
+def test_html_date_comes_from_meta_tags_or_json_ld_and_says_which(
+        tmp_path: Path, head: str, published: str, source: str) -> None:
+    doc = load_html_file(tmp_path, article(head))
+    assert (doc.published, doc.date_source) == (published, source)
+
+
+def test_every_format_records_where_its_date_came_from() -> None:
+    assert {(d.published, d.date_source) for d in load([GOOD / "briefs.json"])} == {
+        ("2024-02-01", "json-field"), ("2024-02-15T08:00:00+00:00", "json-field")}
+    assert {d.date_source for d in load([GOOD / "lakeside.rss"])} == {"feed"}
+    [plain] = load([GOOD / "harbour.txt"])
+    assert (plain.published, plain.date_source) == ("", "")
+    assert make_document("Text.", published="", date_source="feed").date_source == ""
+
+
 # --- URLs ------------------------------------------------------------------------------------
 
+LAST_MODIFIED = "Mon, 03 Jun 2024 07:00:00 GMT"
 ROUTES: dict[str, tuple[int, dict[str, str], bytes]] = {
     "/comet.html": (200, {"Content-Type": "text/html; charset=utf-8"},
                     (GOOD / "observatory.html").read_bytes()),
@@ -438,6 +502,11 @@ ROUTES: dict[str, tuple[int, dict[str, str], bytes]] = {
     "/to-mapped": (307, {"Location": "http://[::ffff:127.0.0.2]/admin"}, b""),
     "/to-nat64": (301, {"Location": "http://[64:ff9b::a9fe:a9fe]/latest/meta-data/"}, b""),
     "/big": (200, {"Content-Type": "text/html"}, b"<p>" + b"x" * 2000 + b"</p>"),
+    "/not-modified": (304, {"ETag": '"v1"'}, b""),
+    "/undated.html": (200, {"Content-Type": "text/html", "Last-Modified": LAST_MODIFIED},
+                      article()),
+    "/dated.html": (200, {"Content-Type": "text/html", "Last-Modified": LAST_MODIFIED},
+                    article('<meta name="pubdate" content="2024-06-02">')),
     "/photo.png": (200, {"Content-Type": "image/png"}, b"\x89PNG\r\n\x1a\n" + bytes(64)),
 }
 SLOW_SECONDS = 1.0
@@ -531,6 +600,21 @@ def server(httpd: _Server) -> str:
 
 
 LOCAL = Fetcher(allow_private=True, timeout=5)
+
+
+def test_unsolicited_304_is_an_error_and_a_conditional_one_an_answer(server: str) -> None:
+    with pytest.raises(IngestError, match="answered HTTP 304"):
+        LOCAL.get(f"{server}/not-modified")
+    response = LOCAL.get(f"{server}/not-modified", {"If-None-Match": '"v1"'})
+    assert (response.status, response.body, response.headers["etag"]) == (304, b"", '"v1"')
+
+
+def test_http_last_modified_dates_a_page_only_when_its_metadata_does_not(server: str) -> None:
+    [undated] = load_url(f"{server}/undated.html", LOCAL)
+    assert (undated.published, undated.date_source) == ("2024-06-03T07:00:00+00:00",
+                                                        "http-last-modified")
+    [dated] = load_url(f"{server}/dated.html", LOCAL)  # the same Last-Modified, and a meta date
+    assert (dated.published, dated.date_source) == ("2024-06-02", "html-meta")
 
 
 def test_html_page_url_becomes_one_document_with_the_final_url(server: str) -> None:

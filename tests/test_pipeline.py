@@ -1,6 +1,7 @@
 """The NewsQA facade end to end over ``seeds/`` with the shipped embedder and reader."""
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -116,3 +117,61 @@ def test_cli_refuses_argv_bytes_that_are_not_utf8(tmp_path: Path) -> None:
     assert result.returncode == cli.EXIT_USAGE
     assert result.stderr.decode() == (
         "newsqa: error: argument 3 ('\\udcff\\udcfe') is not valid UTF-8 text.\n")
+
+
+# --- time: "as of", recency and sources that differ ---------------------------------------------
+@pytest.mark.parametrize("as_of", ["yesterday", "2025-13-01", "2025-06", 20250601])
+def test_bad_as_of_is_refused_with_one_clear_error(tmp_path: Path, as_of) -> None:
+    qa = NewsQA(tmp_path / "index")
+    with pytest.raises(NewsQAError, match="as_of must be a date"):
+        qa.ask("What is the latest price?", as_of=as_of)
+    assert not (tmp_path / "index").exists()  # refused before any work
+
+
+FORECASTS = [
+    Document("f1", "The Bank of England forecast a shortage of around 400 mln stg in the money "
+             "market today.", title="Shortage forecast", source="Reuters",
+             published="1987-03-02"),
+    Document("f2", "The Bank of England forecast a shortage of around 700 mln stg in the money "
+             "market today, it said on Thursday.", title="Shortage forecast revised",
+             source="Reuters", published="1987-03-05"),
+]
+
+
+@pytest.fixture(scope="module")
+def forecasts_qa(tmp_path_factory, embedder, shipped_reader):
+    with NewsQA(tmp_path_factory.mktemp("forecasts"), embedder=embedder,
+                reader=shipped_reader) as qa:
+        qa.add(FORECASTS)
+        yield qa
+
+
+def test_the_latest_question_answers_from_the_newest_article_and_shows_the_other(forecasts_qa):
+    answer = forecasts_qa.ask("What is the latest shortage forecast?", as_of="1987-03-06",
+                              threshold=0.0)
+    assert "700" in answer.text and answer.citations[0].doc_id == "f2"
+    assert [c.doc_id for c in answer.disagreement] == ["f2", "f1"]
+    assert "400" in answer.disagreement[1].quote
+    only_one = forecasts_qa.ask("What is the latest shortage forecast?", as_of="1987-03-06",
+                                date_to="1987-03-03", threshold=0.0)
+    assert "400" in only_one.text and only_one.disagreement == []
+
+
+def test_cli_shows_the_resolved_date_and_the_differing_sources(forecasts_qa, capsys) -> None:
+    forecasts_qa.close()  # the CLI opens the index itself
+    assert cli.main(["ask", "What is the latest shortage forecast?", "--index",
+                     str(forecasts_qa.index_dir), "--as-of", "1987-03-06",
+                     "--threshold", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "Sources differ (newest first):" in out and out.index("700") < out.index("400")
+    cli.main(["ask", "When did the bank speak about the revised forecast?", "--index",
+              str(forecasts_qa.index_dir), "--threshold", "0", "--json"])
+    cited = json.loads(capsys.readouterr().out)["citations"][0]
+    # both articles say "today"; the revised one (a Thursday) also says "on Thursday"
+    expected = {("f1", "today"): "1987-03-02", ("f2", "today"): "1987-03-05",
+                ("f2", "Thursday"): "1987-03-05", ("f2", "on Thursday"): "1987-03-05"}
+    assert cited["resolved_date"] == expected[cited["doc_id"], cited["quote"]]
+    cli.main(["ask", "When did the bank speak about the revised forecast?", "--index",
+              str(forecasts_qa.index_dir), "--threshold", "0"])
+    day = {"1987-03-02": "2 March 1987", "1987-03-05": "5 March 1987"}[cited["resolved_date"]]
+    assert capsys.readouterr().out.startswith(f"{cited['quote']} ({day})")

@@ -1,9 +1,11 @@
 """The report built from hand-made per-question results: numbers, files and plots."""
+import dataclasses
 import json
 
 import pytest
 
-from qa.report import PLOTS, QuestionResult, build_report, render_markdown, write_report
+from qa.report import (PLOTS, QuestionResult, answer_length, build_report, calibration_error,
+                       read_results, render_markdown, write_report)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SETTINGS = {"data": "dev.jsonl", "mode": "e2e", "questions": 4, "limit": None, "reader": "r",
@@ -43,6 +45,54 @@ def test_answer_metrics(results):
     assert a["no_answer"] == {"questions": 2, "exact_match": 0.5, "f1": 0.5}
     # answering q1 and q2 only (threshold 0.6) scores (1 + 2/3 + 1 + 1) / 4
     assert a["best_threshold"] == {"threshold": 0.6, "f1": pytest.approx((3 + 2 / 3) / 4)}
+    assert a["answer_rate"] == 1.0  # q1, q2
+    assert a["abstention"] == 0.5  # q3 "not found", q4 answered
+
+
+def test_by_answer_length(results):
+    by_length = build_report(results, SETTINGS, e2e=True)["by_answer_length"]
+    assert list(by_length) == ["1", "2", "3", "4-5", "6-10", "11+"]
+    assert by_length["1"] == {"questions": 1, "exact_match": 1.0, "f1": 1.0, "answer_rate": 1.0}
+    assert by_length["2"] == {"questions": 1, "exact_match": 0.0, "f1": pytest.approx(2 / 3),
+                              "answer_rate": 1.0}
+    assert by_length["3"] == {"questions": 0, "exact_match": None, "f1": None,
+                              "answer_rate": None}
+    # the shortest normalised gold counts; an unanswerable question has none
+    assert answer_length(["the Kremlin aide", "an aide"]) == 1 and answer_length([]) == 0
+
+
+def removed_copies(results):
+    """q1 and q2 asked again with their article removed: q1 gets "not found", q2 an answer."""
+    return [dataclasses.replace(results[0], golds=[], prediction="", score=0.3, latency=5.0,
+                                removed=True),
+            dataclasses.replace(results[1], golds=[], prediction="Putin", best_span="Putin",
+                                score=0.7, latency=5.0, removed=True)]
+
+
+def test_removed_articles_get_their_own_section(results):
+    plain = build_report(results, SETTINGS, e2e=True)
+    report = build_report(results + removed_copies(results), SETTINGS, e2e=True)
+    for section in ("answers", "by_question_type", "by_answer_length", "retrieval", "latency"):
+        assert report[section] == plain[section]  # of the questions asked of the full index
+    assert "removed" not in plain
+    removed = report["removed"]
+    assert removed["questions"] == 2 and removed["abstention"] == 0.5
+    # the mix: q1, q2 with their article (1, 2/3) and without it (1, 0)
+    mix = removed["mix"]
+    assert (mix["questions"], mix["exact_match"]) == (4, 0.5)
+    assert mix["f1"] == pytest.approx((1 + 2 / 3 + 1 + 0) / 4)
+    # answering from 0.9 up: q1 (1), q2 abstains (0), q1 removed abstains (1), q2 removed (1)
+    assert mix["best_threshold"] == {"threshold": 0.9, "f1": 0.75}
+    assert sum(b["questions"] for b in report["calibration"]) == 6  # both conditions
+
+
+def test_calibration_error():
+    bins = [{"questions": 40, "mean_score": 0.9, "exact_match": 0.85},
+            {"questions": 10, "mean_score": 0.5, "exact_match": 0.1}]
+    error = calibration_error(bins)
+    assert error["ece"] == pytest.approx((40 * 0.05 + 10 * 0.4) / 50)
+    assert error["max_gap"] == pytest.approx(0.05)  # the 10-question bin is too small to judge
+    assert calibration_error(bins[1:])["max_gap"] is None
 
 
 def test_no_split_without_is_impossible(results):
@@ -93,10 +143,13 @@ def test_empty_results_are_an_error():
 
 
 def test_write_report_files(results, tmp_path):
+    results = results + removed_copies(results)
+    results[0] = dataclasses.replace(results[0], evidence={"reader": 0.9, "dense_top": 0.5})
     report = build_report(results, SETTINGS, e2e=True)
     paths = write_report(report, results, tmp_path / "out")
     names = {p.name for p in paths}
-    assert names == {"report.json", "report.md", *PLOTS.values()}
+    assert names == {"report.json", "report.md", "results.jsonl", *PLOTS.values()}
+    assert read_results(tmp_path / "out" / "results.jsonl") == results
     assert json.loads((tmp_path / "out" / "report.json").read_text()) == json.loads(
         json.dumps(report))
     for name in PLOTS.values():
@@ -104,6 +157,9 @@ def test_write_report_files(results, tmp_path):
     md = (tmp_path / "out" / "report.md").read_text()
     assert "| all | 4 | 50.0 | 66.7 |" in md
     assert "recall@10" in md and "Best no-answer threshold on this data: 0.6000" in md
+    assert "100.0% of the answerable ones; \"not found\" for 50.0% of the unanswerable" in md
+    assert "## Article removed from the index" in md and "\"not found\" for **50.0%**" in md
+    assert "| 2 | 1 | 100.0 | 0.0 | 66.7 |" in md  # two-word answers
     assert all(f"]({name})" in md for name in PLOTS.values())
 
 

@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import hashlib
 import re
+from datetime import date, timedelta
 from typing import Sequence
 
 import numpy as np
 import pytest
 
 from qa.errors import NewsQAError, QuestionError
-from qa.retrieve import ReciprocalRankFusion, Retriever, contextualize, tokenize
+from qa.recency import HALF_LIFE_DAYS, RECENCY_WEIGHT, asks_for_current, recency_factor
+from qa.retrieve import RRF_K, ReciprocalRankFusion, Retriever, contextualize, tokenize
 from qa.store import Store
 from qa.types import Chunk, Document
 
@@ -130,7 +132,7 @@ def test_finds_an_exact_keyword_through_bm25(store, embedder, docs):
     fusion = RecordingFusion()
     retriever = Retriever(store, embedder, fusion=fusion)
     results = retriever.retrieve("Which packs have serial prefix QX-4471?", top_k=3)
-    keyword_chunk = results[0][0]
+    keyword_chunk = results[0].chunk
     assert "QX-4471" in keyword_chunk.text and keyword_chunk.doc_id == docs[1].id
     sparse_chunks = store.chunks_by_ids(fusion.sparse)
     assert sparse_chunks[0] == keyword_chunk
@@ -140,32 +142,57 @@ def test_finds_an_exact_keyword_through_bm25(store, embedder, docs):
 def test_finds_a_paraphrase_through_dense_search(store, embedder, docs):
     fusion = RecordingFusion()
     retriever = Retriever(store, embedder, fusion=fusion)
-    (chunk, score), *_ = retriever.retrieve("How much will the town pay to mend bridges after the tremor?")
-    assert chunk.doc_id == docs[0].id and "overpasses" in chunk.text
+    best, *_ = retriever.retrieve("How much will the town pay to mend bridges after the tremor?")
+    assert best.chunk.doc_id == docs[0].id and "overpasses" in best.chunk.text
     assert fusion.sparse == []  # no word in common: BM25 offers no candidate
-    assert score == pytest.approx(1 / 61)
+    assert best.score == pytest.approx(1 / (RRF_K + 1)) and best.bm25 == 0.0
+
+
+def test_hits_carry_the_dense_and_bm25_scores(store, embedder):
+    question = "Which packs have serial prefix QX-4471?"
+    hits = Retriever(store, embedder).retrieve(question, top_k=100)
+    query = embedder.encode_query(question)
+    for hit in hits:  # a small store: every chunk is a dense candidate
+        assert hit.dense == pytest.approx(float(embedder.encode([hit.chunk.text])[0] @ query),
+                                          abs=1e-4)
+        assert (hit.bm25 > 0) == bool(set(tokenize(hit.chunk.text)) & set(tokenize(question)))
+
+
+def test_a_chunk_only_bm25_found_gets_the_last_dense_cosine_as_a_bound(store, embedder):
+    question = "How big was the harvest this summer?"  # "summer" is in the earthquake story too
+    by_dense = sorted(Retriever(store, embedder).retrieve(question, top_k=100),
+                      key=lambda h: -h.dense)
+    narrow = Retriever(store, embedder, candidates=2).retrieve(question, top_k=100)
+    densest = {h.chunk: h.dense for h in by_dense[:2]}
+    bm25_only = [h for h in narrow if h.chunk not in densest]
+    assert bm25_only and all(h.bm25 > 0 for h in bm25_only)
+    assert all(h.dense == pytest.approx(by_dense[1].dense) for h in bm25_only)
+    assert all(h.dense == pytest.approx(densest[h.chunk]) for h in narrow if h.chunk in densest)
 
 
 def test_top_k_is_respected_and_scores_descend(store, embedder):
     retriever = Retriever(store, embedder)
     results = retriever.retrieve("harvest forecast", top_k=3)
     assert len(results) == 3
-    scores = [score for _, score in results]
+    scores = [hit.score for hit in results]
     assert scores == sorted(scores, reverse=True)
     everything = retriever.retrieve("harvest forecast", top_k=100)
     assert len(everything) == len(store)  # dense search ranks every chunk of a small store
-    assert len({(c.doc_id, c.start) for c, _ in everything}) == len(everything)
+    assert len({(h.chunk.doc_id, h.chunk.start) for h in everything}) == len(everything)
 
 
 def test_filters_restrict_both_rankings(store, embedder, docs):
     fusion = RecordingFusion()
     retriever = Retriever(store, embedder, fusion=fusion)
     results = retriever.retrieve("serial prefix QX-4471 batteries", top_k=10, sources=["reuters"])
-    assert results and {c.doc_id for c, _ in results} <= {docs[2].id, docs[3].id}
+    assert results and {h.chunk.doc_id for h in results} <= {docs[2].id, docs[3].id}
     assert fusion.sparse == []  # the keyword chunk is outside the filter
 
     in_range = retriever.retrieve("news", top_k=10, date_from="2024-05-17", date_to="2024-06-30")
-    assert {c.doc_id for c, _ in in_range} == {docs[2].id, docs[4].id}
+    assert {h.chunk.doc_id for h in in_range} == {docs[2].id, docs[4].id, docs[6].id}  # undated
+    dated = retriever.retrieve("news", top_k=10, date_from="2024-05-17", date_to="2024-06-30",
+                               include_undated=False)
+    assert {h.chunk.doc_id for h in dated} == {docs[2].id, docs[4].id}
 
     assert retriever.retrieve("orchestra", sources=["Nobody"]) == []
 
@@ -177,10 +204,11 @@ def test_bm25_follows_adds_and_deletes(store, embedder):
     assert fusion.sparse == []
     doc = make_doc("Botanists found a zygomorphic orchid in the hills.", source="Nature Notes")
     store.add(doc, paragraphs(doc), embedder.encode([doc.text]))
-    assert retriever.retrieve("zygomorphic orchid")[0][0].doc_id == doc.id
+    assert retriever.retrieve("zygomorphic orchid")[0].chunk.doc_id == doc.id
     assert [c.doc_id for c in store.chunks_by_ids(fusion.sparse)] == [doc.id]
     store.delete(doc.id)
-    assert doc.id not in {c.doc_id for c, _ in retriever.retrieve("zygomorphic orchid", top_k=100)}
+    assert doc.id not in {h.chunk.doc_id
+                          for h in retriever.retrieve("zygomorphic orchid", top_k=100)}
     assert fusion.sparse == []
 
 
@@ -218,4 +246,60 @@ def test_a_contextualized_follow_up_retrieves_the_right_passage(store, embedder,
     retriever = Retriever(store, embedder)
     history = [("Who did the national orchestra name as conductor?", "Amara Lindqvist")]
     results = retriever.retrieve(contextualize("How old is she?", history), top_k=2)
-    assert [c.doc_id for c, _ in results] == [docs[2].id] * 2  # both of its paragraphs, "41" among them
+    # both of its paragraphs, "41" among them
+    assert [h.chunk.doc_id for h in results] == [docs[2].id] * 2
+
+
+# ------------------------------------------------------------------------- recency
+
+DATED = [  # the old article matches the question best; the new one is what is true now
+    make_doc("The latest Acme widget price: the Acme widget price is 10 dollars, Acme said of "
+             "the latest widget price.", published="2025-01-02"),
+    make_doc("Acme now charges 14 dollars for a widget.", published="2025-05-30T09:00:00"),
+    make_doc("A shop note: gadgets from Acme cost 12 dollars.", published=""),
+]
+
+
+@pytest.fixture
+def dated_store(tmp_path, embedder) -> Store:
+    with Store.open(tmp_path / "dated", embedder_name=embedder.name,
+                    dimension=embedder.dimension) as store:
+        for doc in DATED + [make_doc(**article) for article in ARTICLES]:  # for BM25's idf
+            chunks = paragraphs(doc)
+            store.add(doc, chunks, embedder.encode([c.text for c in chunks]))
+        store.save()
+        yield store
+
+
+def ranking(hits) -> list[str]:
+    return [h.chunk.doc_id for h in hits]
+
+
+def test_recency_ranks_the_newest_first_only_for_current_state_questions(dated_store, embedder):
+    old, new, undated = (d.id for d in DATED)
+    retriever = Retriever(dated_store, embedder)
+    as_of = date(2025, 6, 1)
+    current = "What is the latest Acme widget price?"
+    plain = retriever.retrieve(current, 5, as_of=as_of, recency=False)
+    assert ranking(plain)[0] == old
+    boosted = retriever.retrieve(current, 5, as_of=as_of)
+    assert ranking(boosted)[0] == new
+    # the undated article keeps its fused score: no boost
+    assert {h.chunk.doc_id: h.score for h in boosted}[undated] == pytest.approx(
+        {h.chunk.doc_id: h.score for h in plain}[undated])
+    # a question that does not ask for the current state is ranked the same, whatever "now" is
+    question = "What is the Acme widget price?"
+    expected = [(h.chunk, h.score) for h in retriever.retrieve(question, 3, recency=False)]
+    for when in (as_of, date(1990, 1, 1), None):
+        assert [(h.chunk, h.score) for h in retriever.retrieve(question, 3, as_of=when)] == expected
+
+
+def test_recency_factor_halves_its_boost_every_half_life():
+    assert recency_factor("2025-06-01", date(2025, 6, 1)) == pytest.approx(1 + RECENCY_WEIGHT)
+    assert recency_factor("2025-06-01", date(2025, 6, 1) + timedelta(days=HALF_LIFE_DAYS)) == (
+        pytest.approx(1 + RECENCY_WEIGHT / 2))
+    assert recency_factor("2025-07-01", date(2025, 6, 1)) == pytest.approx(1 + RECENCY_WEIGHT)
+    assert recency_factor("", date(2025, 6, 1)) == 1.0
+    assert asks_for_current("Who is the CEO now?") and asks_for_current("What is the new price?")
+    assert not asks_for_current("Who won in 1987?")
+    assert not asks_for_current("How many people live in New York?")

@@ -1,12 +1,14 @@
 """The index directory: persistence, incremental changes, filters, near-duplicates, corruption, crashes."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 import random
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -204,12 +206,20 @@ def test_filters_by_source_and_inclusive_date_range(tmp_path, embedder, docs, en
         assert store.chunk_ids_matching(None, None, None) is None
         assert store.chunk_ids_matching(["Reuters"]) == orchestra | wheat  # case-insensitive
         assert store.chunk_ids_matching(["coastal herald", "nobody"]) == harbour | museum
-        assert store.chunk_ids_matching(date_from="2024-05-17") == orchestra | wheat
-        assert store.chunk_ids_matching(date_to="2024-05-17") == harbour | orchestra  # a datetime on the last day
-        assert store.chunk_ids_matching(date_from="2024-03-02", date_to="2024-03-02") == harbour
-        assert store.chunk_ids_matching(date_from="2024-05", date_to="2024-07") == orchestra | wheat
-        assert store.chunk_ids_matching(["Coastal Herald"], "2024-01-01", "2024-12-31") == harbour
+        # the undated museum story passes date filters: nothing says it is out of range
+        match = store.chunk_ids_matching
+        assert match(date_from="2024-05-17") == orchestra | wheat | museum
+        assert match(date_to="2024-05-17") == harbour | orchestra | museum  # a datetime that day
+        assert match(date_from="2024-03-02", date_to="2024-03-02") == harbour | museum
+        assert match(date_from="2024-05", date_to="2024-07") == orchestra | wheat | museum
+        assert match(["Coastal Herald"], "2024-01-01", "2024-12-31") == harbour | museum
         assert store.chunk_ids_matching(["Reuters"], date_from="2025") == set()
+        # ... unless undated articles are excluded, which is a filter on its own too
+        undated = dict(include_undated=False)
+        assert store.chunk_ids_matching(date_from="2024-05-17", **undated) == orchestra | wheat
+        assert store.chunk_ids_matching(date_to="2024-05-17", **undated) == harbour | orchestra
+        assert store.chunk_ids_matching(["Coastal Herald"], **undated) == harbour
+        assert store.chunk_ids_matching(**undated) == harbour | orchestra | wheat
         with pytest.raises(NewsQAError, match="ISO date"):
             store.chunk_ids_matching(date_from="last week")
 
@@ -218,6 +228,45 @@ def test_filters_by_source_and_inclusive_date_range(tmp_path, embedder, docs, en
         found = doc_ids_found(store, query, k=10, allowed=orchestra | wheat)
         assert found and set(found) <= {docs[1].id, docs[2].id}
         assert store.search(query, 10, allowed=set()) == []
+
+
+def test_an_index_from_before_feeds_and_date_sources_is_read_as_is_and_upgraded_by_a_writer(
+        tmp_path, embedder, docs, encoded):
+    index = tmp_path / "index"
+    with open_store(index, embedder) as store:
+        fill(store, docs[:1], encoded)
+    with sqlite3.connect(index / DATABASE) as db:  # the schema of the previous version
+        db.executescript("DROP TABLE feed_items; DROP TABLE feeds; "
+                         "ALTER TABLE documents DROP COLUMN date_source;")
+    dated = dataclasses.replace(docs[1], date_source="json-field")
+    with open_store(index, embedder) as store:
+        with store.snapshot():  # a reader writes nothing, and sees no feeds and no date sources
+            assert store.feeds() == [] and store.feed_items("https://x.example/feed") == set()
+            assert store.get(docs[0].id).date_source == ""
+            assert [d.date_source for d in store.documents()] == [""]
+        assert store.add_feed("https://x.example/feed")
+        store.add(dated, *encoded[dated.id])
+        store.save()
+    with open_store(index, embedder) as store:
+        assert [f.url for f in store.feeds()] == ["https://x.example/feed"]
+        assert store.get(dated.id) == dated
+        assert [d.date_source for d in store.documents()] == ["", "json-field"]
+
+
+def test_feed_state_is_recorded_only_for_a_subscribed_feed(tmp_path, embedder):
+    with open_store(tmp_path / "index", embedder) as store:
+        url = "https://x.example/feed"
+        assert store.add_feed(url) and not store.add_feed(url)
+        store.save()
+        [feed] = store.feeds()
+        polled = dataclasses.replace(feed, etag='"v2"', last_poll="2024-06-01T00:00:00+00:00")
+        assert store.record_poll(polled, ["guid-1", "https://x.example/1", "guid-1"])
+        store.save()
+        assert store.feeds() == [dataclasses.replace(polled, items_seen=2)]
+        assert store.remove_feed(url) and not store.remove_feed(url)
+        assert not store.record_poll(polled, ["guid-2"])  # unsubscribed meanwhile: nothing kept
+        store.save()
+        assert store.feeds() == [] and store.feed_items(feed.url) == set()
 
 
 # ------------------------------------------------------------------------- near-duplicates
@@ -296,6 +345,32 @@ def test_refuses_directories_that_are_not_compatible_indexes(tmp_path, embedder,
         Store.open(index, embedder_name="other/model", dimension=dimension)
     with pytest.raises(StoreError, match=r"\(768-d\)"):
         Store.open(index, embedder_name=embedder.name, dimension=768)
+
+
+def test_an_index_opens_without_its_embedder_which_is_checked_before_embedding(
+        tmp_path, embedder, docs, encoded):
+    """With a function for the dimension, opening an existing index asks the embedder nothing
+    (listing documents loads no model); ``check_embedder`` then refuses another model's
+    vectors. Creating an index does ask it, once."""
+    asked = []
+
+    def dimension() -> int:
+        asked.append(True)
+        return embedder.dimension
+
+    index = tmp_path / "index"
+    with Store.open(index, embedder_name=embedder.name, dimension=dimension) as store:
+        assert asked == [True] and store.dimension == 384
+        fill(store, docs[:2], encoded)
+    with Store.open(index, embedder_name="other/model", dimension=dimension,
+                    create=False) as store:
+        assert asked == [True]
+        assert [d.id for d in store.documents()] == [d.id for d in docs[:2]]
+        store.check_embedder(embedder.name, embedder.dimension)
+        with pytest.raises(StoreError, match="you are using other/model"):
+            store.check_embedder("other/model", embedder.dimension)
+        with pytest.raises(StoreError, match=r"\(768-d\)"):
+            store.check_embedder(embedder.name, 768)
 
 
 @pytest.mark.parametrize(

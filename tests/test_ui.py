@@ -2,7 +2,10 @@
 answers, follows up, indexes uploads without running their scripts, and serves ``/ask``."""
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -16,20 +19,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from qa import ui
+from qa.errors import NewsQAError, StoreError
 from qa.ingest import load
-from qa.pipeline import AddReport
+from qa.pipeline import AddReport, NewsQA
 from qa.types import Answer, Citation
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ROOT / "seeds"
 SEED_ARTICLE = SEEDS / "000_2ffe86633dc2dc73.txt"
 READER = ROOT / "models" / "reader"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 STARTUP_LIMIT_S = 300  # a hang guard for loading two models on a busy machine, not a timing check
-REPLY_LIMIT_MS = 120_000
 FIRST_LIST = "How many POWs were on the first list?"
+LONG_QUESTION = "How many prisoners of war were exchanged on Monday? " * 40  # 2,080 characters
 RENDERED_TAGS = {"div", "p", "strong", "span", "blockquote", "mark", "br", "a", "details",
                  "summary", "ul", "li"}
 
@@ -75,9 +76,9 @@ class Tags(HTMLParser):
 
 
 def citation(before: str, quote: str, after: str, *, passage_start: int = 100, title: str = "T",
-             source: str = "S", url: str = "", published: str = "") -> Citation:
+             source: str = "S", url: str = "", published: str = "", doc_id: str = "d1") -> Citation:
     start = passage_start + len(before)
-    return Citation(doc_id="d1", title=title, source=source, url=url, published=published,
+    return Citation(doc_id=doc_id, title=title, source=source, url=url, published=published,
                     start=start, end=start + len(quote), quote=quote,
                     passage=before + quote + after, passage_start=passage_start, score=0.9)
 
@@ -110,6 +111,18 @@ def test_reply_shows_answer_confidence_source_and_folded_alternatives() -> None:
     assert "<strong>1,200</strong>" in reply
 
 
+def test_quotes_from_one_article_share_its_card() -> None:
+    first = citation("list of ", "640", " POWs", title="Swap begins", source="Reuters")
+    other = citation("about ", "640", " men", title="Other story", doc_id="d2")
+    second = citation("talks on ", "640", " POWs", title="Swap begins", source="Reuters",
+                      passage_start=900)
+    reply = ui.render_answer(Answer("q", "640", 0.8, citations=[first, other, second]))
+    _, swap, story = reply.split('<div class="nqa-card">')
+    assert reply.count("Swap begins") == reply.count("Reuters") == 1
+    assert swap.count("<blockquote") == 2 and "talks on <mark>640</mark>" in swap
+    assert story.count("<blockquote") == 1 and "Other story" in story
+
+
 def test_not_found_says_so_and_marks_candidates_as_low_confidence() -> None:
     weak = Answer("q", "Belarus", 0.05, citations=[citation("in ", "Belarus", ".")])
     reply = ui.render_answer(Answer("q", "", 0.05, alternatives=[weak]))
@@ -125,6 +138,15 @@ def test_add_report_names_titles_escaped() -> None:
     assert status == ("Added 1 article(s), 4 passage(s):<br>• New &lt;script&gt;<br>"
                       "1 already indexed, not added again.<br>Near-duplicate not indexed: "
                       "&lt;b&gt;Copy&lt;/b&gt; (same story as Original).")
+
+
+def test_add_report_puts_what_failed_first_and_caps_it() -> None:
+    errors = [f"<b>{i}</b>.txt is a binary file, not text." for i in range(ui.LISTED_TITLES + 2)]
+    status = ui.describe(AddReport(added=["a1"], chunks=2, errors=errors), {"a1": "New"})
+    lines = status.split("<br>")
+    assert lines[0] == "⚠ &lt;b&gt;0&lt;/b&gt;.txt is a binary file, not text."
+    assert lines[ui.LISTED_TITLES] == "⚠ … and 2 more not read."
+    assert lines[ui.LISTED_TITLES + 1:] == ["Added 1 article(s), 2 passage(s):", "• New"]
 
 
 @pytest.mark.parametrize("url", ["javascript:alert(1)", "JaVaScRiPt:alert(1)", "data:text/html,x",
@@ -153,6 +175,34 @@ def test_untrusted_text_renders_as_text(before: str, quote: str, after: str, tit
     assert all(attrs["href"].lower().startswith(("http://", "https://"))
                for tag, attrs in tags.tags if tag == "a")
     assert tags.marked == quote.replace("\r", "").replace("\n", "")
+
+
+def test_errors_shown_in_the_app_name_the_index_folder_not_its_path(tmp_path: Path) -> None:
+    index = tmp_path / "srv" / "news-index"
+    busy = StoreError(f"The index at {index} is being written by another process (pid 7).")
+    assert ui.shown(busy, index) == ("The index at news-index is being written by another "
+                                     "process (pid 7).")
+    relative = Path("index")
+    broken = StoreError(f"The vector file {relative.resolve() / 'vectors-3.faiss'} is corrupt.")
+    assert ui.shown(broken, relative) == "The vector file index/vectors-3.faiss is corrupt."
+    plain = NewsQAError("Document index.html is not indexed in this index.")
+    assert ui.shown(plain, relative) == str(plain)  # a bare folder name is left alone
+
+
+def test_app_facade_fetches_urls_only_and_reads_uploads_only(tmp_path: Path) -> None:
+    """What the app's URL field and upload button call: neither opens the index (nor loads a
+    model) before the input is refused, and nothing names a server path."""
+    qa = NewsQA(tmp_path / "index")
+    (tmp_path / "keys.jsonl").write_text('{"text": "The password is hunter2."}', encoding="utf-8")
+    typed = [str(tmp_path), str(tmp_path / "keys.jsonl"), f"file://{tmp_path}", "~/x",
+             "keys.jsonl", str(tmp_path / "missing.txt")]
+    refused = qa.add_urls(typed)
+    assert refused.errors == [f"{url} is not an http or https URL." for url in typed]
+    assert not refused.added
+    folder = qa.add_uploads([tmp_path])  # a folder is not an upload
+    assert folder.errors == [f"{tmp_path.name} is not a regular file."]
+    assert not folder.added
+    assert not (tmp_path / "index").exists()
 
 
 # ---- the served app ----------------------------------------------------------------------------
@@ -199,37 +249,59 @@ def seed_title() -> str:
     return doc.title
 
 
-@pytest.fixture()
-def page(app_url: str, tmp_path: Path):
-    """A fresh Chromium tab on the app; a screenshot is left in the test's tmp dir."""
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install -y chromium)")
+@pytest.fixture(scope="module")
+def shots():
+    """docs/screenshots.py (docs/ is no package): its browser helpers are the tests' too, so the
+    script that draws the docs' screenshots is tested with them."""
+    spec = importlib.util.spec_from_file_location("screenshots", ROOT / "docs" / "screenshots.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not module.CHROMIUM.exists():
+        pytest.skip(f"{module.CHROMIUM} is missing (apt-get install -y chromium)")
+    return module
+
+
+@pytest.fixture(scope="module")
+def browser(shots):
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                    args=CHROMIUM_ARGS)
-        tab = browser.new_page(viewport={"width": 1280, "height": 1000})
-        tab.goto(app_url)
-        tab.locator("#nqa-question textarea").wait_for()
-        yield tab
-        tab.screenshot(path=str(tmp_path / "app.png"), full_page=True)
-        browser.close()
+    with sync_playwright() as playwright:
+        chromium = shots.launch_chromium(playwright)
+        yield chromium
+        chromium.close()
 
 
-def ask(page, question: str):
-    """Type a question, send it, and return the locator of the reply it gets."""
-    replies = page.locator("#nqa-chat .nqa-reply")
-    before = replies.count()
-    page.locator("#nqa-question textarea").fill(question)
-    page.locator("#nqa-ask").click()
-    page.wait_for_function(f"document.querySelectorAll('#nqa-chat .nqa-reply').length > {before}",
-                           timeout=REPLY_LIMIT_MS)
-    return replies.nth(before)
+def open_app(browser, app_url: str, viewport: dict[str, int]):
+    tab = browser.new_page(viewport=viewport)
+    tab.goto(app_url)
+    tab.locator("#nqa-question textarea").wait_for()
+    return tab
+
+
+@pytest.fixture()
+def page(browser, shots, app_url: str, tmp_path: Path):
+    """A fresh desktop-sized tab on the app; a screenshot is left in the test's tmp dir."""
+    tab = open_app(browser, app_url, shots.DESKTOP)
+    yield tab
+    tab.screenshot(path=str(tmp_path / "app.png"), full_page=True)
+    tab.close()
+
+
+@pytest.fixture()
+def ask(shots):
+    """Ask in the page and return the reply, once its answer line is on screen."""
+    return shots.ask
+
+
+def confidence(reply) -> int:
+    """The percentage a found reply shows, e.g. 91 for "91% confidence"."""
+    return int(re.fullmatch(r"(\d+)% confidence", reply.locator(".nqa-score").first.inner_text())
+               .group(1))
 
 
 @pytest.mark.browser
-def test_chat_answers_with_highlighted_citation_and_follows_up(page, seed_title: str) -> None:
+def test_chat_answers_with_highlighted_citation_and_follows_up(page, ask,
+                                                                seed_title: str) -> None:
     reply = ask(page, FIRST_LIST)
     assert "640" in reply.locator("strong").first.inner_text()
     assert "640" in reply.locator("mark").first.inner_text()
@@ -238,10 +310,119 @@ def test_chat_answers_with_highlighted_citation_and_follows_up(page, seed_title:
     ask(page, "When were the direct talks?")
     follow_up = ask(page, "Where were those talks held?")
     assert "Istanbul" in follow_up.locator("strong").first.inner_text()
+    titles = follow_up.locator(".nqa-card > strong").all_inner_texts()
+    assert len(titles) == len(set(titles))  # one card per article, its quotes inside it
+    assert follow_up.locator(".nqa-card blockquote").count() >= len(titles)
+    # no floating "Conversation" label over the messages
+    assert page.locator("#nqa-chat").get_by_text("Conversation", exact=True).count() == 0
 
 
 @pytest.mark.browser
-def test_uploaded_html_is_listed_answered_from_and_never_runs(page, tmp_path: Path) -> None:
+def test_threshold_slider_is_in_the_percent_the_replies_show(page, ask) -> None:
+    slider = page.locator("#nqa-threshold input[type=number]")
+    assert 0 <= float(slider.input_value()) <= 100
+    shown = confidence(ask(page, FIRST_LIST))
+    slider.fill(str(min(shown + 1, 100)))  # just above the confidence it showed: not found
+    slider.press("Enter")
+    assert ui.NOT_FOUND in ask(page, FIRST_LIST).inner_text()
+    slider.fill(str(shown - 1))  # just below it: found again, with the same confidence
+    slider.press("Enter")
+    assert confidence(ask(page, FIRST_LIST)) == shown
+
+
+@pytest.mark.browser
+def test_source_filter_says_when_there_is_nothing_to_filter(page, tmp_path: Path) -> None:
+    """The seed article names no source, so the filter says so instead of opening empty; an
+    article with a source makes it a working filter, and deleting it turns it off again."""
+    from playwright.sync_api import expect
+
+    source_filter = page.locator("#nqa-sources")
+    expect(source_filter.get_by_role("combobox")).to_be_disabled()
+    expect(source_filter).to_contain_text(ui.NO_SOURCES)
+
+    article = tmp_path / "gazette.jsonl"
+    article.write_text(json.dumps({"title": "Ferry timetable changes", "source": "Harbour Gazette",
+                                   "text": "The island ferry will leave at seven from May."})
+                       + "\n", encoding="utf-8")
+    page.get_by_role("tab", name="Sources").click()
+    page.locator("#nqa-files input[type=file]").set_input_files(str(article))
+    page.locator("#nqa-upload").click()
+    page.locator("#nqa-status").get_by_text("Added 1 article(s)").wait_for()
+    page.get_by_role("tab", name="Chat").click()
+    expect(source_filter).to_contain_text(ui.SOURCES_HINT)
+    source_filter.get_by_role("combobox").click()
+    expect(page.get_by_role("option", name="Harbour Gazette")).to_be_visible()
+    page.keyboard.press("Escape")
+
+    page.get_by_role("tab", name="Sources").click()
+    page.locator("#nqa-doomed input").fill("Ferry")
+    page.get_by_role("option", name="Ferry timetable changes", exact=False).click()
+    page.get_by_role("button", name="Delete").click()
+    page.locator("#nqa-status").get_by_text("Deleted Ferry timetable changes").wait_for()
+    page.get_by_role("tab", name="Chat").click()
+    expect(source_filter.get_by_role("combobox")).to_be_disabled()
+    expect(source_filter).to_contain_text(ui.NO_SOURCES)
+
+
+@pytest.mark.browser
+def test_sources_tab_reports_in_its_status_line_not_in_toasts(page) -> None:
+    page.get_by_role("tab", name="Sources").click()
+    status = page.locator("#nqa-status")
+    for button, message in (("Add files", "Choose one or more files to upload first."),
+                            ("Add URL", "Type the address of an article or feed first."),
+                            ("Delete", "Choose an article to delete first.")):
+        page.get_by_role("button", name=button, exact=True).click()
+        status.get_by_text(message).wait_for()
+    assert page.get_by_test_id("toast-body").count() == 0
+    page.get_by_role("tab", name="Chat").click()
+    assert page.get_by_test_id("toast-body").count() == 0
+
+
+@pytest.mark.browser
+def test_long_question_scrolls_inside_a_capped_box(page) -> None:
+    from playwright.sync_api import expect
+
+    box = page.locator("#nqa-question textarea")
+    box.fill(LONG_QUESTION)
+    page.wait_for_function("(box) => box.scrollHeight > box.clientHeight", arg=box.element_handle())
+    lines_shown = box.evaluate("""(box) => {
+        const style = getComputedStyle(box);
+        const padding = parseFloat(style.paddingTop) + parseFloat(style.paddingBottom);
+        return (box.clientHeight - padding) / parseFloat(style.lineHeight);
+    }""")
+    assert round(lines_shown) <= ui.QUESTION_LINES
+    expect(page.locator("#nqa-ask")).to_be_in_viewport()
+
+
+@pytest.mark.browser
+def test_phone_width_shows_each_question_with_its_answer(browser, shots, app_url: str) -> None:
+    """At 390 px the reply to a question is taller than the chat; after each question the app
+    scrolls to the question and its bold answer (``ask`` asserts the answer is on screen)."""
+    from playwright.sync_api import expect
+
+    phone = open_app(browser, app_url, shots.PHONE)
+    for question in (FIRST_LIST, "Where were the direct talks held?"):
+        reply = shots.ask(phone, question)
+        expect(reply.locator(".nqa-answer strong")).to_be_in_viewport(ratio=1)
+        expect(phone.locator("#nqa-chat .nqa-question").last).to_be_in_viewport()
+    phone.close()
+
+
+@pytest.mark.browser
+def test_docs_screenshots_at_desktop_and_phone_width(browser, shots, app_url: str,
+                                                     tmp_path: Path) -> None:
+    """``python docs/screenshots.py`` draws docs/*.png with this same ``capture``."""
+    shots.capture(browser, app_url, tmp_path)
+    for name, viewport in (("chat.png", shots.DESKTOP), ("chat_phone.png", shots.PHONE),
+                           ("sources.png", shots.DESKTOP)):
+        header = (tmp_path / name).read_bytes()[:24]
+        assert header[:8] == b"\x89PNG\r\n\x1a\n"
+        size = (int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big"))
+        assert size == (viewport["width"], viewport["height"])
+
+
+@pytest.mark.browser
+def test_uploaded_html_is_listed_answered_from_and_never_runs(page, ask, tmp_path: Path) -> None:
     article = tmp_path / "harbour-bridge.html"
     article.write_text(EVIL_HTML, encoding="utf-8")
     page.get_by_role("tab", name="Sources").click()
@@ -289,7 +470,36 @@ def test_bad_input_gets_a_clear_message(page, tmp_path: Path) -> None:
     page.get_by_role("tab", name="Sources").click()
     page.locator("#nqa-files input[type=file]").set_input_files(str(binary))
     page.locator("#nqa-upload").click()
-    page.locator("#nqa-status").get_by_text("is a binary file, not text").wait_for()
+    status = page.locator("#nqa-status")
+    status.get_by_text("is a binary file, not text").wait_for()
+    assert status.inner_text().startswith("⚠ photo.txt ")  # the upload's name, not its path
+    assert "/" not in status.inner_text()
+
+
+@pytest.mark.browser
+def test_url_field_reads_no_local_file(page, app_url: str, tmp_path: Path) -> None:
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    (vault / "keys.jsonl").write_text(
+        json.dumps({"title": "Keys", "text": "The database password is hunter2."}) + "\n",
+        encoding="utf-8")
+    page.get_by_role("tab", name="Sources").click()
+    table = page.locator("#nqa-table").inner_text()
+    status = page.locator("#nqa-status")
+    for typed in (str(vault), str(vault / "keys.jsonl"), vault.as_uri(), "/etc/passwd",
+                  str(vault / "missing.txt"), "~/.ssh", "seeds"):
+        page.locator("#nqa-url").get_by_role("textbox").fill(typed)
+        page.get_by_role("button", name="Add URL").click()
+        status.get_by_text(typed, exact=False).wait_for()
+        # one line, the same for a path that exists and one that does not
+        assert status.inner_text() == f"⚠ {typed} is not an http or https URL."
+    assert page.locator("#nqa-table").inner_text() == table
+
+    from gradio_client import Client
+
+    result = Client(app_url, verbose=False).predict("What is the database password?", 5,
+                                                    api_name="/ask")
+    assert "hunter2" not in json.dumps(result)
 
 
 def test_api_ask_returns_the_answer_with_citations(app_url: str, seed_title: str) -> None:
@@ -309,6 +519,18 @@ def test_api_reports_a_bad_question_as_an_error(app_url: str) -> None:
 
     with pytest.raises(AppError, match="The question is empty"):
         Client(app_url, verbose=False).predict("  ", api_name="/ask")
+
+
+@pytest.mark.parametrize("route", ["upload", "component_server"])  # both read multipart files
+def test_one_upload_request_is_capped_in_total(app_url: str, route: str) -> None:
+    part = b"word " * 1_500_000  # 7.5 MB: each file is under the 10 MB limit, the three are not
+    response = httpx.post(f"{app_url}/gradio_api/{route}", timeout=60, files=[
+        ("files", (f"part-{i}.txt", part, "text/plain")) for i in range(3)])
+    assert response.status_code == 413
+    assert f"at most {ui.MAX_UPLOAD_REQUEST_MB} MB in all" in response.text
+    small = httpx.post(f"{app_url}/gradio_api/upload", timeout=60, files=[
+        ("files", (f"part-{i}.txt", b"word " * 1000, "text/plain")) for i in range(3)])
+    assert small.status_code == 200 and len(small.json()) == 3
 
 
 def test_oversized_upload_is_refused(app_url: str) -> None:

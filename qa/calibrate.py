@@ -1,0 +1,198 @@
+"""``python -m qa.calibrate``: fit the answer decision on ``newsqa eval --removed`` results.
+
+Each result of such a run is a question asked end to end, either of the full index (answerable)
+or with its own article removed (gold: "not found"), with the evidence the decision weighs
+(``qa.decide.evidence``). A logistic regression of "the best candidate is exactly right" on that
+evidence gives the confidence. The threshold on it is the one that maximises F1 on the fitted mix,
+or, with ``--min-abstention``, the lowest one that still says "not found" for that share of the
+article-removed questions: it answers as many answerable questions as that allows.
+
+Honest numbers need questions the fit never saw: ``--split FILE`` fits on the articles of one half
+of that run (split by article id, so questions sharing an article stay together) and reports on
+the other half. ``--write`` stores the weights in the reader's ``newsqa_reader.json`` under its
+calibration key (``Reader.calibration_key``).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from qa.decide import LogisticDecision
+from qa.errors import NewsQAError
+from qa.metrics import best_threshold, exact_match, f1
+from qa.read import CALIBRATION_FILE, DEFAULT_READER, Reader
+from qa.reader_backends import BACKENDS
+from qa.report import QuestionResult, build_report, read_results
+
+FEATURES = ("reader", "margin", "support", "answer_words", "dense_top", "dense_answer",
+            "answer_rank", "doc_share", "coverage_doc", "coverage_chunk", "other_doc")
+L2 = 1e-2  # a light penalty: keeps the weights finite where a feature separates the fit data
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = L2,
+                 steps: int = 100) -> tuple[np.ndarray, float]:
+    """Weights and bias of the L2-penalised logistic regression of ``y`` (0/1) on ``x``.
+
+    Newton's method on the log-likelihood: a few dozen steps converge on a few thousand rows and
+    a dozen features. The bias is not penalised.
+    """
+    a = np.hstack([x, np.ones((len(x), 1))])
+    penalty = l2 * np.diag([1.0] * x.shape[1] + [0.0])
+    w = np.zeros(a.shape[1])
+    for _ in range(steps):
+        p = 1.0 / (1.0 + np.exp(-a @ w))
+        gradient = a.T @ (p - y) + penalty @ w
+        hessian = (a * (p * (1 - p))[:, None]).T @ a + penalty
+        step = np.linalg.solve(hessian, gradient)
+        w -= step
+        if np.abs(step).max() < 1e-10:
+            break
+    return w[:-1], float(w[-1])
+
+
+def fit_decision(results: Sequence[QuestionResult], features: Sequence[str], key: str,
+                 l2: float = L2, min_abstention: float | None = None) -> LogisticDecision:
+    """The logistic decision fitted on ``results``, with its threshold (see the module doc).
+
+    Questions without any candidate are left out of the fit: they are "not found" whatever the
+    weights. Answering scores the best candidate's F1, abstaining scores 1 only with no gold.
+    """
+    rows = [r for r in results if r.evidence]
+    missing = sorted({f for r in rows for f in features if f not in r.evidence})
+    if missing:
+        raise NewsQAError(f"The results lack the features {missing}; fit on `newsqa eval "
+                          "--mode e2e` results.")
+    if not rows:
+        raise NewsQAError("No result has a candidate answer to fit on.")
+    x = np.array([[r.evidence[f] for f in features] for r in rows])
+    y = np.array([exact_match(r.best_span, r.golds) for r in rows])
+    weights, bias = fit_logistic(x, y, l2)
+    decision = LogisticDecision(dict(zip(features, map(float, weights))), bias, 0.0, key)
+    confidences = [decision.confidence(r.evidence) for r in results]
+    if min_abstention is None:
+        threshold, _ = best_threshold(confidences, [f1(r.best_span, r.golds) for r in results],
+                                      [f1("", r.golds) for r in results])
+    else:
+        threshold = _abstaining_threshold(
+            [c for c, r in zip(confidences, results) if r.removed], min_abstention)
+    return dataclasses.replace(decision, threshold=threshold)
+
+
+def _abstaining_threshold(removed: Sequence[float], share: float) -> float:
+    """The lowest threshold under which at least ``share`` of ``removed`` confidences fall."""
+    if not removed:
+        raise NewsQAError("--min-abstention needs article-removed results (newsqa eval --removed).")
+    needed = math.ceil(share * len(removed))
+    return math.nextafter(sorted(removed)[needed - 1], math.inf) if needed else 0.0
+
+
+def decided(results: Sequence[QuestionResult], decision: LogisticDecision) -> list[QuestionResult]:
+    """``results`` as ``decision`` would have answered them."""
+    decided_results = []
+    for r in results:
+        confidence = decision.confidence(r.evidence)
+        shown = r.best_span if r.evidence and confidence >= decision.threshold else ""
+        decided_results.append(dataclasses.replace(r, score=confidence, prediction=shown))
+    return decided_results
+
+
+def in_fit_half(doc_id: str | None) -> bool:
+    """Whether an article's questions are fitted on (True) or held out, by a hash of its id."""
+    if doc_id is None:
+        raise NewsQAError("A result has no gold article; split only end-to-end results.")
+    return hashlib.sha256(doc_id.encode()).digest()[0] % 2 == 0
+
+
+def summary(report: dict) -> dict:
+    """The numbers the decision is judged by, from a report of decided results."""
+    answers, removed = report["answers"], report.get("removed")
+    return {"questions": answers["questions"], "answer_rate": answers["answer_rate"],
+            "f1": answers["f1"], "exact_match": answers["exact_match"],
+            "removed_abstention": removed and removed["abstention"],
+            "mix_f1": removed and removed["mix"]["f1"],
+            "calibration_error": report["calibration_error"],
+            "calibration": report["calibration"]}
+
+
+def _share(value: str) -> float:
+    share = float(value)
+    if not 0.0 <= share <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
+    return share
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m qa.calibrate",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("results", nargs="*", type=Path, metavar="RESULTS.jsonl",
+                        help="results.jsonl of `newsqa eval --mode e2e --removed` runs, all "
+                             "fitted on")
+    parser.add_argument("--split", type=Path, metavar="RESULTS.jsonl",
+                        help="fit on half of this run's articles, report on the other half")
+    parser.add_argument("--min-abstention", type=_share, metavar="SHARE",
+                        help='the lowest threshold that says "not found" for this share of the '
+                             "article-removed questions (default: the threshold of best F1)")
+    parser.add_argument("--features", default=",".join(FEATURES),
+                        help="comma-separated evidence names (default: all)")
+    parser.add_argument("--reader", type=Path, default=DEFAULT_READER,
+                        help="the reader the results were made with (for the calibration key)")
+    parser.add_argument("--backend", choices=BACKENDS, default="torch",
+                        help="the reader backend the results were made with")
+    parser.add_argument("--write", action="store_true",
+                        help=f"store the decision in the reader's {CALIBRATION_FILE}")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser.parse_args(argv)
+    try:
+        print(json.dumps(calibrate(args, "python -m qa.calibrate " + " ".join(argv)), indent=2))
+    except NewsQAError as exc:
+        print(f"newsqa: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def calibrate(args: argparse.Namespace, command: str) -> dict:
+    """Fit, report on the held-out half, and store the decision if asked; return the record."""
+    fit = [r for path in args.results for r in read_results(path)]
+    held_out: list[QuestionResult] = []
+    if args.split:
+        split = read_results(args.split)
+        fit += [r for r in split if in_fit_half(r.gold_doc_id)]
+        held_out = [r for r in split if not in_fit_half(r.gold_doc_id)]
+    if not fit:
+        raise NewsQAError("Nothing to fit on: name results.jsonl files or --split.")
+    key = Reader(args.reader, backend=args.backend).calibration_key
+    features = [f.strip() for f in args.features.split(",") if f.strip()]
+    decision = fit_decision(fit, features, key, min_abstention=args.min_abstention)
+    policy = ("best F1 on the fitted mix" if args.min_abstention is None else
+              f'the lowest threshold with "not found" for {args.min_abstention:.0%} of the '
+              "fitted article-removed questions")
+    record = {"weights": dict(decision.weights), "bias": decision.bias,
+              "threshold": decision.threshold,
+              "calibrated_on": {"threshold": policy,"fit": [str(p) for p in args.results]
+                                + ([f"{args.split} (fit half)"] if args.split else []),
+                                "fit_questions": len(fit),
+                                "command": command},
+              "fit": summary(build_report(decided(fit, decision), {}, e2e=False))}
+    if held_out:
+        record["held_out"] = {"data": f"{args.split} (other half)",
+                              **summary(build_report(decided(held_out, decision), {},
+                                                     e2e=False))}
+    if args.write:
+        path = Path(args.reader) / CALIBRATION_FILE
+        stored = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        stored.setdefault("decisions", {})[key] = record
+        path.write_text(json.dumps(stored, indent=2, ensure_ascii=False) + "\n",
+                        encoding="utf-8")
+    return {"key": key, **record}
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,110 @@
+"""Fitting the answer decision: the logistic regression, and the command on made-up results."""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from qa.calibrate import fit_decision, fit_logistic, in_fit_half, main
+from qa.decide import LogisticDecision, load_decision
+from qa.read import Reader
+from qa.report import QuestionResult
+
+
+def test_fit_logistic_recovers_the_generating_model():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(20_000, 2))
+    y = (rng.random(len(x)) < 1 / (1 + np.exp(-(x @ [1.5, -2.0] + 0.5)))).astype(float)
+    weights, bias = fit_logistic(x, y, l2=1e-6)
+    assert weights == pytest.approx([1.5, -2.0], abs=0.1) and bias == pytest.approx(0.5, abs=0.1)
+
+
+def test_fit_logistic_penalty_shrinks_the_weights():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(200, 3))
+    y = (x[:, 0] > 0).astype(float)  # separable: unpenalised weights would grow without bound
+    small, _ = fit_logistic(x, y, l2=10.0)
+    large, _ = fit_logistic(x, y, l2=0.01)
+    assert 0 < small[0] < large[0]
+
+
+def made_up_results(seed: int) -> list[QuestionResult]:
+    """Answerable questions (right 60% of the time, on close chunks) and the same questions
+    with their article removed (any answer wrong, on distant chunks); 100 articles."""
+    rng = np.random.default_rng(seed)
+    results = []
+    for i in range(400):
+        right = rng.random() < 0.6
+        asked = {"reader": rng.uniform(0.5, 1.0) if right else rng.uniform(0.0, 0.6),
+                 "dense_top": rng.normal(0.7, 0.08)}
+        alone = {"reader": rng.uniform(0.0, 0.7), "dense_top": rng.normal(0.4, 0.08)}
+        common = dict(id=f"q{i}", question="Who?", is_impossible=False, score=0.0, latency=0.1,
+                      gold_doc_id=f"doc{i % 100}")
+        results.append(QuestionResult(golds=["Ann"], prediction="", evidence=asked,
+                                      best_span="Ann" if right else "Bob", **common))
+        results.append(QuestionResult(golds=[], prediction="", evidence=alone, best_span="Bob",
+                                      removed=True, **common))
+    return results
+
+
+def write_results(path, results):
+    path.write_text("".join(json.dumps(dataclasses.asdict(r)) + "\n" for r in results))
+    return path
+
+
+def test_split_keeps_articles_together():
+    halves = {doc: in_fit_half(doc) for doc in (f"doc{i}" for i in range(100))}
+    assert 30 < sum(halves.values()) < 70
+    assert all(in_fit_half(doc) == half for doc, half in halves.items())  # stable
+
+
+def test_calibrate_fits_reports_held_out_and_stores_the_decision(tiny_model, tmp_path, capsys):
+    model = tmp_path / "model"
+    model.mkdir()
+    for path in tiny_model.iterdir():
+        (model / path.name).write_bytes(path.read_bytes())
+    (model / "newsqa_reader.json").write_text(json.dumps({"threshold": 0.37}))
+    extra = write_results(tmp_path / "extra.jsonl", made_up_results(1))
+    split = write_results(tmp_path / "split.jsonl", made_up_results(2))
+    assert main([str(extra), "--split", str(split), "--reader", str(model),
+                 "--features", "reader,dense_top", "--write"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    key = Reader(model).calibration_key
+    assert record["key"] == key
+    assert record["weights"]["reader"] > 0 and record["weights"]["dense_top"] > 0
+    held_out = record["held_out"]
+    # all of extra.jsonl and half of split.jsonl's articles fitted, the other half held out
+    assert record["calibrated_on"]["fit_questions"] + 2 * held_out["questions"] == 1600
+    assert 100 < held_out["questions"] < 300
+    # on questions it never saw, the decision answers the right ones (60%) and tells removed
+    # articles from indexed ones
+    assert held_out["exact_match"] > 0.5 and held_out["removed_abstention"] > 0.8
+    assert held_out["calibration_error"]["ece"] < 0.05
+    assert held_out["calibration_error"]["max_gap"] < 0.1
+    stored = json.loads((model / "newsqa_reader.json").read_text())
+    assert stored["threshold"] == 0.37  # the span-score threshold other backends fall back to
+    assert stored["decisions"] == {key: {k: v for k, v in record.items() if k != "key"}}
+    assert load_decision(Reader(model)) == LogisticDecision(
+        record["weights"], record["bias"], record["threshold"], key)
+
+
+def test_calibrate_needs_end_to_end_evidence(tiny_model, tmp_path, capsys):
+    plain = [dataclasses.replace(r, evidence={"reader": r.evidence["reader"]})
+             for r in made_up_results(3)]
+    path = write_results(tmp_path / "reader.jsonl", plain)
+    assert main([str(path), "--reader", str(tiny_model)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("newsqa: error:") and "dense_top" in err and len(err.splitlines()) == 1
+
+
+def test_min_abstention_takes_the_lowest_threshold_that_keeps_it():
+    results = made_up_results(4)
+    decision = fit_decision(results, ["reader", "dense_top"], "k", min_abstention=0.9)
+    removed = sorted(decision.confidence(r.evidence) for r in results if r.removed)
+    below = [c for c in removed if c < decision.threshold]
+    assert len(below) >= 0.9 * len(removed)  # "not found" for 90% of the removed ones
+    assert len(below) - 1 < 0.9 * len(removed)  # and no lower threshold would do
+    best_f1 = fit_decision(results, ["reader", "dense_top"], "k")
+    assert decision.weights == best_f1.weights and decision.threshold != best_f1.threshold
