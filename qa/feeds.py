@@ -19,8 +19,8 @@ from typing import Collection
 import feedparser
 
 from qa.errors import IngestError, NewsQAError
-from qa.ingest import (Fetcher, _documents, _entry_date, _entry_fields, _feed_headers,
-                       _parse_feed, load_article)
+from qa.ingest import (Fetcher, records_to_documents, entry_date, entry_fields, feed_headers,
+                       parse_feed, load_article)
 from qa.store import Feed
 from qa.types import Document
 
@@ -74,7 +74,7 @@ def poll(feed: Feed, seen: Collection[str], fetcher: Fetcher) -> Poll:
     last_modified = response.headers.get("last-modified", "")
     if response.status == 304:  # the validators may be sent again, or be left out
         return Poll(etag or feed.etag, last_modified or feed.last_modified, not_modified=True)
-    parsed = _parse_feed(response.body, feed.url, _feed_headers(response))
+    parsed = parse_feed(response.body, feed.url, feed_headers(response))
     result = Poll(etag, last_modified, title=parsed.feed.get("title", ""))
     source, seen = result.title, set(seen)
     for n, entry in enumerate(parsed.entries, 1):
@@ -87,7 +87,7 @@ def poll(feed: Feed, seen: Collection[str], fetcher: Fetcher) -> Poll:
                         feed.url, MAX_ITEMS_PER_POLL)
             break
         try:
-            [doc] = _documents([(f"entry {n}", entry)],
+            [doc] = records_to_documents([(f"entry {n}", entry)],
                                lambda e: _item_fields(e, source, fetcher), feed.url, "feed entry")
         except IngestError as err:  # reported by the caller, and kept as the last error
             result.errors.append(str(err))
@@ -101,7 +101,7 @@ def _item_fields(entry: feedparser.FeedParserDict, source: str,
     """``make_document``'s arguments for a feed item: its article page's text, else the feed's
     summary of it. The feed's date comes first: it is the publisher's metadata for this item;
     the page's own metadata next."""
-    summary = _entry_fields(entry, source)
+    summary = entry_fields(entry, source)
     link = entry.get("link", "")
     if not link:
         if summary is None:
@@ -114,7 +114,7 @@ def _item_fields(entry: feedparser.FeedParserDict, source: str,
             raise IngestError(f"{err} The feed gives no summary to index instead.") from None
         log.warning("%s Indexing the feed's summary instead.", err)
         return summary
-    published = _entry_date(entry)
+    published = entry_date(entry)
     return {"text": page.text, "title": entry.get("title") or page.title,
             "source": source or page.source, "url": page.url,
             "published": published or page.published,

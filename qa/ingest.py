@@ -417,12 +417,12 @@ def _readable_date(value: str) -> str:
 def _load_json(raw: bytes, path: Path) -> list[Document]:
     data = _parse_json(_decode(raw, path), path)
     records = data if isinstance(data, list) else [data]
-    return _documents(((f"record {n}", r) for n, r in enumerate(records, 1)), _record_fields,
-                      str(path), "record")
+    numbered = ((f"record {n}", r) for n, r in enumerate(records, 1))
+    return records_to_documents(numbered, _record_fields, str(path), "record")
 
 
 def _load_jsonl(raw: bytes, path: Path) -> list[Document]:
-    return _documents(_jsonl_records(raw, path), _record_fields, str(path), "record")
+    return records_to_documents(_jsonl_records(raw, path), _record_fields, str(path), "record")
 
 
 def _jsonl_records(raw: bytes, path: Path) -> Iterator[tuple[str, object]]:
@@ -449,7 +449,7 @@ def _parse_json(text: str, path: Path, line: int | None = None) -> object:
     raise IngestError(f"{where} is not valid JSON ({reason}).")
 
 
-def _documents(items: Iterable[tuple[str, object]],
+def records_to_documents(items: Iterable[tuple[str, object]],
                fields_of: Callable[[Any], dict[str, str] | None],
                where: str, kind: str) -> list[Document]:
     """One document per item (a JSON record, a feed entry), from the ``make_document`` arguments
@@ -497,7 +497,8 @@ def _record_fields(record: object) -> dict[str, str] | None:
         raise IngestError("The record is not a JSON object.")
     key = next((k for k in TEXT_FIELDS if k in record), None)
     if key is None:
-        raise IngestError("The record has no 'text' field (also accepted: 'content', 'body', 'context').")
+        raise IngestError("The record has no 'text' field "
+                          "(also accepted: 'content', 'body', 'context').")
     text = _string_field(record, key)
     if not text.strip():
         return None
@@ -517,10 +518,10 @@ def _string_field(record: dict, key: str) -> str:
 
 
 def _load_feed(raw: bytes, path: Path) -> list[Document]:
-    return _feed_documents(_parse_feed(raw, str(path)), str(path))
+    return _feed_documents(parse_feed(raw, str(path)), str(path))
 
 
-def _parse_feed(raw: bytes, where: str, headers: dict[str, str] | None = None
+def parse_feed(raw: bytes, where: str, headers: dict[str, str] | None = None
                 ) -> feedparser.FeedParserDict:
     # a stream, never a str: feedparser would fetch a string that looks like a URL
     try:
@@ -539,26 +540,26 @@ def _sniff_feed(path: Path) -> feedparser.FeedParserDict | None:
         with path.open("rb") as f:
             head = f.read(512)
         if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
-            return _parse_feed(_read(path), str(path))
+            return parse_feed(_read(path), str(path))
     except (OSError, IngestError):
         pass
     return None
 
 
 def _feed_documents(feed: feedparser.FeedParserDict, where: str) -> list[Document]:
-    """One document per entry with text (see ``_documents``)."""
+    """One document per entry with text (see ``records_to_documents``)."""
     entries = ((f"entry {n}", entry) for n, entry in enumerate(feed.entries, 1))
-    return _documents(entries, functools.partial(_entry_fields, source=feed.feed.get("title", "")),
-                      where, "feed entry")
+    fields = functools.partial(entry_fields, source=feed.feed.get("title", ""))
+    return records_to_documents(entries, fields, where, "feed entry")
 
 
-def _entry_fields(entry: feedparser.FeedParserDict, source: str) -> dict[str, str] | None:
+def entry_fields(entry: feedparser.FeedParserDict, source: str) -> dict[str, str] | None:
     """``make_document``'s arguments for a feed entry; the feed's title is its source."""
     text = _html_to_text(_entry_html(entry))
     if not text:
         return None
     return {"text": text, "title": entry.get("title", ""), "source": source,
-            "url": entry.get("link", ""), "published": _entry_date(entry), "date_source": "feed"}
+            "url": entry.get("link", ""), "published": entry_date(entry), "date_source": "feed"}
 
 
 def _entry_html(entry: feedparser.FeedParserDict) -> str:
@@ -567,7 +568,7 @@ def _entry_html(entry: feedparser.FeedParserDict) -> str:
     return entry.get("summary", "")
 
 
-def _entry_date(entry: feedparser.FeedParserDict) -> str:
+def entry_date(entry: feedparser.FeedParserDict) -> str:
     """The date as feedparser read it (it knows the formats feeds use), in UTC.
 
     feedparser also passes on dates that no calendar has, such as year 0: then the date as the
@@ -866,7 +867,7 @@ def load_url(url: str, fetcher: Fetcher | None = None) -> list[Document]:
     if _is_html(response):
         return [_page_document(response, url)]
     try:
-        feed = _parse_feed(response.body, url, _feed_headers(response))
+        feed = parse_feed(response.body, url, feed_headers(response))
     except IngestError:
         raise IngestError(f"{url} is neither an HTML page nor an RSS or Atom feed with entries "
                           f"(content type {_mime(response) or 'unknown'}).") from None
@@ -888,7 +889,7 @@ def _page_document(response: Response, where: str) -> Document:
                           last_modified=response.headers.get("last-modified", ""))
 
 
-def _feed_headers(response: Response) -> dict[str, str]:
+def feed_headers(response: Response) -> dict[str, str]:
     """What feedparser needs to know of the response to read its encoding and relative links."""
     return {"content-type": response.content_type, "content-location": response.url}
 
