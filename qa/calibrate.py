@@ -89,7 +89,8 @@ def fit_decision(results: Sequence[QuestionResult], features: Sequence[str], key
 def _abstaining_threshold(removed: Sequence[float], share: float) -> float:
     """The lowest threshold under which at least ``share`` of ``removed`` confidences fall."""
     if not removed:
-        raise NewsQAError("--min-abstention needs article-removed results (newsqa eval --removed).")
+        raise NewsQAError("--min-abstention needs article-removed results "
+                          "(newsqa eval --removed).")
     needed = math.ceil(share * len(removed))
     return math.nextafter(sorted(removed)[needed - 1], math.inf) if needed else 0.0
 
@@ -174,12 +175,12 @@ def calibrate(args: argparse.Namespace, command: str) -> dict:
     policy = ("best F1 on the fitted mix" if args.min_abstention is None else
               f'the lowest threshold with "not found" for {args.min_abstention:.0%} of the '
               "fitted article-removed questions")
+    fitted_on = [str(p) for p in args.results] + ([f"{args.split} (fit half)"] if args.split
+                                                   else [])
     record = {"weights": dict(decision.weights), "bias": decision.bias,
               "threshold": decision.threshold,
-              "calibrated_on": {"threshold": policy,"fit": [str(p) for p in args.results]
-                                + ([f"{args.split} (fit half)"] if args.split else []),
-                                "fit_questions": len(fit),
-                                "command": command},
+              "calibrated_on": {"threshold": policy, "fit": fitted_on,
+                                "fit_questions": len(fit), "command": command},
               "fit": summary(build_report(decided(fit, decision), {}, e2e=False))}
     if held_out:
         record["held_out"] = {"data": f"{args.split} (other half)",

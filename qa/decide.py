@@ -33,12 +33,12 @@ def evidence(question: str, candidates: Sequence[Answer], hits: Sequence[Hit],
     """What the decision weighs about the best candidate (``candidates`` best first).
 
     Reader: ``reader`` (best span score), ``margin`` (to the next candidate), ``support``
-    (retrieved chunks quoting the same answer), ``answer_words``. Retrieval (only when ``hits``
-    carry scores): ``dense_top``/``dense_answer`` (cosine similarity of the best chunk and of the
-    chunk the answer is quoted from), ``answer_rank`` (1 / its rank), ``doc_share`` (share of the
-    retrieved chunks from the answer's article), ``coverage_doc``/``coverage_chunk`` (share of
-    the question's words in the answer's article and chunk), ``other_doc`` (best span score in
-    any other article).
+    (places in the retrieved chunks that give the same answer), ``answer_words``. Retrieval (only
+    when ``hits`` carry scores, as ``Retriever.retrieve`` gives them): ``dense_top`` and
+    ``dense_answer`` (cosine similarity of the best chunk and of the chunk the answer is quoted
+    from), ``answer_rank`` (1 / its rank), ``doc_share`` (share of the retrieved chunks from the
+    answer's article), ``coverage_doc`` and ``coverage_chunk`` (share of the question's words in
+    the answer's article and chunk), ``other_doc`` (best span score in any other article).
     """
     if not candidates:
         return {}
@@ -48,17 +48,16 @@ def evidence(question: str, candidates: Sequence[Answer], hits: Sequence[Hit],
                 "margin": best.score - (candidates[1].score if len(candidates) > 1 else 0.0),
                 "support": float(len(best.citations)),
                 "answer_words": float(len(best.text.split()))}
-    scored = [h for h in hits if h.dense is not None and h.bm25 is not None]
-    if not scored:
+    if any(h.dense is None or h.bm25 is None for h in hits):
         return features
-    rank, hit = next((r, h) for r, h in enumerate(scored, 1)
+    rank, hit = next((r, h) for r, h in enumerate(hits, 1)
                      if h.chunk.doc_id == cited.doc_id and h.chunk.start == cited.passage_start)
     terms = set(tokenize(question))
     features.update({
-        "dense_top": max(h.dense for h in scored),
+        "dense_top": max(h.dense for h in hits),
         "dense_answer": hit.dense,
         "answer_rank": 1.0 / rank,
-        "doc_share": sum(h.chunk.doc_id == cited.doc_id for h in scored) / len(scored),
+        "doc_share": sum(h.chunk.doc_id == cited.doc_id for h in hits) / len(hits),
         "coverage_doc": _coverage(terms, documents[cited.doc_id].text),
         "coverage_chunk": _coverage(terms, hit.chunk.text),
         "other_doc": max((c.score for c in candidates[1:]
