@@ -34,6 +34,8 @@ from qa.report import QuestionResult, build_report, read_results
 
 FEATURES = ("reader", "margin", "support", "answer_words", "dense_top", "dense_answer",
             "answer_rank", "doc_share", "coverage_doc", "coverage_chunk", "other_doc")
+RUN_SETTINGS = ("data", "mode", "removed", "questions", "top_k", "reader", "reader_backend",
+                "reader_int8", "chunk_max_chars", "embedder", "newsqa_version", "date")
 L2 = 1e-2  # a light penalty: keeps the weights finite where a feature separates the fit data
 
 
@@ -123,6 +125,17 @@ def summary(report: dict) -> dict:
             "calibration": report["calibration"]}
 
 
+def _run_settings(results: Path) -> dict:
+    """What made a results file: the settings in the ``report.json`` written beside it."""
+    report = Path(results).parent / "report.json"
+    try:
+        settings = json.loads(report.read_text(encoding="utf-8"))["settings"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise NewsQAError(f"{report} (written by newsqa eval beside {Path(results).name}) "
+                          f"cannot be read: {exc}") from exc
+    return {k: settings[k] for k in RUN_SETTINGS if k in settings}
+
+
 def _share(value: str) -> float:
     share = float(value)
     if not 0.0 <= share <= 1.0:
@@ -169,14 +182,15 @@ def calibrate(args: argparse.Namespace, command: str) -> dict:
         held_out = [r for r in split if not in_fit_half(r.gold_doc_id)]
     if not fit:
         raise NewsQAError("Nothing to fit on: name results.jsonl files or --split.")
+    fitted_on = ([{"results": str(p), **_run_settings(p)} for p in args.results]
+                 + ([{"results": f"{args.split} (fit half)", **_run_settings(args.split)}]
+                    if args.split else []))
     key = Reader(args.reader, backend=args.backend).calibration_key
     features = [f.strip() for f in args.features.split(",") if f.strip()]
     decision = fit_decision(fit, features, key, min_abstention=args.min_abstention)
     policy = ("best F1 on the fitted mix" if args.min_abstention is None else
               f'the lowest threshold with "not found" for {args.min_abstention:.0%} of the '
               "fitted article-removed questions")
-    fitted_on = [str(p) for p in args.results] + ([f"{args.split} (fit half)"] if args.split
-                                                   else [])
     record = {"weights": dict(decision.weights), "bias": decision.bias,
               "threshold": decision.threshold,
               "calibrated_on": {"threshold": policy, "fit": fitted_on,

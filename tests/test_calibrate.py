@@ -10,7 +10,7 @@ import pytest
 from qa.calibrate import fit_decision, fit_logistic, in_fit_half, main
 from qa.decide import LogisticDecision, load_decision
 from qa.read import Reader
-from qa.report import QuestionResult
+from qa.report import QuestionResult, build_report, write_report
 
 
 def test_fit_logistic_recovers_the_generating_model():
@@ -49,9 +49,12 @@ def made_up_results(seed: int) -> list[QuestionResult]:
     return results
 
 
-def write_results(path, results):
-    path.write_text("".join(json.dumps(dataclasses.asdict(r)) + "\n" for r in results))
-    return path
+def write_results(folder, results):
+    """What ``newsqa eval`` writes: results.jsonl with report.json (and the rest) beside it."""
+    settings = {"data": f"{folder.name}.jsonl", "mode": "e2e", "decision": "made up",
+                "threshold": 0.5}
+    write_report(build_report(results, settings, e2e=False), results, folder)
+    return folder / "results.jsonl"
 
 
 def test_split_keeps_articles_together():
@@ -66,13 +69,16 @@ def test_calibrate_fits_reports_held_out_and_stores_the_decision(tiny_model, tmp
     for path in tiny_model.iterdir():
         (model / path.name).write_bytes(path.read_bytes())
     (model / "newsqa_reader.json").write_text(json.dumps({"threshold": 0.37}))
-    extra = write_results(tmp_path / "extra.jsonl", made_up_results(1))
-    split = write_results(tmp_path / "split.jsonl", made_up_results(2))
+    extra = write_results(tmp_path / "extra", made_up_results(1))
+    split = write_results(tmp_path / "split", made_up_results(2))
     assert main([str(extra), "--split", str(split), "--reader", str(model),
                  "--features", "reader,dense_top", "--write"]) == 0
     record = json.loads(capsys.readouterr().out)
     key = Reader(model).calibration_key
     assert record["key"] == key
+    assert record["calibrated_on"]["fit"] == [
+        {"results": str(extra), "data": "extra.jsonl", "mode": "e2e"},
+        {"results": f"{split} (fit half)", "data": "split.jsonl", "mode": "e2e"}]
     assert record["weights"]["reader"] > 0 and record["weights"]["dense_top"] > 0
     held_out = record["held_out"]
     # all of extra.jsonl and half of split.jsonl's articles fitted, the other half held out
@@ -90,10 +96,17 @@ def test_calibrate_fits_reports_held_out_and_stores_the_decision(tiny_model, tmp
         record["weights"], record["bias"], record["threshold"], key)
 
 
+def test_calibrate_needs_the_report_beside_the_results(tiny_model, tmp_path, capsys):
+    path = write_results(tmp_path / "run", made_up_results(5))
+    (path.parent / "report.json").unlink()
+    assert main([str(path), "--reader", str(tiny_model), "--features", "reader"]) == 1
+    assert "report.json" in capsys.readouterr().err
+
+
 def test_calibrate_needs_end_to_end_evidence(tiny_model, tmp_path, capsys):
     plain = [dataclasses.replace(r, evidence={"reader": r.evidence["reader"]})
              for r in made_up_results(3)]
-    path = write_results(tmp_path / "reader.jsonl", plain)
+    path = write_results(tmp_path / "reader", plain)
     assert main([str(path), "--reader", str(tiny_model)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("newsqa: error:") and "dense_top" in err and len(err.splitlines()) == 1
