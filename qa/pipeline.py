@@ -25,7 +25,8 @@ from qa.ingest import Fetcher, load, load_uploads, load_urls
 from qa.read import Reader
 from qa.recency import asks_for_current, parse_day
 from qa.retrieve import Retriever, contextualize
-from qa.store import DocumentInfo, Feed, Store, utc_now
+from qa.storage import MILVUS_SCHEME, DocumentStore, open_store
+from qa.store import DocumentInfo, Feed, utc_now
 from qa.types import Answer, Chunk, Document, Hit
 
 log = logging.getLogger(__name__)
@@ -133,6 +134,9 @@ class NewsQA:
                  wait_for_writer: bool = False, backend: str | None = None) -> None:
         """``backend`` runs the embedder and the reader that this builds (not those given as
         objects): "torch" or "onnx"; None takes ``DEFAULT_BACKEND``."""
+        # an index directory, or a ``milvus://`` URI (``qa.storage``), which a Path would mangle
+        self.location = (str(index_dir) if str(index_dir).startswith(MILVUS_SCHEME)
+                         else Path(index_dir))
         self.index_dir = Path(index_dir)
         backend = backend or DEFAULT_BACKEND
         self.embedder = (embedder if isinstance(embedder, Embedder)
@@ -142,18 +146,18 @@ class NewsQA:
         self.fetcher = fetcher or Fetcher()
         self.create = create
         self.wait_for_writer = wait_for_writer  # block, rather than fail, while another writes
-        self._store: Store | None = None
+        self._store: DocumentStore | None = None
         self._retriever: Retriever | None = None
         self._decision: Decision | None = None
         self._lock = threading.RLock()  # the app serves requests from several threads
 
     @property
-    def store(self) -> Store:
+    def store(self) -> DocumentStore:
         """The index, opened on first use (reading a single document needs none). Opening loads
         no model unless it creates the index: listing sources stays fast."""
         with self._lock:
             if self._store is None:
-                self._store = Store.open(self.index_dir, embedder_name=self.embedder.name,
+                self._store = open_store(self.location, embedder_name=self.embedder.name,
                                          dimension=lambda: self.embedder.dimension,
                                          create=self.create,
                                          wait_for_writer=self.wait_for_writer)

@@ -15,7 +15,7 @@ from rank_bm25 import BM25Okapi
 from qa.embed import Embedder
 from qa.errors import NewsQAError, QuestionError
 from qa.recency import asks_for_current, recency_factor, today
-from qa.store import Store
+from qa.storage import DocumentStore
 from qa.types import Hit
 
 _WORD = re.compile(r"\w+")
@@ -86,7 +86,7 @@ class ReciprocalRankFusion:
 class Retriever:
     """Finds the chunks most relevant to a question, optionally within sources and a date range."""
 
-    def __init__(self, store: Store, embedder: Embedder, fusion: Fusion | None = None, candidates: int = 50) -> None:
+    def __init__(self, store: DocumentStore, embedder: Embedder, fusion: Fusion | None = None, candidates: int = 50) -> None:
         self.store = store
         self.embedder = embedder
         self.fusion = fusion or ReciprocalRankFusion()

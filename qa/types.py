@@ -41,6 +41,28 @@ def date_label(published: str, date_source: str) -> str:
 
 
 @dataclass(frozen=True)
+class Filter:
+    """Which articles a search may return; every backend translates it (``qa.storage``).
+
+    ``sources`` match case-insensitively. ``date_from``/``date_to`` are inclusive ISO prefixes
+    (``date_to="2024-05"`` keeps all of May 2024), checked by the facade. Undated articles pass
+    the date bounds, as nothing says they are out of range, unless ``include_undated`` is False,
+    which drops them always.
+    """
+
+    sources: tuple[str, ...] = ()
+    date_from: str | None = None
+    date_to: str | None = None
+    include_undated: bool = True
+
+    @property
+    def empty(self) -> bool:
+        """True when it keeps every article (no search needs to filter)."""
+        return (not self.sources and self.date_from is None and self.date_to is None
+                and self.include_undated)
+
+
+@dataclass(frozen=True)
 class Chunk:
     """A window of a document: ``chunk.text == document.text[chunk.start:chunk.end]``."""
 

@@ -1,0 +1,80 @@
+"""The storage seam: what the pipeline needs from an index, and which backend serves a location.
+
+Two backends implement ``DocumentStore``:
+
+- ``qa.store.Store`` (a directory: SQLite for documents, chunks, the keyword index and feeds,
+  FAISS for vectors). One machine; one writer and many reader processes.
+- ``qa.store_milvus.MilvusStore`` (``milvus://host:19530`` for a Milvus server or cluster,
+  ``milvus:///path/to/db.db`` for milvus-lite embedded in the process). Everything a query needs
+  lives in Milvus, so several app processes on several machines can serve one index.
+
+``tests/test_storage_contract.py`` runs the same assertions on every backend.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, ContextManager, Iterable, Protocol, Sequence
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from qa.store import DocumentInfo, Feed
+    from qa.types import Chunk, Document, Filter
+
+MILVUS_SCHEME = "milvus://"
+
+
+class DocumentStore(Protocol):
+    """Documents, their chunks with vectors, a keyword index over the chunks, and feeds.
+
+    Changes are buffered until ``save()``; readers wrap each query in ``snapshot()`` so that it
+    sees one committed state. Chunk ids are integers assigned by the store.
+    """
+
+    def writing(self, wait: bool | None = None) -> ContextManager[None]: ...
+    def snapshot(self) -> ContextManager[None]: ...
+    def save(self) -> None: ...
+    def close(self) -> None: ...
+
+    def check_embedder(self, embedder_name: str, dimension: int) -> None: ...
+    @property
+    def version(self) -> int: ...
+    def __len__(self) -> int: ...
+
+    def add(self, doc: Document, chunks: Sequence[Chunk], vectors: np.ndarray) -> None: ...
+    def delete(self, doc_id: str) -> bool: ...
+    def has(self, doc_id: str) -> bool: ...
+    def get(self, doc_id: str) -> Document: ...
+    def documents(self) -> list[DocumentInfo]: ...
+    def chunks_by_ids(self, ids: Sequence[int]) -> list[Chunk]: ...
+    def published_by_chunk(self, ids: Sequence[int]) -> dict[int, str]: ...
+    def find_near_duplicate(self, doc: Document, threshold: float = 0.8, *,
+                            pending: Sequence[Document] = ()) -> str | None: ...
+
+    def search(self, vector: np.ndarray, k: int,
+               filter: Filter | None = None) -> list[tuple[int, float]]:
+        """The ``k`` chunks nearest to ``vector`` (cosine similarity), best first."""
+    def keyword_search(self, query: str, k: int,
+                       filter: Filter | None = None) -> list[tuple[int, float]]:
+        """The ``k`` chunks that best match ``query``'s words (BM25, higher is better), best
+        first; chunks sharing no word with it are left out."""
+
+    def feeds(self) -> list[Feed]: ...
+    def feed_items(self, url: str) -> set[str]: ...
+    def add_feed(self, url: str) -> bool: ...
+    def remove_feed(self, url: str) -> bool: ...
+    def record_poll(self, feed: Feed, seen: Iterable[str] = ()) -> bool: ...
+
+
+def open_store(location: str | Path, *, embedder_name: str, dimension: int | Callable[[], int],
+               create: bool = True, wait_for_writer: bool = False) -> DocumentStore:
+    """The store at ``location``: a ``milvus://`` URI, else an index directory."""
+    if str(location).startswith(MILVUS_SCHEME):
+        from qa.store_milvus import MilvusStore  # pymilvus loads only for a Milvus index
+
+        return MilvusStore.open(str(location), embedder_name=embedder_name, dimension=dimension,
+                                create=create, wait_for_writer=wait_for_writer)
+    from qa.store import Store
+
+    return Store.open(location, embedder_name=embedder_name, dimension=dimension,
+                      create=create, wait_for_writer=wait_for_writer)
