@@ -5,13 +5,17 @@
 Starts ``app.py`` on a free loopback port over a fresh index of ``seeds/`` (or ``--index``),
 then runs one client alone (the baseline) and ``--clients`` clients at once, each a
 ``gradio_client.Client`` in its own thread asking ``--questions`` of the seed questions in turn.
-Prints, per run: requests, errors, p50/p95 latency, throughput and the server's RSS, and the
-ratios of the loaded run to the baseline, measured in the same run. Traffic goes to 127.0.0.1
-only, and every loop is bounded.
+The app remembers answers per index generation (``qa.cache``), so two kinds of traffic are run:
+"distinct", where a numbered suffix makes every question text unique and nothing can come from
+the cache (the CPU-bound worst case), and "repeated", the seed questions as they are, which
+many clients ask at once (a story everyone asks about). Prints, per run: requests, errors,
+p50/p95 latency, throughput and the server's RSS, and the ratios of the loaded runs to the
+baseline, measured in the same run. Traffic goes to 127.0.0.1 only, and every loop is bounded.
 """
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import re
@@ -28,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 QUESTIONS = ROOT / "tests" / "data" / "seed_questions.jsonl"
 STARTUP_LIMIT_S = 300
 REQUEST_TIMEOUT_S = 120
+url_runs: collections.Counter[str] = collections.Counter()  # numbers the distinct questions
 
 
 def free_port() -> int:
@@ -60,8 +65,8 @@ def start_app(index: Path, log: Path) -> tuple[subprocess.Popen, str]:
     raise SystemExit(f"the app did not start:\n{log.read_text(errors='replace')}")
 
 
-def run_clients(url: str, clients: int, per_client: int,
-                questions: list[str]) -> tuple[list[float], list[str], float]:
+def run_clients(url: str, clients: int, per_client: int, questions: list[str],
+                distinct: bool) -> tuple[list[float], list[str], float]:
     """Latencies (s) of all requests, their errors, and the wall time of the whole run."""
     from gradio_client import Client
 
@@ -77,6 +82,8 @@ def run_clients(url: str, clients: int, per_client: int,
             ready.wait()
         for i in range(per_client):
             question = questions[(n + i) % len(questions)]
+            if distinct:  # never asked before: the answer has to be computed
+                question = f"{question} (#{url_runs[url]}-{n}-{i})"
             t = time.perf_counter()
             try:
                 job = api.submit(question, 5, api_name="/ask")
@@ -87,6 +94,7 @@ def run_clients(url: str, clients: int, per_client: int,
                 with lock:
                     errors.append(f"{type(error).__name__}: {error}")
 
+    url_runs[url] += 1
     threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
     for thread in threads:
         thread.start()
@@ -108,12 +116,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         proc, url = start_app(args.index or Path(tmp) / "index", Path(tmp) / "app.log")
         try:
-            run_clients(url, 1, 2, questions)  # warm-up: BM25 build, first-call costs
+            run_clients(url, 1, 2, questions, True)  # warm-up: first-call costs
             rows = []
-            for clients, per_client in ((1, args.questions * 4), (args.clients, args.questions)):
-                latencies, errors, wall = run_clients(url, clients, per_client, questions)
+            for clients, per_client, distinct in ((1, args.questions * 4, True),
+                                                  (args.clients, args.questions, True),
+                                                  (args.clients, args.questions, False)):
+                latencies, errors, wall = run_clients(url, clients, per_client, questions,
+                                                      distinct)
                 rss, peak = rss_mb(proc.pid)
-                rows.append((clients, len(latencies) + len(errors), len(errors),
+                rows.append((clients, "distinct" if distinct else "repeated",
+                             len(latencies) + len(errors), len(errors),
                              statistics.median(latencies) if latencies else float("nan"),
                              statistics.quantiles(latencies, n=20)[18] if len(latencies) > 1
                              else float("nan"),
@@ -121,16 +133,18 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait(timeout=30)
-    print(f"{'clients':>7} {'requests':>8} {'errors':>6} {'p50 s':>6} {'p95 s':>6} "
-          f"{'req/s':>6} {'RSS MB':>7} {'peak MB':>7}")
-    for clients, requests, errors, p50, p95, rate, rss, peak, _ in rows:
-        print(f"{clients:>7} {requests:>8} {errors:>6} {p50:>6.2f} {p95:>6.2f} {rate:>6.2f} "
-              f"{rss:>7.0f} {peak:>7.0f}")
-    (base, loaded) = rows
-    print(f"\n{loaded[0]} clients vs 1: throughput {loaded[5] / base[5]:.2f}x, "
-          f"p50 {loaded[3] / base[3]:.1f}x, p95 {loaded[4] / base[4]:.1f}x")
-    for sample in loaded[8]:
-        print("error:", sample)
+    print(f"{'clients':>7} {'questions':>9} {'requests':>8} {'errors':>6} {'p50 s':>6} "
+          f"{'p95 s':>6} {'req/s':>6} {'RSS MB':>7} {'peak MB':>7}")
+    for clients, kind, requests, errors, p50, p95, rate, rss, peak, _ in rows:
+        print(f"{clients:>7} {kind:>9} {requests:>8} {errors:>6} {p50:>6.2f} {p95:>6.2f} "
+              f"{rate:>6.2f} {rss:>7.0f} {peak:>7.0f}")
+    base = rows[0]
+    for loaded in rows[1:]:
+        print(f"\n{loaded[0]} clients, {loaded[1]} vs 1 client: throughput "
+              f"{loaded[6] / base[6]:.2f}x, p50 {loaded[4] / base[4]:.1f}x, "
+              f"p95 {loaded[5] / base[5]:.1f}x")
+        for sample in loaded[9]:
+            print("error:", sample)
 
 
 if __name__ == "__main__":

@@ -11,8 +11,10 @@ the older ones are still there. Every question is asked twice, with recency (``r
 the decayed ranking and, when sources differ, the newest answer) and without (``False``). An
 answer is "newest" when its text holds the newest article's figure, "older" when it holds a
 figure of an older article of the series. Counted on ``Answer.best_text`` (the best candidate,
-even below the "not found" threshold) and on the answers shown (``text``). Only the ``NewsQA``
-facade is used.
+even below the "not found" threshold) and on the answers shown (``text``). "Newest article"
+counts the best candidates that are the newest article's own answer (the candidate holding its
+best span), whatever figure the reader took from it: that is the choice recency makes, while
+the figure is also the reader's. Only the ``NewsQA`` facade is used.
 """
 from __future__ import annotations
 
@@ -49,6 +51,15 @@ def judge(text: str, item: dict) -> str:
     return "other"
 
 
+def is_own_answer(answer: Answer, doc_id: str) -> bool:
+    """True when the best candidate is ``doc_id``'s own answer: of the candidates (the answer and
+    its alternatives, best first), the one that quotes its best-scored span."""
+    candidates = [answer, *answer.alternatives] if answer.text else answer.alternatives
+    quoted = [(c.score, -rank) for rank, candidate in enumerate(candidates)
+              for c in candidate.citations if c.doc_id == doc_id]
+    return bool(quoted) and max(quoted)[1] == 0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--set", type=Path, default=ROOT / "benchmarks" / "recency.jsonl")
@@ -58,6 +69,7 @@ def main() -> None:
     wanted = {doc_id for item in items for doc_id in item["doc_ids"]}
     rows = {r["id"]: r for r in map(json.loads, gzip.open(CORPUS, "rt")) if r["id"] in wanted}
     counts = {mode: (Counter(), Counter()) for mode in ("without", "with")}
+    per_series: dict[str, Counter] = {}
     refused = 0
     by_series: dict[str, list[dict]] = {}
     for item in items:
@@ -66,29 +78,42 @@ def main() -> None:
         docs = [make_document(rows[i]["text"], title=rows[i]["title"].strip(), source="Reuters",
                               published=published, date_source="json-field")
                 for i, published in zip(series[0]["doc_ids"], series[0]["published"])]
+        doc_of = {i: doc.id for doc, i in zip(docs, series[0]["doc_ids"])}
         with tempfile.TemporaryDirectory() as index, NewsQA(index) as qa:
             report = qa.add(docs)
             refused += len(report.near_duplicates)
             for item in series:
+                tally = per_series.setdefault(item["series"], Counter())
+                tally["questions"] += 1
                 for mode, recency in (("without", False), ("with", True)):
                     answer: Answer = qa.ask(item["question"], args.top_k, as_of=item["as_of"],
                                             date_to=item["as_of"], recency=recency)
                     best, shown = counts[mode]
-                    best[judge(answer.best_text, item)] += 1
+                    verdict = judge(answer.best_text, item)
+                    newest_article = is_own_answer(answer, doc_of[item["newest"]])
+                    best[verdict] += 1
+                    best["newest article"] += newest_article
                     shown[judge(answer.text, item)] += 1
+                    tally[f"{mode} newest"] += verdict == "newest"
+                    tally[f"{mode} article"] += newest_article
     n = len(items)
     print(f"{n} questions, {len(by_series)} series; near-duplicates refused at indexing: "
           f"{refused}")
     print(f"half-life {HALF_LIFE_DAYS:g} days, weight {RECENCY_WEIGHT:g}, close share "
           f"{CLOSE_SHARE:g}; 'of figures': newest / (newest + older)")
     print(f"{'recency':<9}{'answers':<9}{'newest':>8}{'older':>8}{'other':>8}{'not found':>11}"
-          f"{'of figures':>12}")
+          f"{'of figures':>12}{'newest article':>16}")
     for mode, (best, shown) in counts.items():
         for label, c in (("best", best), ("shown", shown)):
+            article = f"{c['newest article'] / n:>16.0%}" if label == "best" else ""
             print(f"{mode:<9}{label:<9}" + "".join(
                 f"{c[k] / n:>{w}.0%}" for k, w in
                 (("newest", 8), ("older", 8), ("other", 8), ("not found", 11)))
-                + f"{c['newest'] / max(1, c['newest'] + c['older']):>12.0%}")
+                + f"{c['newest'] / max(1, c['newest'] + c['older']):>12.0%}" + article)
+    print("\nbest candidates by series (newest figure, newest article), without -> with recency")
+    for series, c in per_series.items():
+        print(f"{c['questions']:>3}  {c['without newest']:>2} {c['without article']:>2} -> "
+              f"{c['with newest']:>2} {c['with article']:>2}  {series}")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import time
 import faiss
 import numpy as np
 
-from qa.store import EXACT_SPEC, ivf_spec
+from qa.vectors import EXACT_SPEC, ivf_spec
 
 DIMENSION = 384
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 import re
 import string
 from datetime import date
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 from qa.decide import Decision, evidence
 from qa.errors import NewsQAError
-from qa.recency import parse_day, resolve_relative_date
+from qa.recency import parse_day, recency_factor, resolve_relative_date
 from qa.types import Answer, Chunk, Citation, Document, Hit, Span
 
 _PUNCTUATION = set(string.punctuation)
@@ -27,20 +27,23 @@ def normalize_answer(text: str) -> str:
 
 def compose_answer(question: str, spans: Sequence[Span], documents: Mapping[str, Document],
                    hits: Sequence[Hit], *, decision: Decision, threshold: float | None = None,
-                   max_alternatives: int = 3, prefer_newest: bool = False) -> Answer:
+                   max_alternatives: int = 3, current_as_of: date | None = None) -> Answer:
     """The best group of equal spans as the answer if the decision is confident enough.
 
     Spans whose normalised texts are equal form one candidate, scored by its best span. The
     decision weighs the best candidate with the retrieval scores of ``hits`` (the chunks read, in
     rank order) into the confidence shown as ``Answer.score``; below ``threshold`` (default: the
     decision's) the answer is "not found", and the best candidates are still offered as
-    alternatives. When articles disagree (``disagreement``), a found answer lists them; with
-    ``prefer_newest`` (a question about the current state) the newest of them is the answer.
+    alternatives. When articles disagree (``disagreement``), a found answer lists them.
+    ``current_as_of`` is "now" for a question about the current state (None for any other): the
+    articles' answers are then weighed by their recency and the newest of those that differ is
+    the answer (the rule is in ``qa.recency``).
     """
     chunks = [h.chunk for h in hits]
     candidates = [_candidate(question, group, documents, chunks) for group in _groups(spans)]
-    differ = disagreement(candidates)
-    if prefer_newest and differ:
+    differ = disagreement(candidates, weight=None if current_as_of is None else
+                          lambda c: recency_factor(c.published, current_as_of))
+    if current_as_of is not None and differ:
         candidates.sort(key=lambda a: differ[0] not in a.citations)  # stable: others keep order
     features = evidence(question, candidates, hits, documents)
     confidence = decision.confidence(features)
@@ -59,31 +62,41 @@ def compose_answer(question: str, spans: Sequence[Span], documents: Mapping[str,
 CLOSE_SHARE = 0.5
 
 
-def disagreement(candidates: Sequence[Answer], close: float = CLOSE_SHARE) -> list[Citation]:
+def disagreement(candidates: Sequence[Answer], close: float = CLOSE_SHARE,
+                 weight: Callable[[Citation], float] | None = None) -> list[Citation]:
     """One citation for each different answer that articles give, newest first; [] if agreed.
 
-    ``candidates`` are the groups of equal spans, best first. A rival counts when it is close to
-    the best (``close``), is not the same answer with more or fewer words ("Monday" and "on
-    Monday"), and is quoted from an article that none of the answers already listed quotes:
-    copies of one answer (wire copies, one outlet's repeats) are one group and count once. Each
-    answer is cited from the newest article that gives it, as the latest word on it.
+    ``candidates`` are the groups of equal spans, best first. Each article answers with its best
+    span only: a weaker span of another answer in it is no claim of that article (one article
+    does not disagree with itself, nor stand for an answer it scored below its own). An answer
+    is weighed by its articles' best spans, times ``weight`` of the article when given (the
+    recency factor, for a question about the current state). A rival counts when it is close to
+    the best (``close``) and is not the same answer with more or fewer words ("Monday" and "on
+    Monday"); copies of one answer (wire copies, one outlet's repeats) are one group and count
+    once. Each answer is cited from the newest article that gives it, as the latest word on it.
     """
-    if not candidates:
-        return []
-    best = candidates[0]
-    listed = [min(best.citations, key=newest_first)]
-    texts = [f" {normalize_answer(best.text)} "]
-    claimed = {c.doc_id for c in best.citations}
-    for rival in candidates[1:]:
-        if rival.score < close * best.score:
+    best_of: dict[str, Citation] = {}
+    for candidate in candidates:
+        for c in candidate.citations:
+            if c.doc_id not in best_of or c.score > best_of[c.doc_id].score:
+                best_of[c.doc_id] = c
+    answers = []
+    for candidate in candidates:
+        own = [c for c in candidate.citations if best_of[c.doc_id] is c]
+        if own:
+            answers.append((max(c.score * (weight(c) if weight else 1.0) for c in own),
+                            candidate.text, own))
+    answers.sort(key=lambda a: -a[0])  # stable: equal weights keep the candidates' order
+    listed: list[Citation] = []
+    texts: list[str] = []
+    for score, text, own in answers:
+        if score < close * answers[0][0]:
             break
-        text = f" {normalize_answer(rival.text)} "
-        own = [c for c in rival.citations if c.doc_id not in claimed]
-        if not own or any(text in other or other in text for other in texts):
+        key = f" {normalize_answer(text)} "
+        if any(key in other or other in key for other in texts):
             continue
         listed.append(min(own, key=newest_first))
-        texts.append(text)
-        claimed.update(c.doc_id for c in rival.citations)
+        texts.append(key)
     return sorted(listed, key=newest_first) if len(listed) > 1 else []
 
 

@@ -31,6 +31,7 @@ from qa.metrics import best_threshold, exact_match, f1
 from qa.read import CALIBRATION_FILE, DEFAULT_READER, Reader
 from qa.reader_backends import BACKENDS
 from qa.report import QuestionResult, build_report, read_results
+from qa.types import IndexConfig
 
 FEATURES = ("reader", "margin", "support", "answer_words", "dense_top", "dense_answer",
             "answer_rank", "doc_share", "coverage_doc", "coverage_chunk", "other_doc")
@@ -158,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="comma-separated evidence names (default: all)")
     parser.add_argument("--reader", type=Path, default=DEFAULT_READER,
                         help="the reader the results were made with (for the calibration key)")
-    parser.add_argument("--backend", choices=BACKENDS, default="torch",
+    parser.add_argument("--backend", choices=BACKENDS, default=IndexConfig().backend,
                         help="the reader backend the results were made with")
     parser.add_argument("--write", action="store_true",
                         help=f"store the decision in the reader's {CALIBRATION_FILE}")

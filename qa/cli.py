@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from qa.errors import NewsQAError
 from qa.recency import with_resolved
+from qa.types import IndexConfig
 
 if TYPE_CHECKING:
     from qa.pipeline import FeedReport
@@ -28,7 +29,9 @@ HEAVY_COMMANDS = {
 
 
 def _index_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--index", default="index", metavar="DIR", help="index directory (default: index)")
+    p.add_argument("--index", default="index", metavar="DIR_OR_URI",
+                   help="index directory (default: index), or a Milvus index: "
+                        "milvus:///path/to/index.db (milvus-lite) or milvus://host:19530")
 
 
 def _wait_option(p: argparse.ArgumentParser) -> None:
@@ -42,10 +45,29 @@ def _backend_option(p: argparse.ArgumentParser) -> None:
                         "Runtime, int8, exported on first use and cached; starts without torch)")
 
 
+def _chunk_options(p: argparse.ArgumentParser) -> None:
+    defaults = IndexConfig()
+    p.add_argument("--chunk-chars", type=int, metavar="N",
+                   help="the longest chunk, in characters, for a new index (default: "
+                        f"{defaults.max_chars}); an existing index must have been built with it")
+    p.add_argument("--chunk-overlap", type=int, metavar="N",
+                   help="sentences that consecutive chunks share, likewise (default: "
+                        f"{defaults.overlap_sentences})")
+
+
+def _config(args: argparse.Namespace) -> IndexConfig | None:
+    """The chunk settings asked for, one left out taking its default; None when neither was:
+    then the index's own are used."""
+    asked = {name: value for name, value in (("max_chars", getattr(args, "chunk_chars", None)),
+             ("overlap_sentences", getattr(args, "chunk_overlap", None))) if value is not None}
+    return IndexConfig(**asked) if asked else None
+
+
 def _open(args: argparse.Namespace, *, create: bool):
     from qa.ingest import Fetcher
     from qa.pipeline import NewsQA
-    return NewsQA(args.index, reader=getattr(args, "reader", None), create=create,
+    return NewsQA(args.index, config=_config(args), reader=getattr(args, "reader", None),
+                  create=create,
                   fetcher=Fetcher(allow_private=getattr(args, "allow_private", False)),
                   wait_for_writer=getattr(args, "wait", False),
                   backend=getattr(args, "backend", None))
@@ -63,22 +85,16 @@ def cmd_index(args: argparse.Namespace) -> int:
     return EXIT_ERROR if report.errors else 0
 
 
-def answer_to_json(answer) -> dict:
-    """The ``--json`` shape of an Answer: its fields, with retrieved chunks as plain dicts."""
-    data = dataclasses.asdict(answer)
-    data["found"] = answer.found
-    data["resolved_date"] = answer.resolved_date
-    return data
-
-
 def cmd_ask(args: argparse.Namespace) -> int:
     with _open(args, create=False) as qa:
-        answer = qa.ask(args.question, top_k=args.top_k, threshold=args.threshold,
+        answer = qa.ask(args.question,
+                        top_k=qa.config.top_k if args.top_k is None else args.top_k,
+                        threshold=args.threshold,
                         sources=args.source or None, date_from=args.date_from,
                         date_to=args.date_to, include_undated=not args.exclude_undated,
                         as_of=args.as_of)
     if args.json:
-        print(json.dumps(answer_to_json(answer), ensure_ascii=False, indent=2))
+        print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
     elif not answer.found:
         print("Not found in the indexed articles.")
     else:
@@ -175,7 +191,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from qa.ui import serve
     serve(args.index, host=args.host, port=args.port, allow_private_urls=args.allow_private,
-          watch=args.watch)
+          watch=args.watch, on_refresh=print_feed_reports)
     return 0
 
 
@@ -189,6 +205,7 @@ def build_parser(command: str = "") -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", metavar="PATH_OR_URL")
     _index_option(p)
     _wait_option(p)
+    _chunk_options(p)
     p.add_argument("--allow-private", action="store_true",
                    help="allow fetching URLs on loopback/private networks")
     _backend_option(p)
@@ -197,7 +214,8 @@ def build_parser(command: str = "") -> argparse.ArgumentParser:
     p = sub.add_parser("ask", help="answer a question from the indexed articles")
     p.add_argument("question")
     _index_option(p)
-    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--top-k", type=int, metavar="N",
+                   help=f"passages the reader reads (default: {IndexConfig().top_k})")
     p.add_argument("--threshold", type=float, help="answer threshold (default: the reader's)")
     p.add_argument("--source", action="append", help="only articles from this source (repeatable)")
     p.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD")

@@ -35,7 +35,9 @@ from qa.pipeline import NewsQA, validate_question
 from qa.read import Reader
 from qa.reader_backends import BACKENDS
 from qa.report import QuestionResult, build_report, write_report
-from qa.types import Answer, Document
+from qa.types import Answer, Document, IndexConfig
+
+DEFAULT_BACKEND = IndexConfig().backend  # measure what NewsQA runs by default
 
 MODES = ("reader", "e2e")
 RETRIEVAL_DEPTH = 10  # chunks retrieved for recall@1/5/10 and MRR, or top_k if that is larger
@@ -142,7 +144,8 @@ def _parse_answers(answers: object, context: str, where: str) -> list[str]:
 def evaluate(data: Path, mode: str, out: Path, *, limit: int | None = None, top_k: int = 5,
              reader: str | None = None, threshold: float | None = None,
              index_dir: Path | None = None, removed: bool = False,
-             reader_backend: str = "torch", embedder_backend: str = "torch") -> dict:
+             reader_backend: str = DEFAULT_BACKEND,
+             embedder_backend: str = DEFAULT_BACKEND) -> dict:
     """Answer the first ``limit`` questions of ``data`` in ``mode``; write and return the report.
 
     In e2e, every context of the file is indexed even with ``limit``: the limit picks the
@@ -349,10 +352,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=_positive_int, metavar="N", help="only the first N questions")
     p.add_argument("--top-k", type=_positive_int, default=5, help="chunks read per question (e2e)")
     p.add_argument("--reader", metavar="PATH_OR_ID", help="a transformers QA model")
-    p.add_argument("--reader-backend", choices=BACKENDS, default="torch",
+    p.add_argument("--reader-backend", choices=BACKENDS, default=DEFAULT_BACKEND,
                    help="what runs the reader: torch, or ONNX Runtime (int8, exported on first "
                         "use and cached)")
-    p.add_argument("--embedder-backend", choices=EMBEDDER_BACKENDS, default="torch",
+    p.add_argument("--embedder-backend", choices=EMBEDDER_BACKENDS, default=DEFAULT_BACKEND,
                    help="what runs the embedder (e2e): torch, or ONNX Runtime (int8, exported on "
                         "first use and cached)")
     p.add_argument("--threshold", type=float,

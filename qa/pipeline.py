@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import numbers
+import re
 import threading
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
@@ -16,24 +17,23 @@ from typing import Callable, Iterable, Sequence
 from tqdm.auto import tqdm
 
 from qa.answer import compose_answer
+from qa.cache import AnswerCache
 from qa.chunk import Chunker
 from qa.decide import Decision, ReaderScore, load_decision
 from qa.embed import Embedder
 from qa.errors import IngestError, NewsQAError, QuestionError
 from qa.feeds import parse_interval, poll
 from qa.ingest import Fetcher, load, load_uploads, load_urls
+from qa.manifest import check_same_settings
 from qa.read import Reader
-from qa.recency import asks_for_current, parse_day
-from qa.retrieve import Retriever, contextualize
-from qa.storage import MILVUS_SCHEME, DocumentStore, open_store
+from qa.recency import asks_for_current, parse_day, today
+from qa.retrieve import ReciprocalRankFusion, Retriever, contextualize
+from qa.storage import MILVUS_SCHEME, DocumentStore, open_store, redacted
 from qa.store import DocumentInfo, Feed, utc_now
-from qa.types import Answer, Chunk, Document, Hit
+from qa.types import Answer, Document, Filter, Hit, IndexConfig
 
 log = logging.getLogger(__name__)
 
-# What runs the models that NewsQA builds (embedder and reader), for the CLI, the app and the
-# API alike: "torch", or "onnx" (ONNX Runtime, int8: no torch import, so a cold start is short).
-DEFAULT_BACKEND = "torch"
 MAX_QUESTION_CHARS = 500  # a question, not a document: longer input is almost surely a paste error
 ADD_BATCH_DOCS = 256  # documents embedded and committed together when indexing a large corpus
 
@@ -113,6 +113,23 @@ def validate_as_of(as_of: str | date | None) -> date | None:
     return day
 
 
+# Date bounds: a year, year-month, date or ISO datetime; stores compare them as text prefixes.
+_DATE_BOUND = re.compile(r"\d{4}(-\d{2}(-\d{2}([T ]\d{2}(:\d{2}(:\d{2}(\.\d+)?)?)?)?)?)?")
+
+
+def validate_filter(sources: Sequence[str] | None, date_from: str | None, date_to: str | None,
+                    include_undated: bool) -> Filter:
+    """The articles a search may return: source names (matched case-insensitively by the store)
+    and inclusive date bounds that are ISO prefixes (``date_to="2024-05"`` keeps all of May)."""
+    if isinstance(sources, str) or not all(isinstance(s, str) for s in sources or ()):
+        raise NewsQAError(f"sources must be a list of source names, not {sources!r}.")
+    for name, bound in (("date_from", date_from), ("date_to", date_to)):
+        if bound is not None and not (isinstance(bound, str) and _DATE_BOUND.fullmatch(bound)):
+            raise NewsQAError(f"{name} {bound!r} is not an ISO date such as 2024-05-31 "
+                              "(or 2024-05, 2024).")
+    return Filter(tuple(sources or ()), date_from, date_to, bool(include_undated))
+
+
 def validate_feed_url(url: str) -> str:
     """The URL without surrounding blanks; what it names is for the fetcher to judge."""
     if not isinstance(url, str):
@@ -128,27 +145,46 @@ class NewsQA:
     >>> qa.ask("How many POWs were on the first list?").text
     """
 
-    def __init__(self, index_dir: str | Path = "index", *, embedder: Embedder | str | None = None,
+    def __init__(self, index_dir: str | Path = "index", *, config: IndexConfig | None = None,
+                 embedder: Embedder | str | None = None,
                  reader: Reader | str | Path | None = None, chunker: Chunker | None = None,
                  fetcher: Fetcher | None = None, create: bool = True,
                  wait_for_writer: bool = False, backend: str | None = None) -> None:
-        """``backend`` runs the embedder and the reader that this builds (not those given as
-        objects): "torch" or "onnx"; None takes ``DEFAULT_BACKEND``."""
+        """``config`` holds the settings (``IndexConfig``); ``reader`` (an id or path),
+        ``backend`` and ``chunker`` given here take precedence over its values, and its
+        ``store`` is set from ``index_dir``.
+
+        Chunk settings asked for (by ``config`` or ``chunker``) must be those the index was
+        built with, or opening it is a ``StoreError`` naming both; without either, this takes
+        the index's own when it opens. ``backend`` runs the embedder and the reader that this
+        builds (not those given as objects): "torch" or "onnx"."""
         # an index directory, or a ``milvus://`` URI (``qa.storage``), which a Path would mangle
-        self.location = (str(index_dir) if str(index_dir).startswith(MILVUS_SCHEME)
-                         else Path(index_dir))
+        milvus = str(index_dir).startswith(MILVUS_SCHEME)
+        self.location = str(index_dir) if milvus else Path(index_dir)
         self.index_dir = Path(index_dir)
-        backend = backend or DEFAULT_BACKEND
+        asked = replace(config or IndexConfig(), store="milvus" if milvus else "faiss")
+        if backend is not None:
+            asked = replace(asked, backend=backend)
+        if reader is not None:
+            asked = replace(asked, reader=str(reader.model if isinstance(reader, Reader)
+                                              else reader))
+        if chunker is not None:
+            asked = replace(asked, max_chars=chunker.max_chars,
+                            overlap_sentences=chunker.overlap_sentences)
+        self.config = asked
+        self._chunking_asked = config is not None or chunker is not None
         self.embedder = (embedder if isinstance(embedder, Embedder)
-                         else Embedder(embedder, backend=backend))
-        self.reader = reader if isinstance(reader, Reader) else Reader(reader, backend=backend)
-        self.chunker = chunker or Chunker()
+                         else Embedder(embedder, backend=asked.backend))
+        self.reader = (reader if isinstance(reader, Reader) else
+                       Reader(asked.reader if reader is None else reader, backend=asked.backend))
+        self.chunker = chunker or Chunker(asked.max_chars, asked.overlap_sentences)
         self.fetcher = fetcher or Fetcher()
         self.create = create
         self.wait_for_writer = wait_for_writer  # block, rather than fail, while another writes
         self._store: DocumentStore | None = None
         self._retriever: Retriever | None = None
         self._decision: Decision | None = None
+        self._answers: AnswerCache[Answer] = AnswerCache()  # per index generation
         self._lock = threading.RLock()  # the app serves requests from several threads
 
     @property
@@ -157,10 +193,20 @@ class NewsQA:
         no model unless it creates the index: listing sources stays fast."""
         with self._lock:
             if self._store is None:
-                self._store = open_store(self.location, embedder_name=self.embedder.name,
-                                         dimension=lambda: self.embedder.dimension,
-                                         create=self.create,
-                                         wait_for_writer=self.wait_for_writer)
+                store = open_store(self.location, embedder_name=self.embedder.name,
+                                   dimension=lambda: self.embedder.dimension, create=self.create,
+                                   wait_for_writer=self.wait_for_writer, config=self.config)
+                try:
+                    if self._chunking_asked:
+                        check_same_settings(store.config, self.config)
+                    else:  # chunk as the index was chunked, whatever this process's defaults
+                        self.config = self.config.with_index_settings(store.config)
+                        self.chunker = Chunker(self.config.max_chars,
+                                               self.config.overlap_sentences)
+                except BaseException:
+                    store.close()
+                    raise
+                self._store = store
             return self._store
 
     @property
@@ -170,7 +216,9 @@ class NewsQA:
         with self._lock:
             if self._retriever is None:
                 self.store.check_embedder(self.embedder.name, self.embedder.dimension)
-                self._retriever = Retriever(self.store, self.embedder)
+                self._retriever = Retriever(self.store, self.embedder,
+                                            ReciprocalRankFusion(self.config.rrf_k),
+                                            self.config.candidates)
             return self._retriever
 
     def warm_up(self) -> None:
@@ -256,7 +304,8 @@ class NewsQA:
         with self._lock:
             if not self.store.delete(doc_id):
                 self.store.save()  # releases the writer lock the attempt took
-                raise NewsQAError(f"No document with id {doc_id!r} in {self.index_dir}.")
+                raise NewsQAError(f"No document with id {doc_id!r} in "
+                                  f"{redacted(self.location)}.")
             self.store.save()
 
     def documents(self) -> list[DocumentInfo]:
@@ -282,7 +331,8 @@ class NewsQA:
             removed = self.store.remove_feed(url)
             self.store.save()
         if not removed:
-            raise NewsQAError(f"{url!r} is not a feed subscribed to in {self.index_dir}.")
+            raise NewsQAError(f"{url!r} is not a feed subscribed to in "
+                              f"{redacted(self.location)}.")
 
     def feeds(self) -> list[Feed]:
         """The subscribed feeds with what their last polls found."""
@@ -375,10 +425,9 @@ class NewsQA:
         ``recency`` True or False overrides whether the question is one (None: it decides)."""
         query = contextualize(validate_question(question), history)
         top_k, day = validate_top_k(top_k), validate_as_of(as_of)
+        kept = validate_filter(sources, date_from, date_to, include_undated)
         with self._lock, self.store.snapshot():
-            return self.retriever.retrieve(query, top_k, sources=sources, date_from=date_from,
-                                           date_to=date_to, include_undated=include_undated,
-                                           as_of=day, recency=recency)
+            return self.retriever.retrieve(query, top_k, filter=kept, as_of=day, recency=recency)
 
     def ask(self, question: str, top_k: int = 5, *, threshold: float | None = None,
             sources: list[str] | None = None, date_from: str | None = None,
@@ -389,20 +438,32 @@ class NewsQA:
 
         A question about the current state ("latest", "now", ...) ranks newer articles higher,
         as of ``as_of`` (today unless given), and picks the newest when the sources differ;
-        ``recency`` True or False overrides whether it is one (None: the question decides)."""
+        ``recency`` True or False overrides whether it is one (None: the question decides).
+
+        Answers are remembered per index generation (``qa.cache``): the same question, asked
+        again or by several clients at once, is read once until the index changes."""
         question = validate_question(question)
         top_k, threshold = validate_top_k(top_k), validate_threshold(threshold)  # before any work
-        validate_as_of(as_of)
+        day = validate_as_of(as_of) or today()
+        kept = validate_filter(sources, date_from, date_to, include_undated)
+        history = tuple((str(q), str(a)) for q, a in history)
+        with self._lock, self.store.snapshot():  # catches up with other processes' commits
+            generation = self.store.version
+        key = (generation, question, top_k, threshold, kept, history, day, recency)
+        return self._answers.get(key, lambda: self._answer(question, top_k, threshold, kept,
+                                                           history, day, recency))
+
+    def _answer(self, question: str, top_k: int, threshold: float | None, kept: Filter,
+                history: Sequence[tuple[str, str]], day: date, recency: bool | None) -> Answer:
+        """``ask`` on validated input, without the cache."""
+        query = contextualize(question, history)
         with self._lock, self.store.snapshot():  # chunks and their documents from one generation
-            hits = self.retrieve(question, top_k, sources=sources, date_from=date_from,
-                                 date_to=date_to, include_undated=include_undated,
-                                 history=history, as_of=as_of, recency=recency)
+            hits = self.retriever.retrieve(query, top_k, filter=kept, as_of=day, recency=recency)
             docs = {doc_id: self.store.get(doc_id) for doc_id in {h.chunk.doc_id for h in hits}}
         spans = self.reader.read(question, [h.chunk for h in hits])
+        current = asks_for_current(question) if recency is None else recency
         return compose_answer(question, spans, docs, hits, decision=self.decision,
-                              threshold=threshold,
-                              prefer_newest=asks_for_current(question) if recency is None
-                              else recency)
+                              threshold=threshold, current_as_of=day if current else None)
 
     def read_document(self, question: str, document: Document, *,
                       threshold: float | None = None) -> Answer:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import inspect
+import logging
 import os
 import re
 import tempfile
@@ -29,6 +30,8 @@ from qa.errors import NewsQAError
 if TYPE_CHECKING:
     import onnxruntime
     import torch
+
+log = logging.getLogger(__name__)
 
 BACKENDS = ("torch", "onnx")
 WEIGHTS_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -158,6 +161,8 @@ def onnx_session(path: Path, what: str,
     import onnxruntime
 
     if not path.is_file():
+        # once per weights file; it takes a while (torch loads), so say why the first run waits
+        log.warning("Exporting %s to ONNX (once; cached in %s)...", what, path.parent)
         try:
             export(path)
         except OSError as exc:

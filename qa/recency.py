@@ -10,6 +10,23 @@ ask for the current state (``asks_for_current``)::
 tests), counted from 0 for articles dated on or after it. A fresh article's score is doubled, one
 ``HALF_LIFE_DAYS`` old gets x1.5, a much older one x1. Undated articles get x1: no boost, and no
 penalty either, since nothing says they are old.
+
+The answer to such a question is chosen by the same factor (``qa.answer.compose_answer``):
+
+1. Each article read answers with its best span only, as for "Sources differ" on any
+   question: a weaker span in it that repeats another article's answer does not make it a
+   source of that answer.
+2. Each article's answer is weighed by its span score times the article's factor.
+3. The answers close to the best weighed one (``qa.answer.CLOSE_SHARE`` of it) are the ones
+   that differ ("Sources differ"); the newest article's answer among them is the answer.
+
+The reader scores each passage on its own, so an older article that states its figure plainly
+can outscore the newest one by more than ``CLOSE_SHARE`` while both answer the question. The
+factor puts them back in reach, and the newest close one wins. It cannot pick a span the reader
+all but ruled out: the answer keeps at least ``CLOSE_SHARE / (1 + RECENCY_WEIGHT)`` (a quarter)
+of the reader's best span score. Nothing else changes: the span and confidence shown are the
+reader's and the decision's, unweighed. Among undated articles every factor is 1 and no date
+orders them, so the reader's best answer stays the answer.
 """
 from __future__ import annotations
 

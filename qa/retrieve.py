@@ -1,7 +1,9 @@
-"""Hybrid retrieval: dense (FAISS) and sparse (BM25) rankings fused into one.
+"""Hybrid retrieval: dense (vector) and sparse (BM25 keyword) rankings fused into one.
 
 Dense search finds paraphrases; BM25 finds exact names, numbers and rare words that embeddings
-blur. Fusion rules are small classes with a ``fuse`` method, so another rule can be swapped in.
+blur. Both come from the store (``DocumentStore.search`` and ``keyword_search``), which keeps
+its keyword index up to date as articles come and go. Fusion rules are small classes with a
+``fuse`` method, so another rule can be swapped in.
 """
 from __future__ import annotations
 
@@ -9,14 +11,11 @@ import re
 from datetime import date
 from typing import Protocol, Sequence
 
-import numpy as np
-from rank_bm25 import BM25Okapi
-
 from qa.embed import Embedder
 from qa.errors import NewsQAError, QuestionError
 from qa.recency import asks_for_current, recency_factor, today
 from qa.storage import DocumentStore
-from qa.types import Hit
+from qa.types import Filter, Hit
 
 _WORD = re.compile(r"\w+")
 STOPWORDS = frozenset(
@@ -84,30 +83,26 @@ class ReciprocalRankFusion:
 
 
 class Retriever:
-    """Finds the chunks most relevant to a question, optionally within sources and a date range."""
+    """Finds the chunks most relevant to a question, optionally among the articles a filter
+    keeps."""
 
     def __init__(self, store: DocumentStore, embedder: Embedder, fusion: Fusion | None = None, candidates: int = 50) -> None:
         self.store = store
         self.embedder = embedder
         self.fusion = fusion or ReciprocalRankFusion()
         self.candidates = candidates
-        self._bm25: BM25Okapi | None = None
-        self._bm25_ids = np.zeros(0, dtype=np.int64)
-        self._bm25_version: int | None = None
 
     def retrieve(
         self,
         query: str,
         top_k: int = 5,
         *,
-        sources: list[str] | None = None,
-        date_from: str | None = None,
-        date_to: str | None = None,
-        include_undated: bool = True,
+        filter: Filter | None = None,
         as_of: date | None = None,
         recency: bool | None = None,
     ) -> list[Hit]:
-        """The ``top_k`` best chunks with their fused, dense and BM25 scores, best first.
+        """The ``top_k`` best chunks with their fused, dense and BM25 scores, best first, among
+        the articles ``filter`` keeps (all by default).
 
         A question that asks for the current state (``qa.recency.asks_for_current``) ranks newer
         articles higher: each fused score is multiplied by its article's recency factor at
@@ -118,12 +113,10 @@ class Retriever:
             raise QuestionError("The question is empty.")
         if top_k < 1:
             raise NewsQAError(f"top_k must be at least 1, not {top_k}.")
-        allowed = self.store.chunk_ids_matching(sources, date_from, date_to,
-                                                include_undated=include_undated)
-        if len(self.store) == 0 or allowed == set():
+        if len(self.store) == 0:
             return []
-        dense = dict(self.store.search(self.embedder.encode_query(query), self.candidates, allowed))
-        sparse = self._sparse(query, allowed)
+        dense = dict(self.store.search(self.embedder.encode_query(query), self.candidates, filter))
+        sparse = dict(self.store.keyword_search(query, self.candidates, filter))
         fused = self.fusion.fuse([list(dense), list(sparse)])
         if asks_for_current(query) if recency is None else recency:
             fused = self._by_recency(fused, as_of or today())
@@ -139,27 +132,3 @@ class Retriever:
         published = self.store.published_by_chunk([i for i, _ in fused])
         decayed = [(i, score * recency_factor(published[i], as_of)) for i, score in fused]
         return sorted(decayed, key=lambda pair: -pair[1])
-
-    def _sparse(self, query: str, allowed: set[int] | None) -> dict[int, float]:
-        """Chunk ids with BM25 scores, best first; chunks sharing no query term are left out."""
-        bm25 = self._bm25_index()
-        terms = tokenize(query)
-        if bm25 is None or not terms:
-            return {}
-        scores = bm25.get_scores(terms)
-        if allowed is not None:
-            scores[~np.isin(self._bm25_ids, np.fromiter(allowed, dtype=np.int64))] = 0.0
-        best = np.argsort(-scores, kind="stable")[: self.candidates]
-        return {int(self._bm25_ids[i]): float(scores[i]) for i in best if scores[i] > 0}
-
-    def _bm25_index(self) -> BM25Okapi | None:
-        """BM25 over every chunk, rebuilt when the store has changed since it was built."""
-        if self._bm25_version != self.store.version:
-            ids, tokens = [], []
-            for chunk_id, chunk in self.store.iter_chunks():
-                ids.append(chunk_id)
-                tokens.append(tokenize(chunk.text))
-            self._bm25 = BM25Okapi(tokens) if ids else None
-            self._bm25_ids = np.array(ids, dtype=np.int64)
-            self._bm25_version = self.store.version
-        return self._bm25

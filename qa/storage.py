@@ -12,16 +12,21 @@ Two backends implement ``DocumentStore``:
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, ContextManager, Iterable, Protocol, Sequence
+
+from qa.errors import StoreError
 
 if TYPE_CHECKING:
     import numpy as np
 
     from qa.store import DocumentInfo, Feed
-    from qa.types import Chunk, Document, Filter
+    from qa.types import Chunk, Document, Filter, IndexConfig
 
 MILVUS_SCHEME = "milvus://"
+_PASSWORD = re.compile(r"(//[^/@:]*:)[^/@]*@")  # user:password@ in a URI
+LOCK_GRACE_SECONDS = 0.5  # a writer waits this long before saying that another one writes
 
 
 class DocumentStore(Protocol):
@@ -37,6 +42,9 @@ class DocumentStore(Protocol):
     def close(self) -> None: ...
 
     def check_embedder(self, embedder_name: str, dimension: int) -> None: ...
+    @property
+    def config(self) -> IndexConfig:
+        """The settings the index was created with (``qa.manifest``)."""
     @property
     def version(self) -> int: ...
     def __len__(self) -> int: ...
@@ -66,15 +74,44 @@ class DocumentStore(Protocol):
     def record_poll(self, feed: Feed, seen: Iterable[str] = ()) -> bool: ...
 
 
+def redacted(location: str | Path) -> str:
+    """``location`` as messages and logs show it: a password in a URI replaced by ``***``."""
+    return _PASSWORD.sub(r"\1***@", str(location))
+
+
 def open_store(location: str | Path, *, embedder_name: str, dimension: int | Callable[[], int],
-               create: bool = True, wait_for_writer: bool = False) -> DocumentStore:
-    """The store at ``location``: a ``milvus://`` URI, else an index directory."""
+               create: bool = True, wait_for_writer: bool = False,
+               config: IndexConfig | None = None) -> DocumentStore:
+    """The store at ``location``: a ``milvus://`` URI, else an index directory. ``config`` is
+    recorded in an index this creates."""
     if str(location).startswith(MILVUS_SCHEME):
         from qa.store_milvus import MilvusStore  # pymilvus loads only for a Milvus index
 
         return MilvusStore.open(str(location), embedder_name=embedder_name, dimension=dimension,
-                                create=create, wait_for_writer=wait_for_writer)
+                                create=create, wait_for_writer=wait_for_writer, config=config)
     from qa.store import Store
 
     return Store.open(location, embedder_name=embedder_name, dimension=dimension,
-                      create=create, wait_for_writer=wait_for_writer)
+                      create=create, wait_for_writer=wait_for_writer, config=config)
+
+
+def checked_addition(doc: Document, chunks: Sequence[Chunk], vectors: np.ndarray,
+                     dimension: int) -> np.ndarray:
+    """``vectors`` as float32, after the checks every backend makes before adding a document:
+    each chunk is a window of the document (offsets are what citations rely on), and there is
+    one L2-normalised vector per chunk (inner product is used as cosine similarity)."""
+    import numpy as np
+
+    for chunk in chunks:
+        if (chunk.doc_id != doc.id or chunk.start >= chunk.end
+                or doc.text[chunk.start:chunk.end] != chunk.text):
+            raise StoreError(f"Chunk {chunk.start}:{chunk.end} of {chunk.doc_id} is not a "
+                             f"window of document {doc.id}.")
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    if vectors.shape != (len(chunks), dimension):
+        raise StoreError(f"Expected {len(chunks)} vectors of dimension {dimension}, "
+                         f"got shape {vectors.shape}.")
+    if len(chunks) and not np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-3):
+        raise StoreError("Vectors must be L2-normalised (inner product is used as cosine "
+                         "similarity).")
+    return vectors

@@ -2,82 +2,58 @@
 
 Layout of an index directory::
 
-    manifest.json          what built the index (format, embedder, dimension, index type, versions)
+    manifest.json          what built the index: embedder, settings, index type (``qa.manifest``)
     store.sqlite           the source of truth: documents, chunks and their vectors (float32 blobs),
-                           and the feeds subscribed to, with what their polls learnt
-    vectors-<gen>.faiss    the FAISS index as of database generation <gen> (a rebuildable cache)
+                           the keyword index over the chunks (``qa.keywords``, SQLite FTS5), and
+                           the feeds subscribed to, with what their polls learnt
+    vectors-<gen>.faiss    the FAISS index as of database generation <gen> (a base), and
+    vectors-<gen>.seg      the vectors that generation <gen> added after it (``qa.vectors``):
+                           a cache, rebuildable from the stored vectors
     write.lock             held (``flock``) by the one process that is writing, with its pid
 
 One writer, many readers. A process that changes the index first takes ``write.lock`` (another
 writer gets a ``StoreError`` naming the holder's pid, or waits), then catches up with the latest
 committed generation. Every ``add``/``delete`` bumps a generation counter inside the same SQLite
-transaction; ``save()`` writes the FAISS file under the new generation's name (temp file, fsync,
-``os.replace``), then commits, then removes files older than the previous generation. A process
-killed anywhere in ``save()`` leaves either the old or the new committed database, each with its
-FAISS file (or, after a crash, none, which ``open`` rebuilds from the stored vectors).
+transaction; ``save()`` writes what changed under the new generation's name (a segment of the
+vectors it added, or now and then a whole new base; temp file, fsync, ``os.replace``), records
+it in the same transaction, then commits, then removes the files that neither the new nor the
+previous generation reads. A process killed anywhere in ``save()`` leaves either the old or the
+new committed database, each with its files (or, after a crash, none, which ``open`` rebuilds
+from the stored vectors).
 
 Readers (the app, a CLI ``ask``) wrap each query in ``snapshot()``: one SQLite read transaction
-(WAL mode, so it never blocks the writer) in which they load the FAISS file of the committed
-generation if it moved on. A query therefore never mixes two generations, and a document deleted
+(WAL mode, so it never blocks the writer) in which they read the vector files of the committed
+generation if it moved on: only the newer segments, unless the base changed. A query therefore never mixes two generations, and a document deleted
 by another process is simply gone, never a dangling chunk id.
 """
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import functools
-import itertools
 import json
-import math
 import os
-import re
 import sqlite3
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import faiss
 import numpy as np
 
-from qa.errors import NewsQAError, StoreError
-from qa.types import Chunk, Document
+from qa import keywords, vectors
+from qa.dedup import NearDuplicates, signature
+from qa.errors import StoreError
+from qa.manifest import (MANIFEST, check_same_embedder, config_of, new_manifest, read_manifest,
+                         write_manifest)
+from qa.storage import LOCK_GRACE_SECONDS, checked_addition
+from qa.types import Chunk, Document, Filter, IndexConfig
+from qa.vectors import EXACT_SPEC, ChunkAttributes, FaissVectors, VectorIndex
 
-if TYPE_CHECKING:  # datasketch imports scipy (about a second): only adding documents needs it
-    from datasketch import MinHash, MinHashLSH
-
-FORMAT = "newsqa-index"
-FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
 DATABASE = "store.sqlite"
 WRITE_LOCK = "write.lock"
-VECTORS = re.compile(r"vectors-(\d+)\.faiss")
-LOCK_GRACE_SECONDS = 0.5  # a writer waits this long before saying that another one writes
 SQLITE_BUSY_SECONDS = 30  # a reader waits this long for a checkpoint; writers never hold it long
-
-EXACT_SPEC = "IDMap2,Flat"
-# When to switch from exact to approximate search. ``benchmarks/store_scale.py``: random 384-d unit
-# vectors, k=50, one query at a time, on a 2-core machine busy with a training job:
-#        N   Flat ms/query (1 / 2 threads)   IVF{4*sqrt(N)},Flat nprobe=32 ms/query   IVF train s
-#   10,000        2.6 /   7.4                  0.3                                      0.8
-#   50,000       20   /  37                    0.8                                       17
-#  100,000       31   / 102                    1.1                                       54
-#  200,000       73   / 206                    0.8                                       61
-# IVF returned every query's planted neighbour. Flat grows linearly with N; up to 100k vectors it is
-# exact, needs no training and stays small next to the reader's time per question. HNSW32 was
-# rejected: slow to build (137 s at 100k), missed 18% of planted neighbours there, cannot remove ids.
-APPROXIMATE_FROM = 100_000
-NPROBE = 32
-
-SHINGLE_WORDS = 5
-NUM_PERM = 128
-MINHASH_SCHEME = "affine32"  # explicit: stored signatures must be read back with the scheme that made them
-# The LSH index is built this far below the asked threshold, favouring recall; every candidate is
-# then checked with the exact Jaccard similarity, so the looser bands cost no false positives.
-LSH_SLACK = 0.2
-_WORD = re.compile(r"\w+")
 
 # Feed subscriptions and what each poll learnt (``qa.feeds``); ``feed_items`` holds the guids
 # and links of the items already indexed, so that a feed's old items are not fetched again.
@@ -105,9 +81,8 @@ CREATE TABLE IF NOT EXISTS chunks (
     start_char INTEGER NOT NULL, end_char INTEGER NOT NULL, text TEXT NOT NULL,
     vector BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks (doc_id);
-""" + "".join(f"{statement};\n" for statement in _FEED_TABLES)
-# Date bounds: a year, year-month, date or ISO datetime; compared as string prefixes.
-_DATE_BOUND = re.compile(r"\d{4}(-\d{2}(-\d{2}([T ]\d{2}(:\d{2}(:\d{2}(\.\d+)?)?)?)?)?)?")
+""" + "".join(f"{statement};\n"
+             for statement in (*_FEED_TABLES, keywords.SCHEMA, *vectors.SCHEMA))
 
 
 @dataclass(frozen=True)
@@ -138,80 +113,28 @@ class Feed:
     items_seen: int = 0  # guids and links remembered as indexed
 
 
-def ivf_spec(n: int) -> str:
-    """The approximate index for ``n`` vectors: ~4*sqrt(n) inverted lists (FAISS's guideline).
-
-    No ID map: IVF stores ids itself, and ``IDMap2`` over IVF renumbers wrongly on ``remove_ids``.
-    """
-    return f"IVF{max(1, round(4 * math.sqrt(n)))},Flat"
-
-
-def index_spec(n: int) -> str:
-    """Exact search while it is fast enough, IVF beyond (see ``APPROXIMATE_FROM``)."""
-    return EXACT_SPEC if n < APPROXIMATE_FROM else ivf_spec(n)
-
-
-@functools.lru_cache(maxsize=1024)  # a batch's pending documents are compared with each new one
-def shingles(text: str) -> frozenset[str]:
-    """Lower-cased word 5-grams: what near-duplicate detection compares."""
-    words = _WORD.findall(text.lower())
-    if not words:
-        return frozenset()
-    return frozenset(" ".join(words[i : i + SHINGLE_WORDS]) for i in range(max(1, len(words) - SHINGLE_WORDS + 1)))
-
-
-def minhash(grams: frozenset[str]) -> MinHash:
-    """A MinHash signature of a shingle set (fixed seed, so stored signatures stay comparable)."""
-    from datasketch import MinHash
-
-    signature = MinHash(num_perm=NUM_PERM, scheme=MINHASH_SCHEME)
-    signature.update_batch(gram.encode("utf-8") for gram in grams)
-    return signature
-
-
-def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
-    shared = len(a & b)
-    return shared / (len(a) + len(b) - shared) if a or b else 0.0
-
-
-def _check_date_bound(name: str, value: str) -> None:
-    if not _DATE_BOUND.fullmatch(value):
-        raise NewsQAError(f"{name} {value!r} is not an ISO date such as 2024-05-31 (or 2024-05, 2024).")
-
-
-def _check_chunks(doc: Document, chunks: Sequence[Chunk]) -> None:
-    """Chunks must be windows of their document: offsets are what citations rely on."""
-    for chunk in chunks:
-        if chunk.doc_id != doc.id or doc.text[chunk.start : chunk.end] != chunk.text or chunk.start >= chunk.end:
-            raise StoreError(f"Chunk {chunk.start}:{chunk.end} of {chunk.doc_id} is not a window of document {doc.id}.")
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a crash leaves either the old file or the new one."""
-    temp = path.with_name(f".{path.name}.tmp")
-    with open(temp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temp, path)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+def _filter_sql(filter: Filter | None) -> tuple[str, list[str]]:
+    """A condition on the documents table ``d`` keeping the articles ``filter`` keeps ("" for
+    all), with its parameters. Dates are ISO text (checked by the facade): bounds are prefixes."""
+    if filter is None or filter.empty:
+        return "", []
+    conditions, params = [], []
+    if filter.sources:
+        conditions.append("lower(d.source) IN (SELECT lower(value) FROM json_each(?))")
+        params.append(json.dumps(list(filter.sources)))
+    if not filter.include_undated:
+        conditions.append("d.published != ''")
+    undated = "d.published = '' OR " if filter.include_undated else ""
+    for bound, operator in ((filter.date_from, ">="), (filter.date_to, "<=")):
+        if bound is not None:
+            conditions.append(f"({undated}substr(d.published, 1, length(?)) {operator} ?)")
+            params += [bound, bound]
+    return " AND ".join(conditions), params
 
 
 def utc_now() -> str:
     """Now, as the index records times: ISO 8601 in UTC, to the second."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def _versions() -> dict[str, str]:
-    try:
-        newsqa = metadata.version("newsqa")
-    except metadata.PackageNotFoundError:  # running from a source tree that was never installed
-        newsqa = "unknown"
-    return {"faiss_version": faiss.__version__, "newsqa_version": newsqa}
 
 
 class WriterLock:
@@ -273,38 +196,42 @@ class Store:
     failing when another process holds it); ``save()`` releases it unless ``writing()`` holds it.
     """
 
-    def __init__(self, path: Path, manifest: dict, db: sqlite3.Connection, index: faiss.Index,
-                 generation: int, *, wait_for_writer: bool = False) -> None:
+    def __init__(self, path: Path, manifest: dict, db: sqlite3.Connection, *,
+                 wait_for_writer: bool = False) -> None:
         self.path = path
         self.wait_for_writer = wait_for_writer
         self._manifest = manifest
         self._db = db
-        self._index = index
-        self._generation = generation
-        self._saved_generation = generation
+        self._vectors: VectorIndex = FaissVectors(path, int(manifest["dimension"]),
+                                                  _StoredVectors(db))
+        self._attributes = ChunkAttributes()  # what filters read, loaded as searches need it
+        self._generation = self._saved_generation = -1  # -1: before the first catch-up
         self._lock = WriterLock(path)
         self._changing = False  # an open write transaction holds the writer lock
         self._snapshots = 0
-        self._lsh: MinHashLSH | None = None
-        self._lsh_threshold: float | None = None
+        self._near_duplicates = NearDuplicates(
+            lambda: self._db.execute("SELECT id, minhash FROM documents"),
+            lambda doc_id: self.get(doc_id).text)
 
     # ----------------------------------------------------------------- opening and saving
 
     @classmethod
     def open(cls, path: str | Path, *, embedder_name: str, dimension: int | Callable[[], int],
-             create: bool = True, wait_for_writer: bool = False) -> Store:
+             create: bool = True, wait_for_writer: bool = False,
+             config: IndexConfig | None = None) -> Store:
         """Open the index at ``path``, creating an empty one there if allowed and absent.
 
         An int ``dimension`` is checked, with ``embedder_name``, against an existing index now.
         A function is called only to create an index, so that listing or reading documents
         loads no embedding model; the caller then calls ``check_embedder`` before it embeds.
+        ``config`` (default: the defaults) is recorded in the manifest of an index this
+        creates; the caller checks its own against an existing index's ``config``.
         """
         path = Path(path)
         if path.exists() and not path.is_dir():
             raise StoreError(f"{path} is a file, not an index directory.")
-        manifest_path = path / MANIFEST
-        if manifest_path.exists():
-            manifest = _read_manifest(manifest_path)
+        if (path / MANIFEST).exists():
+            manifest = read_manifest(path)
         elif not create:
             raise StoreError(f"There is no index at {path}.")
         elif path.exists() and any(p.name not in (f".{MANIFEST}.tmp", WRITE_LOCK)
@@ -314,20 +241,18 @@ class Store:
         else:
             manifest = _create(path, embedder_name,
                                dimension if isinstance(dimension, int) else dimension(),
-                               wait_for_writer)
+                               wait_for_writer, config or IndexConfig())
         if isinstance(dimension, int):
-            _check_compatible(manifest, embedder_name, dimension)
+            check_same_embedder(manifest, embedder_name, dimension)
         db_path = path / DATABASE
         if not db_path.exists():
             raise StoreError(f"The index at {path} has lost its database ({DATABASE}).")
         db = _connect(db_path)
         try:
-            store = cls(path, manifest, db,
-                        faiss.IndexIDMap2(faiss.IndexFlatIP(int(manifest["dimension"]))), -1,
-                        wait_for_writer=wait_for_writer)
+            store = cls(path, manifest, db, wait_for_writer=wait_for_writer)
             with store.snapshot():
                 pass  # loads the committed generation's vectors
-            if store._untidy():
+            if store._vectors.untidy():
                 store._tidy()
         except BaseException:
             db.close()
@@ -364,16 +289,17 @@ class Store:
             self._db.commit()  # ends the read transaction; nothing was written
 
     def save(self) -> None:
-        """Write the FAISS file of the new generation, commit, and release the writer lock."""
+        """Write the new generation's vector files (only what changed, ``qa.vectors``), commit,
+        and release the writer lock."""
         if not self._changing:
             return
         if self._generation != self._saved_generation:
-            self._upgrade_index()
-            self._write_vectors()
+            self._vectors.save(self._db, self._generation)
+            self._record_index_type()
         self._db.commit()
-        previous, self._saved_generation = self._saved_generation, self._generation
+        self._saved_generation = self._generation
         self._changing = False
-        self._tidy(keep=previous)
+        self._tidy()
         self._lock.release()
 
     def close(self) -> None:
@@ -403,11 +329,13 @@ class Store:
     def _upgrade_schema(self) -> None:
         """Give an index made by an older newsqa what this one stores, in the writer's own
         transaction: opening to read writes nothing, so readers cope with the old schema."""
-        for statement in _FEED_TABLES:
+        for statement in (*_FEED_TABLES, *vectors.SCHEMA):
             self._db.execute(statement)
         if not self._has_date_sources():
             self._db.execute("ALTER TABLE documents "
                              "ADD COLUMN date_source TEXT NOT NULL DEFAULT ''")
+        if not keywords.exists(self._db):
+            keywords.create(self._db)
 
     def _has_date_sources(self) -> bool:
         columns = self._db.execute("PRAGMA table_info(documents)")
@@ -418,33 +346,25 @@ class Store:
         return f"{prefix}date_source" if self._has_date_sources() else "''"
 
     def _catch_up(self) -> None:
-        """Load the committed generation's vectors if another process has moved it on."""
+        """Hold the committed generation's vectors: only what changed since the one held, when
+        another process has moved it on (``qa.vectors``)."""
         generation = _committed_generation(self._db)
+        self._vectors.catch_up(self._db, generation)  # also notices a base re-recorded by a tidy
         if generation == self._saved_generation == self._generation:
             return
-        self._index = _load_vectors(self.path, self._db, generation, self.dimension)
         self._generation = self._saved_generation = generation
-        self._lsh = None
+        self._near_duplicates.reset()
 
-    def _write_vectors(self) -> None:
-        _atomic_write(self.path / f"vectors-{self._generation}.faiss",
-                      faiss.serialize_index(self._index).tobytes())
+    def _record_index_type(self) -> None:
         spec = self.index_type
         if self._manifest["index_type"] != spec:
             self._manifest = {**self._manifest, "index_type": spec}
-            _write_manifest(self.path, self._manifest)
+            write_manifest(self.path, self._manifest)
 
-    def _untidy(self) -> bool:
-        """Whether a crash left the committed generation without its file, or left extra files;
-        only then does opening to read take the writer lock, briefly, to tidy."""
-        files = [p.name for p in self.path.iterdir()
-                 if VECTORS.fullmatch(p.name) or p.name.endswith(".faiss.tmp")]
-        return f"vectors-{self._saved_generation}.faiss" not in files or len(files) > 2
-
-    def _tidy(self, keep: int | None = None) -> None:
-        """As the writer (or while no one writes): give the committed generation its FAISS file
-        and remove the others but ``keep``, the previous one, which readers may still be loading
-        (one that finds its file gone rebuilds it from the database, so this only saves time)."""
+    def _tidy(self) -> None:
+        """As the writer (or while no one writes): give a rebuilt generation its base file and
+        remove the vector files that neither it nor the previous generation reads (a reader that
+        finds its file gone rebuilds it from the database, so keeping them only saves time)."""
         try:
             self._lock.acquire(wait=False)  # re-entrant: a writer already holds it
         except StoreError:
@@ -452,21 +372,9 @@ class Store:
         try:
             if _committed_generation(self._db) != self._saved_generation:
                 return  # another writer committed since this store last looked: its files
-            current = self.path / f"vectors-{self._saved_generation}.faiss"
-            if not current.exists():
-                _atomic_write(current, faiss.serialize_index(self._index).tobytes())
-            kept = {current.name, f"vectors-{keep}.faiss"}
-            for file in self.path.iterdir():
-                if (VECTORS.fullmatch(file.name) and file.name not in kept) \
-                        or file.name.endswith(".faiss.tmp"):
-                    file.unlink(missing_ok=True)
+            self._vectors.tidy(self._db)
         finally:
             self._lock.release()
-
-    def _upgrade_index(self) -> None:
-        """Switch to the approximate index once the collection has grown past ``APPROXIMATE_FROM``."""
-        if self.index_type == EXACT_SPEC and index_spec(self._index.ntotal) != EXACT_SPEC:
-            self._index = _build_index(*_stored_vectors(self._db, self.dimension), self.dimension)
 
     # ----------------------------------------------------------------- properties
 
@@ -481,38 +389,41 @@ class Store:
     def check_embedder(self, embedder_name: str, dimension: int) -> None:
         """A StoreError unless this index was built by embedder ``embedder_name`` (vectors of
         length ``dimension``): vectors of another model are not comparable with its own."""
-        _check_compatible(self._manifest, embedder_name, dimension)
+        check_same_embedder(self._manifest, embedder_name, dimension)
+
+    @property
+    def config(self) -> IndexConfig:
+        """The settings the index was created with (the defaults if it predates them)."""
+        return config_of(self._manifest)
 
     @property
     def index_type(self) -> str:
         """The FAISS factory string of the index in use."""
-        ivf = faiss.try_extract_index_ivf(self._index)
-        return EXACT_SPEC if ivf is None else f"IVF{ivf.nlist},Flat"
+        return self._vectors.index_type
 
     @property
     def version(self) -> int:
-        """Changes on every add and delete, so that derived indexes (BM25) know to rebuild."""
+        """Changes on every add and delete, so that what a caller derived knows to refresh."""
         return self._generation
 
     def __len__(self) -> int:
         """The number of chunks (and vectors)."""
-        return int(self._index.ntotal)
+        return len(self._vectors)
 
     # ----------------------------------------------------------------- changes
 
     def add(self, doc: Document, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
         """Index a document with its chunks and their (L2-normalised) vectors."""
-        vectors = self._checked_vectors(vectors, len(chunks))
-        _check_chunks(doc, chunks)
+        vectors = checked_addition(doc, chunks, vectors, self.dimension)
         self._begin_change()
         if self.has(doc.id):
             raise StoreError(f"Document {doc.id} is already in the index.")
-        signature = minhash(shingles(doc.text))
+        minhash = signature(doc.text)
         self._db.execute(
             "INSERT INTO documents (id, title, source, url, published, text, added_at, minhash, "
             "date_source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (doc.id, doc.title, doc.source, doc.url, doc.published, doc.text, utc_now(),
-             signature.hashvalues.tobytes(), doc.date_source),
+             minhash, doc.date_source),
         )
         ids = [
             self._db.execute(
@@ -521,10 +432,9 @@ class Store:
             ).lastrowid
             for chunk, vector in zip(chunks, vectors)
         ]
-        if ids:
-            self._index.add_with_ids(vectors, np.array(ids, dtype=np.int64))
-        if self._lsh is not None:
-            self._lsh.insert(doc.id, signature)
+        keywords.add(self._db, doc.title, zip(ids, (chunk.text for chunk in chunks)))
+        self._vectors.add(np.array(ids, dtype=np.int64), vectors)
+        self._near_duplicates.added(doc.id, minhash)
         self._bump_generation()
 
     def delete(self, doc_id: str) -> bool:
@@ -533,25 +443,17 @@ class Store:
         if not self.has(doc_id):
             return False
         ids = [row[0] for row in self._db.execute("SELECT id FROM chunks WHERE doc_id = ?", (doc_id,))]
+        keywords.remove(self._db, doc_id)  # first: it reads what was indexed from the rows
         self._db.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
         self._db.execute("DELETE FROM documents WHERE id = ?", (doc_id,))
-        self._index.remove_ids(np.array(ids, dtype=np.int64))
-        if self._lsh is not None and doc_id in self._lsh:
-            self._lsh.remove(doc_id)
+        self._vectors.remove(np.array(ids, dtype=np.int64))
+        self._near_duplicates.removed(doc_id)
         self._bump_generation()
         return True
 
     def _bump_generation(self) -> None:
         self._generation += 1
         self._db.execute("UPDATE meta SET value = ? WHERE key = 'generation'", (self._generation,))
-
-    def _checked_vectors(self, vectors: np.ndarray, count: int) -> np.ndarray:
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        if vectors.shape != (count, self.dimension):
-            raise StoreError(f"Expected {count} vectors of dimension {self.dimension}, got shape {vectors.shape}.")
-        if count and not np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-3):
-            raise StoreError("Vectors must be L2-normalised (inner product is used as cosine similarity).")
-        return vectors
 
     # ----------------------------------------------------------------- reading
 
@@ -596,96 +498,48 @@ class Store:
         return dict(rows)
 
     def iter_chunks(self) -> Iterator[tuple[int, Chunk]]:
-        """Every chunk with its id, in id order (for building the BM25 index)."""
+        """Every chunk with its id, in id order."""
         rows = self._db.execute("SELECT id, doc_id, start_char, end_char, text FROM chunks ORDER BY id").fetchall()
         for row in rows:
             yield row[0], Chunk(*row[1:])
 
-    def chunk_ids_matching(
-        self, sources: list[str] | None = None, date_from: str | None = None,
-        date_to: str | None = None, *, include_undated: bool = True
-    ) -> set[int] | None:
-        """Ids of chunks whose document matches every given filter; None when there is no filter.
-
-        Sources match case-insensitively. Date bounds are inclusive ISO prefixes: ``date_to="2024-05"``
-        keeps all of May 2024. Documents without a publication date pass date filters, as nothing
-        says they are out of range, unless ``include_undated`` is False, which drops them always.
-        """
-        if not sources and date_from is None and date_to is None and include_undated:
-            return None
-        conditions, params = [], []
-        if sources:
-            conditions.append("lower(d.source) IN (SELECT lower(value) FROM json_each(?))")
-            params.append(json.dumps(list(sources)))
-        if not include_undated:
-            conditions.append("d.published != ''")
-        undated = "d.published = '' OR " if include_undated else ""
-        if date_from is not None:
-            _check_date_bound("date_from", date_from)
-            conditions.append(f"({undated}substr(d.published, 1, length(?)) >= ?)")
-            params += [date_from, date_from]
-        if date_to is not None:
-            _check_date_bound("date_to", date_to)
-            conditions.append(f"({undated}substr(d.published, 1, length(?)) <= ?)")
-            params += [date_to, date_to]
-        query = "SELECT c.id FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE " + " AND ".join(conditions)
-        return {row[0] for row in self._db.execute(query, params)}
-
-    def search(self, vector: np.ndarray, k: int, allowed: set[int] | None = None) -> list[tuple[int, float]]:
-        """The ``k`` chunks nearest to ``vector`` (cosine similarity), optionally among ``allowed`` ids."""
+    def search(self, vector: np.ndarray, k: int,
+               filter: Filter | None = None) -> list[tuple[int, float]]:
+        """The ``k`` chunks nearest to ``vector`` (cosine similarity), best first, among the
+        articles ``filter`` keeps."""
         query = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, -1)
         if query.shape[1] != self.dimension:
             raise StoreError(f"Query vector has dimension {query.shape[1]}; the index has {self.dimension}.")
-        k = min(k, len(self), len(allowed) if allowed is not None else k)
-        if k <= 0:
+        allowed = None if filter is None or filter.empty else self._filter_mask(filter)
+        return self._vectors.search(query, k, allowed)
+
+    def _filter_mask(self, filter: Filter) -> np.ndarray:
+        """The chunk ids of the articles ``filter`` keeps, as a mask that ``qa.vectors`` hands to
+        FAISS as a bitmap: numpy over per-chunk columns, no Python object per chunk. The columns
+        load the chunks added since the last filtered search, and no others (ids only grow)."""
+        self._attributes.extend(self._db.execute(
+            "SELECT c.id, d.source, d.published FROM chunks c JOIN documents d "
+            "ON d.id = c.doc_id WHERE c.id > ? ORDER BY c.id", (self._attributes.last_id,)))
+        return self._attributes.mask(filter)
+
+    def keyword_search(self, query: str, k: int,
+                       filter: Filter | None = None) -> list[tuple[int, float]]:
+        """The ``k`` chunks that best match ``query``'s words (BM25 over chunk text and title,
+        higher is better), best first, among the articles ``filter`` keeps; chunks sharing no
+        word with it are left out (``qa.keywords``)."""
+        if not keywords.exists(self._db):
+            keywords.warn_missing(self.path)
             return []
-        selector = faiss.IDSelectorBatch(np.fromiter(allowed, dtype=np.int64)) if allowed is not None else None
-        ivf = faiss.try_extract_index_ivf(self._index)
-        if ivf is None:
-            params = faiss.SearchParameters(sel=selector)
-        else:
-            # A filter may keep ids from few lists: probe them all (exact; only allowed ids are scored).
-            params = faiss.SearchParametersIVF(sel=selector, nprobe=ivf.nlist if selector is not None else NPROBE)
-        scores, ids = self._index.search(query, k, params=params)
-        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i != -1]
+        return keywords.search(self._db, query, k, *_filter_sql(filter))
 
     # ----------------------------------------------------------------- near-duplicates
 
     def find_near_duplicate(
         self, doc: Document, threshold: float = 0.8, *, pending: Sequence[Document] = ()
     ) -> str | None:
-        """The id of an indexed or ``pending`` document whose text is a near-duplicate of ``doc``'s.
-
-        ``pending`` are documents about to be added in the same batch, so that two copies arriving
-        together are caught too. Similarity is the Jaccard index of word 5-gram sets: a wire copy
-        with another dateline or an extra boilerplate line scores above 0.8, distinct articles far below.
-        """
-        if not 0.0 < threshold <= 1.0:
-            raise NewsQAError(f"The near-duplicate threshold must be in (0, 1], not {threshold}.")
-        grams = shingles(doc.text)
-        if not grams:
-            return None
-        indexed = ((i, self.get(i).text) for i in self._lsh_index(threshold).query(minhash(grams)))
-        best_id, best = None, threshold
-        for other_id, text in itertools.chain(indexed, ((d.id, d.text) for d in pending)):
-            similarity = _jaccard(grams, shingles(text))
-            if similarity >= best:
-                best_id, best = other_id, similarity
-        return best_id
-
-    def _lsh_index(self, threshold: float) -> MinHashLSH:
-        """An LSH index over the stored signatures, built on first use and kept up to date."""
-        from datasketch import MinHash, MinHashLSH
-
-        lsh_threshold = max(0.1, threshold - LSH_SLACK)
-        if self._lsh is None or self._lsh_threshold != lsh_threshold:
-            self._lsh = MinHashLSH(threshold=lsh_threshold, num_perm=NUM_PERM, weights=(0.1, 0.9))
-            with self._lsh.insertion_session() as session:
-                for doc_id, blob in self._db.execute("SELECT id, minhash FROM documents"):
-                    hashvalues = np.frombuffer(blob, dtype=np.uint32)
-                    session.insert(doc_id, MinHash(hashvalues=hashvalues, scheme=MINHASH_SCHEME))
-            self._lsh_threshold = lsh_threshold
-        return self._lsh
+        """The id of an indexed or ``pending`` document that is a near-duplicate of ``doc``
+        (``qa.dedup``)."""
+        return self._near_duplicates.find(doc, threshold, pending=pending)
 
     # ----------------------------------------------------------------- feed subscriptions
 
@@ -739,7 +593,8 @@ class Store:
 # --------------------------------------------------------------------- helpers for open()
 
 
-def _create(path: Path, embedder_name: str, dimension: int, wait: bool) -> dict:
+def _create(path: Path, embedder_name: str, dimension: int, wait: bool,
+            config: IndexConfig) -> dict:
     """Create an empty index under the writer lock: database first, manifest last (it marks a
     complete index), so that two processes creating one index at once end with one."""
     path.mkdir(parents=True, exist_ok=True)
@@ -747,49 +602,14 @@ def _create(path: Path, embedder_name: str, dimension: int, wait: bool) -> dict:
     lock.acquire(wait)
     try:
         if (path / MANIFEST).exists():  # another process created it while we waited
-            return _read_manifest(path / MANIFEST)
+            return read_manifest(path)
         _connect(path / DATABASE, create=True).close()
-        manifest = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "embedder": embedder_name,
-            "dimension": dimension,
-            "index_type": EXACT_SPEC,
-            **_versions(),
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        }
-        _write_manifest(path, manifest)
+        manifest = new_manifest(embedder_name, dimension, config, index_type=EXACT_SPEC,
+                                faiss_version=faiss.__version__, created=utc_now())
+        write_manifest(path, manifest)
         return manifest
     finally:
         lock.release()
-
-
-def _write_manifest(path: Path, manifest: dict) -> None:
-    _atomic_write(path / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode("utf-8"))
-
-
-def _read_manifest(path: Path) -> dict:
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise StoreError(f"The index manifest {path} is unreadable or corrupt ({error}).") from error
-    required = {"format", "format_version", "embedder", "dimension", "index_type"}
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or not required <= manifest.keys():
-        raise StoreError(f"{path} is not a newsqa index manifest.")
-    if manifest["format_version"] != FORMAT_VERSION:
-        raise StoreError(
-            f"The index at {path.parent} has format version {manifest['format_version']}; "
-            f"this newsqa reads version {FORMAT_VERSION}."
-        )
-    return manifest
-
-
-def _check_compatible(manifest: dict, embedder_name: str, dimension: int) -> None:
-    if manifest["embedder"] != embedder_name or manifest["dimension"] != dimension:
-        raise StoreError(
-            f"This index was built with {manifest['embedder']} ({manifest['dimension']}-d); "
-            f"you are using {embedder_name} ({dimension}-d). Use the same embedder or build a new index."
-        )
 
 
 def _connect(path: Path, *, create: bool = False) -> sqlite3.Connection:
@@ -813,34 +633,19 @@ def _committed_generation(db: sqlite3.Connection) -> int:
     return db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0]
 
 
-def _stored_vectors(db: sqlite3.Connection, dimension: int) -> tuple[np.ndarray, np.ndarray]:
-    rows = db.execute("SELECT id, vector FROM chunks ORDER BY id").fetchall()
-    ids = np.array([row[0] for row in rows], dtype=np.int64)
-    vectors = np.frombuffer(b"".join(row[1] for row in rows), dtype=np.float32).reshape(len(rows), dimension)
-    return ids, vectors
+class _StoredVectors:
+    """The float vectors in the chunks table: what ``qa.vectors`` rebuilds an index from (a
+    rebuild only; searches read the vector files)."""
 
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
 
-def _build_index(ids: np.ndarray, vectors: np.ndarray, dimension: int) -> faiss.Index:
-    index = faiss.index_factory(dimension, index_spec(len(ids)), faiss.METRIC_INNER_PRODUCT)
-    if not index.is_trained:
-        index.train(vectors)
-    if len(ids):
-        index.add_with_ids(vectors, ids)
-    return index
+    def count(self) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
 
-
-def _load_vectors(path: Path, db: sqlite3.Connection, generation: int, dimension: int) -> faiss.Index:
-    """The FAISS index of this generation: read from its file, or rebuilt from the database."""
-    file = path / f"vectors-{generation}.faiss"
-    count = db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
-    try:
-        data = np.fromfile(file, dtype=np.uint8)
-    except FileNotFoundError:  # a crash before the file was written, or a writer tidied it
-        return _build_index(*_stored_vectors(db, dimension), dimension)
-    try:
-        index = faiss.deserialize_index(data)
-    except RuntimeError as error:
-        raise StoreError(f"The vector file {file} is corrupt; delete it and reopen the index to rebuild it.") from error
-    if index.d != dimension or index.ntotal != count:
-        raise StoreError(f"The vector file {file} does not match the database; delete it and reopen to rebuild it.")
-    return index
+    def batches(self, size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        rows = self._db.execute("SELECT id, vector FROM chunks ORDER BY id")
+        while batch := rows.fetchmany(size):
+            ids = np.array([row[0] for row in batch], dtype=np.int64)
+            yield ids, np.frombuffer(b"".join(row[1] for row in batch),
+                                     dtype=np.float32).reshape(len(batch), -1)

@@ -5,7 +5,12 @@ split into chunks, and carried from there to every span and citation.
 """
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from qa.errors import NewsQAError
 
 
 @dataclass(frozen=True)
@@ -157,6 +162,14 @@ class Answer:
         """The absolute date of a relative-date answer, from its first citation; "" if none."""
         return self.citations[0].resolved_date if self.citations else ""
 
+    def to_dict(self) -> dict[str, Any]:
+        """The answer as plain JSON data (the CLI's ``--json``, the app's ``/ask``): every field,
+        citations and retrieved chunks as dicts, plus ``found`` and ``resolved_date``."""
+        data = dataclasses.asdict(self)
+        data["found"] = self.found
+        data["resolved_date"] = self.resolved_date
+        return data
+
     @property
     def best_text(self) -> str:
         """The best candidate whether or not it cleared the threshold: below it ``compose_answer``
@@ -165,3 +178,76 @@ class Answer:
         if self.text or not self.alternatives:
             return self.text
         return self.alternatives[0].text
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    """The settings an index is built and searched with, recorded in its manifest.
+
+    Index-defining settings (``INDEX_DEFINING``: how documents are cut into chunks) are fixed
+    when the index is created: chunks cut otherwise would mix two kinds of passage in one index,
+    so asking to open it with other values is an error (``qa.manifest.check_same_settings``);
+    a process that asks for none takes the index's (``NewsQA``). The embedder is index-defining
+    too; the manifest records it beside this config (``embedder``, ``dimension``) and the store
+    checks it when the model loads.
+
+    The other settings may differ in every process that opens the index (one app may read with
+    ONNX, another with torch; a question may ask for more passages): the manifest records those
+    the index was created with, for information only; a process uses its own.
+
+    The defaults are those of ``Chunker``, ``Retriever`` and ``ReciprocalRankFusion``, whose
+    docstrings say why (``tests/test_types.py`` checks that they agree).
+    """
+
+    max_chars: int = 600  # the longest chunk, in characters (``qa.chunk.Chunker``)
+    overlap_sentences: int = 1  # sentences that consecutive chunks share
+    candidates: int = 50  # chunks each of dense and keyword search passes to fusion
+    rrf_k: int = 10  # reciprocal rank fusion's k (``qa.retrieve.RRF_K``)
+    top_k: int = 5  # chunks the reader reads for a question, unless it asks otherwise
+    reader: str | None = None  # a transformers QA model id or path; None: the shipped reader
+    # What runs the embedder and the reader: "onnx" (ONNX Runtime, int8, exported from the
+    # shipped weights on first use and cached: no torch import, so a cold `ask` is ~1 s, not
+    # ~8 s; its answer decision is fitted for it, see qa/decide.py) or "torch"
+    backend: str = "onnx"
+    # the backend holding the index: "faiss" (a directory) or "milvus"; the index location
+    # decides it (``qa.storage.open_store``), and ``NewsQA`` records it here
+    store: str = "faiss"
+
+    INDEX_DEFINING: ClassVar[tuple[str, ...]] = ("max_chars", "overlap_sentences")
+    STORES: ClassVar[tuple[str, ...]] = ("faiss", "milvus")
+
+    def __post_init__(self) -> None:
+        for name, least in (("max_chars", 1), ("overlap_sentences", 0), ("candidates", 1),
+                            ("rrf_k", 0), ("top_k", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise NewsQAError(f"{name} must be a whole number of at least {least}, "
+                                  f"not {value!r}.")
+        if self.reader is not None and not isinstance(self.reader, str):
+            raise NewsQAError(f"reader must be a model id or path as text, not {self.reader!r}.")
+        if not isinstance(self.backend, str):
+            raise NewsQAError(f"backend must be text, not {self.backend!r}.")
+        if self.store not in self.STORES:
+            raise NewsQAError(f"store must be one of {', '.join(self.STORES)}, "
+                              f"not {self.store!r}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON data, which ``from_dict`` turns back into an equal config."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> IndexConfig:
+        """The config ``data`` describes; settings it lacks take their defaults (a manifest
+        written before they existed). An unknown setting is an error, not ignored: it may be
+        one this newsqa would misread."""
+        if not isinstance(data, Mapping):
+            raise NewsQAError(f"A config must be a mapping of settings, not {data!r}.")
+        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise NewsQAError(f"Unknown setting(s) {', '.join(map(str, unknown))}.")
+        return cls(**data)
+
+    def with_index_settings(self, index: IndexConfig) -> IndexConfig:
+        """This config with ``index``'s index-defining settings (those of the index opened)."""
+        return dataclasses.replace(
+            self, **{name: getattr(index, name) for name in self.INDEX_DEFINING})

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 from urllib.parse import urlsplit
 
 import gradio as gr
@@ -16,7 +16,6 @@ from starlette.middleware import Middleware
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from qa.cli import answer_to_json, print_feed_reports
 from qa.errors import NewsQAError
 from qa.ingest import Fetcher
 from qa.pipeline import AddReport, FeedReport, NewsQA
@@ -274,8 +273,10 @@ class UploadLimit:
 
 
 # ---- the app -------------------------------------------------------------------------------
-def build_app(qa: NewsQA, *, top_k: int = 5) -> gr.Blocks:
-    """The Chat and Sources tabs over ``qa``, plus an ``/ask`` API endpoint for programs."""
+def build_app(qa: NewsQA, *, top_k: int | None = None) -> gr.Blocks:
+    """The Chat and Sources tabs over ``qa``, plus an ``/ask`` API endpoint for programs;
+    ``top_k`` passages a question by default (None: ``qa.config.top_k``)."""
+    top_k = qa.config.top_k if top_k is None else top_k
 
     def source_views() -> tuple[list[list[Any]], gr.Dropdown, gr.Dropdown]:
         docs = qa.documents()
@@ -362,7 +363,7 @@ def build_app(qa: NewsQA, *, top_k: int = 5) -> gr.Blocks:
     def ask_api(question: str, top_k: int = top_k) -> dict:
         """Answer a question from the indexed articles: the answer, its score and citations."""
         try:
-            return answer_to_json(qa.ask(question, int(top_k)))
+            return qa.ask(question, int(top_k)).to_dict()
         except NewsQAError as error:
             raise gr.Error(shown(error, qa.index_dir), print_exception=False) from None
 
@@ -492,12 +493,15 @@ def seed(qa: NewsQA, seeds: Path | None) -> None:
 
 def serve(index_dir: str | Path = "index", host: str = "127.0.0.1", port: int | None = None, *,
           allow_private_urls: bool = False, seeds: Path | None = SEEDS,
-          watch: str | None = None) -> None:
+          watch: str | None = None,
+          on_refresh: Callable[[list[FeedReport]], object] | None = None) -> None:
     """Open (or create) the index, seed it if empty, load the models and serve the app; with
-    ``watch`` (an interval such as "15m"), refresh the subscribed feeds in the background."""
+    ``watch`` (an interval such as "15m"), refresh the subscribed feeds in the background,
+    giving each round's reports to ``on_refresh`` (the CLI prints them on the server's
+    console; each feed's last error also shows in the Feeds tab)."""
     qa = NewsQA(index_dir, fetcher=Fetcher(allow_private=allow_private_urls))
     seed(qa, seeds)
     qa.warm_up()
     if watch:
-        qa.watch_in_background(watch, on_refresh=print_feed_reports)  # on the server's console
+        qa.watch_in_background(watch, on_refresh=on_refresh)
     launch(build_app(qa), host, port)

@@ -1,7 +1,11 @@
 """Shared fixtures: repository paths, the shared data folder, and the shipped models."""
 from __future__ import annotations
 
+import contextlib
+import http.server
+import threading
 from pathlib import Path
+from typing import Iterator, TypeVar
 
 import pytest
 
@@ -10,6 +14,54 @@ SEEDS = ROOT / "seeds"
 SHARED = ROOT.parent / "shared"
 SHARED_DATA = SHARED / "data"
 SEED_ARTICLE = SEEDS / "000_2ffe86633dc2dc73.txt"
+
+
+class LoopbackServer(http.server.ThreadingHTTPServer):
+    """A real HTTP server on a free port of 127.0.0.1, as the tests that fetch use; ``url`` is
+    its base URL. Start it with ``serving``."""
+
+    def __init__(self, handler: type[http.server.BaseHTTPRequestHandler]) -> None:
+        super().__init__(("127.0.0.1", 0), handler)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class QuietHandler(http.server.BaseHTTPRequestHandler):
+    """A request handler that sends a whole response in one call and logs nothing."""
+
+    def _answer(self, status: int, headers: dict[str, str], body: bytes,
+                length: int | None = None) -> None:
+        """``body`` with ``headers``; ``length`` announces another Content-Length (to trickle
+        the body after). A client that gave up waiting (a timeout test) is no error here."""
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body) if length is None else length))
+        self.end_headers()
+        try:
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def log_message(self, *args: object) -> None:
+        """Keep test output clean."""
+
+
+Served = TypeVar("Served", bound=LoopbackServer)
+
+
+@contextlib.contextmanager
+def serving(server: Served) -> Iterator[Served]:
+    """``server`` answering from a daemon thread until the block ends, then closed."""
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.fixture(scope="session")

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import math
+from datetime import date
 
 import pytest
 
 from qa.answer import CLOSE_SHARE, compose_answer, normalize_answer
 from qa.decide import LogisticDecision, ReaderScore
 from qa.errors import NewsQAError
-from qa.recency import with_resolved
+from qa.recency import recency_factor, with_resolved
 from qa.types import Chunk, Document, Hit, Span
 
 A = Document("a", "Filler. The 640 POWs were freed in May. Officials said 640 POWs went home.",
@@ -183,8 +184,53 @@ def test_different_answers_from_two_articles_are_shown_newest_first():
     assert [(c.quote, c.source, c.published) for c in answer.disagreement] == [
         ("700 mln stg", "AP", "1987-03-05"), ("400 mln stg", "Reuters", "1987-03-02")]
     newest = compose_answer("What is the latest forecast?", spans, RIVALS, RIVAL_HITS,
-                            decision=ReaderScore(0.0), prefer_newest=True)
+                            decision=ReaderScore(0.0), current_as_of=date(1987, 3, 5))
     assert newest.text == "700 mln stg" and newest.disagreement == answer.disagreement
+
+
+def test_a_current_state_question_weighs_answers_by_their_articles_recency():
+    """A newer article's answer scored under half the older one's is no rival by the reader's
+    scores alone; weighed by recency as retrieval weighs chunks, it is close, and the newest."""
+    now = date(1987, 3, 5)
+    weak = 0.8 * CLOSE_SHARE * recency_factor(OLD.published, now) / recency_factor(
+        NEW.published, now) + 0.01
+    assert weak < 0.8 * CLOSE_SHARE  # not close by the reader's scores
+    spans = [span(OLD, "400 mln stg", 0.8), span(NEW, "700 mln stg", weak)]
+    plain = compose_answer("What is the forecast?", spans, RIVALS, RIVAL_HITS,
+                           decision=ReaderScore(0.0))
+    assert plain.text == "400 mln stg" and plain.disagreement == []
+    current = compose_answer("What is the latest forecast?", spans, RIVALS, RIVAL_HITS,
+                             decision=ReaderScore(0.0), current_as_of=now)
+    assert current.text == "700 mln stg"
+    assert current.citations[0].score == weak  # the reader's score, not the weighed one
+    assert [(c.quote, c.published) for c in current.disagreement] == [
+        ("700 mln stg", "1987-03-05"), ("400 mln stg", "1987-03-02")]
+    much_later = compose_answer("What is the latest forecast?", spans, RIVALS, RIVAL_HITS,
+                                decision=ReaderScore(0.0), current_as_of=date(1988, 1, 1))
+    assert much_later.text == "400 mln stg"  # both old: about equal factors, the reader decides
+
+
+TOKYO = Document("tokyo", "The bank sold 200 billion yen in bills.", title="Tokyo",
+                 source="Kyodo", published="1987-06-18")
+LATER = Document("later", "The bank sells 1,200 billion yen in bills, after 200 billion yen.",
+                 title="Later", source="Reuters", published="1987-06-29")
+SALES = {d.id: d for d in (TOKYO, LATER)}
+SALE_HITS = hits(chunks_of(TOKYO, 200) + chunks_of(LATER, 200))
+
+
+def test_an_article_answers_with_its_best_span_only():
+    """The later article's weak "200 billion yen" does not make it a source of that answer: its
+    own answer, "1,200 billion yen", is the one that differs, and the latest."""
+    spans = [span(TOKYO, "200 billion yen", 0.8), span(LATER, "1,200 billion yen", 0.55),
+             span(LATER, "200 billion yen", 0.12, occurrence=1)]
+    answer = compose_answer("How much is the bank selling?", spans, SALES, SALE_HITS,
+                            decision=ReaderScore(0.0))
+    assert answer.text == "200 billion yen"
+    assert [(c.doc_id, c.quote) for c in answer.disagreement] == [
+        ("later", "1,200 billion yen"), ("tokyo", "200 billion yen")]
+    current = compose_answer("How much is the bank selling now?", spans, SALES, SALE_HITS,
+                             decision=ReaderScore(0.0), current_as_of=date(1987, 6, 29))
+    assert current.text == "1,200 billion yen" and current.citations[0].doc_id == "later"
 
 
 def test_no_disagreement_from_one_article_the_same_answer_or_a_far_weaker_rival():

@@ -11,6 +11,7 @@ from qa.calibrate import fit_decision, fit_logistic, in_fit_half, main
 from qa.decide import LogisticDecision, load_decision
 from qa.read import Reader
 from qa.report import QuestionResult, build_report, write_report
+from qa.types import IndexConfig
 
 
 def test_fit_logistic_recovers_the_generating_model():
@@ -74,7 +75,7 @@ def test_calibrate_fits_reports_held_out_and_stores_the_decision(tiny_model, tmp
     assert main([str(extra), "--split", str(split), "--reader", str(model),
                  "--features", "reader,dense_top", "--write"]) == 0
     record = json.loads(capsys.readouterr().out)
-    key = Reader(model).calibration_key
+    key = Reader(model, backend=IndexConfig().backend).calibration_key  # calibrate's default
     assert record["key"] == key
     assert record["calibrated_on"]["fit"] == [
         {"results": str(extra), "data": "extra.jsonl", "mode": "e2e"},
@@ -92,7 +93,7 @@ def test_calibrate_fits_reports_held_out_and_stores_the_decision(tiny_model, tmp
     stored = json.loads((model / "newsqa_reader.json").read_text())
     assert stored["threshold"] == 0.37  # the span-score threshold other backends fall back to
     assert stored["decisions"] == {key: {k: v for k, v in record.items() if k != "key"}}
-    assert load_decision(Reader(model)) == LogisticDecision(
+    assert load_decision(Reader(model, backend=IndexConfig().backend)) == LogisticDecision(
         record["weights"], record["bias"], record["threshold"], key)
 
 

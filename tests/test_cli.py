@@ -62,6 +62,38 @@ def test_ask_keeps_undated_articles_in_a_date_range_unless_told_and_shows_dates(
     assert [c["date_source"] for c in answer["citations"]] in ([], ["html-meta"])
 
 
+def test_ask_shows_sources_that_differ_newest_first_in_text_and_json(tmp_path: Path,
+                                                                     capsys) -> None:
+    """Two outlets give the toll on different days: ``--json`` carries each answer with its
+    article, outlet and date, newest first, as the app shows them; the text says so too; and a
+    question about the latest toll is answered from the newest article."""
+    differ = DATA / "differ" / "toll.jsonl"
+    records = sorted((json.loads(line) for line in differ.read_text().splitlines()),
+                     key=lambda r: r["published"], reverse=True)
+    index = str(tmp_path / "index")
+    assert main(["index", str(differ), "--index", index]) == 0
+    capsys.readouterr()
+    question = ["ask", "What is the toll for the Aldergate bridge?", "--index", index]
+    assert main([*question, "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    listed = answer["disagreement"]
+    assert [(c["source"], c["published"], c["title"]) for c in listed] == [
+        (r["source"], r["published"], r["title"]) for r in records]
+    assert all(c["quote"] in r["text"] for c, r in zip(listed, records))
+    assert len({c["quote"] for c in listed}) == len(listed)
+    assert answer["text"] in {c["quote"] for c in listed}
+
+    assert main(question) == 0
+    out = capsys.readouterr().out
+    shown = out[out.index("Sources differ (newest first):"):].splitlines()[1:]
+    assert [line.split("  [")[0].strip() for line in shown] == [c["quote"] for c in listed]
+
+    latest = ["ask", "What is the latest toll for the Aldergate bridge?", "--index", index,
+              "--as-of", records[0]["published"][:10], "--json"]
+    assert main(latest) == 0
+    assert json.loads(capsys.readouterr().out)["text"] == listed[0]["quote"]
+
+
 # ---- a fast start: no model, and no torch, where none is needed --------------------------------
 ROOT = DATA.parent.parent
 HEAVY = ("torch", "transformers", "sentence_transformers", "onnxruntime")

@@ -4,7 +4,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import hashlib
-import http.server
 import json
 import threading
 from datetime import datetime, timezone
@@ -14,6 +13,7 @@ from typing import Iterator
 
 import pytest
 
+from conftest import LoopbackServer, QuietHandler, serving
 from qa.cli import main
 from qa.errors import NewsQAError
 from qa.feeds import MIN_INTERVAL_SECONDS, parse_interval
@@ -63,21 +63,17 @@ ORCHARD = ("orchard", "Orchard harvest starts early", "/articles/orchard.html", 
            "Picking began early.")
 
 
-class Site(http.server.ThreadingHTTPServer):
+class Site(LoopbackServer):
     """A news site on loopback: a feed that changes when ``items`` do, with an ETag and
     Last-Modified that answer conditional requests with 304, its article pages, a feed that
     fails, and a second feed that links to an article of the first. Counts every request."""
 
     def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), Handler)
+        super().__init__(Handler)
         self.items = list(FIRST_ITEMS)
         self.requests: collections.Counter[str] = collections.Counter()
         self.not_modified = 0
         self.feed_fetched = threading.Event()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
 
     def feed(self, title: str, items: list[tuple[str, str, str, str, str]]) -> bytes:
         entries = "".join(
@@ -91,7 +87,7 @@ class Site(http.server.ThreadingHTTPServer):
                 ).encode("utf-8")
 
 
-class Handler(http.server.BaseHTTPRequestHandler):
+class Handler(QuietHandler):
     server: Site
 
     def do_GET(self) -> None:  # noqa: N802 (http.server API)
@@ -119,28 +115,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                 ARTICLES[self.path])
         self._answer(404, {}, b"not found")
 
-    def _answer(self, status: int, headers: dict[str, str], body: bytes) -> None:
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        """Keep test output clean."""
-
 
 @pytest.fixture()
 def site() -> Iterator[Site]:
-    server = Site()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(Site()) as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @contextlib.contextmanager

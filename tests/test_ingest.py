@@ -4,7 +4,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gzip
-import http.server
 import logging
 import os
 import queue
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import LoopbackServer, QuietHandler, serving
 from qa import ingest
 from qa.errors import IngestError
 from qa.ingest import Fetcher, document_id, load, load_url, load_uploads, load_urls, make_document
@@ -516,20 +516,16 @@ TRICKLE_HEADERS = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nX-Padding: " 
                    + b"\r\nContent-Length: 9\r\n\r\n<p>hi</p>")
 
 
-class _Server(http.server.ThreadingHTTPServer):
+class _Server(LoopbackServer):
     """A loopback server that records each request and what its trickling routes sent."""
 
     def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(_Handler)
         self.requests: list[tuple[str, str]] = []  # (path, Host header)
         self.trickled: queue.Queue[int] = queue.Queue()  # bytes sent before the client left
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
 
-
-class _Handler(http.server.BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     server: _Server
 
     def do_GET(self) -> None:  # noqa: N802 (http.server API)
@@ -547,18 +543,6 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         route = ROUTES["/comet.html"] if hops == "0" else ROUTES.get(self.path)
         self._answer(*(route or (404, {}, b"not found")))
 
-    def _answer(self, status: int, headers: dict[str, str], body: bytes,
-                length: int | None = None) -> None:
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body) if length is None else length))
-        self.end_headers()
-        try:
-            self.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up waiting (the timeout test)
-
     def _trickle(self, data: bytes) -> None:
         sent = 0
         try:
@@ -570,26 +554,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             pass
         self.server.trickled.put(sent)
 
-    def log_message(self, *args: object) -> None:
-        """Keep test output clean."""
-
-
-@contextlib.contextmanager
-def serving() -> Iterator[_Server]:
-    httpd = _Server()
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield httpd
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-
 
 @pytest.fixture(scope="module")
 def httpd() -> Iterator[_Server]:
     """A local HTTP server serving ``ROUTES``, shared by the module."""
-    with serving() as running:
+    with serving(_Server()) as running:
         yield running
 
 
@@ -709,7 +678,7 @@ def test_rebinding_cannot_reach_loopback(httpd: _Server,
 
 def test_connection_goes_to_the_checked_address_with_the_host_name_kept(
         httpd: _Server, monkeypatch: pytest.MonkeyPatch) -> None:
-    with serving() as elsewhere:
+    with serving(_Server()) as elsewhere:
         port = httpd.server_address[1]
         resolver = _Resolver(["127.0.0.1"], ["127.0.0.2"], port)
         monkeypatch.setattr(socket, "getaddrinfo", resolver)
@@ -807,7 +776,7 @@ def test_https_to_a_pinned_address_still_verifies_the_host_name(
     context.load_cert_chain(cert, key)
     names: list[str | None] = []
     context.sni_callback = lambda sock, name, ctx: names.append(name)
-    with serving() as httpd:
+    with serving(_Server()) as httpd:
         httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
         port = httpd.server_address[1]
         monkeypatch.setattr(socket, "getaddrinfo", _Resolver(["127.0.0.1"], ["127.0.0.1"], port))

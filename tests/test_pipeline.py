@@ -78,6 +78,30 @@ def test_bad_top_k_or_threshold_is_refused_before_any_work(tmp_path: Path, optio
     assert not (tmp_path / "index").exists()
 
 
+@pytest.mark.parametrize(("options", "message"), [
+    ({"date_from": "last week"}, "date_from 'last week' is not an ISO date such as 2024-05-31"),
+    ({"date_to": "2024-5-1"}, "date_to '2024-5-1' is not an ISO date"),
+    ({"date_to": 2024}, "date_to 2024 is not an ISO date"),
+    ({"sources": "Reuters"}, "sources must be a list of source names, not 'Reuters'"),
+    ({"sources": ["Reuters", None]}, "not ['Reuters', None]"),
+])
+def test_bad_filters_are_refused_before_any_work(tmp_path: Path, options: dict,
+                                                 message: str) -> None:
+    qa = NewsQA(tmp_path / "index")
+    for call in (qa.ask, qa.retrieve):
+        with pytest.raises(NewsQAError, match=re.escape(message)):
+            call("How many POWs were on the first list?", **options)
+    assert not (tmp_path / "index").exists()
+
+
+def test_filters_reach_both_rankings(seeded_qa) -> None:
+    question = "How many POWs were on the first list?"
+    assert seeded_qa.retrieve(question, sources=["Nobody"]) == []
+    undated = seeded_qa.retrieve(question, date_from="1900", date_to="2999-12")  # seed: no date
+    assert undated == seeded_qa.retrieve(question)
+    assert seeded_qa.retrieve(question, date_from="1900", include_undated=False) == []
+
+
 def test_numpy_numbers_and_the_ends_of_the_range_are_accepted(seeded_qa) -> None:
     question = "How many POWs were on the first list?"
     assert "640" in seeded_qa.ask(question, top_k=np.int64(2), threshold=np.float64(0.0)).text
@@ -175,3 +199,23 @@ def test_cli_shows_the_resolved_date_and_the_differing_sources(forecasts_qa, cap
               str(forecasts_qa.index_dir), "--threshold", "0"])
     day = {"1987-03-02": "2 March 1987", "1987-03-05": "5 March 1987"}[cited["resolved_date"]]
     assert capsys.readouterr().out.startswith(f"{cited['quote']} ({day})")
+
+
+# --- the answer cache ----------------------------------------------------------------------------
+
+def test_a_repeated_question_is_read_once_until_another_process_changes_the_index(
+        tmp_path: Path, embedder, shipped_reader) -> None:
+    from conftest import SEEDS
+
+    asker = NewsQA(tmp_path / "index", embedder=embedder, reader=shipped_reader)
+    asker.add_paths([SEEDS])
+    question = "How many POWs were on the first list?"
+    first = asker.ask(question)
+    assert first.found and asker._answers.misses == 1
+    assert asker.ask(question) is first and asker._answers.hits == 1
+    assert asker.ask(question, top_k=3) is not first  # another setting is another answer
+    # another writer (its own store connection, as another process has) deletes the article
+    with NewsQA(tmp_path / "index", embedder=embedder, reader=shipped_reader) as writer:
+        writer.delete(first.citations[0].doc_id)
+    assert not asker.ask(question).found  # the new generation is read, not the cached answer
+    asker.close()

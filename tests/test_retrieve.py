@@ -13,7 +13,7 @@ from qa.errors import NewsQAError, QuestionError
 from qa.recency import HALF_LIFE_DAYS, RECENCY_WEIGHT, asks_for_current, recency_factor
 from qa.retrieve import RRF_K, ReciprocalRankFusion, Retriever, contextualize, tokenize
 from qa.store import Store
-from qa.types import Chunk, Document
+from qa.types import Chunk, Document, Filter
 
 ARTICLES = [
     dict(
@@ -184,17 +184,23 @@ def test_top_k_is_respected_and_scores_descend(store, embedder):
 def test_filters_restrict_both_rankings(store, embedder, docs):
     fusion = RecordingFusion()
     retriever = Retriever(store, embedder, fusion=fusion)
-    results = retriever.retrieve("serial prefix QX-4471 batteries", top_k=10, sources=["reuters"])
+    results = retriever.retrieve("serial prefix QX-4471 batteries", top_k=10,
+                                 filter=Filter(("reuters",)))
     assert results and {h.chunk.doc_id for h in results} <= {docs[2].id, docs[3].id}
     assert fusion.sparse == []  # the keyword chunk is outside the filter
+    wheat = retriever.retrieve("wheat harvest", top_k=10, filter=Filter(("reuters",)))
+    assert store.chunks_by_ids(fusion.sparse)[0].doc_id == docs[3].id == wheat[0].chunk.doc_id
 
-    in_range = retriever.retrieve("news", top_k=10, date_from="2024-05-17", date_to="2024-06-30")
+    june = Filter(date_from="2024-05-17", date_to="2024-06-30")
+    in_range = retriever.retrieve("news", top_k=10, filter=june)
     assert {h.chunk.doc_id for h in in_range} == {docs[2].id, docs[4].id, docs[6].id}  # undated
-    dated = retriever.retrieve("news", top_k=10, date_from="2024-05-17", date_to="2024-06-30",
-                               include_undated=False)
+    dated = retriever.retrieve("news", top_k=10,
+                               filter=Filter(date_from="2024-05-17", date_to="2024-06-30",
+                                             include_undated=False))
     assert {h.chunk.doc_id for h in dated} == {docs[2].id, docs[4].id}
 
-    assert retriever.retrieve("orchestra", sources=["Nobody"]) == []
+    assert retriever.retrieve("orchestra", filter=Filter(("Nobody",))) == []
+    assert fusion.sparse == []
 
 
 def test_bm25_follows_adds_and_deletes(store, embedder):

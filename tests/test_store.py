@@ -1,4 +1,6 @@
-"""The index directory: persistence, incremental changes, filters, near-duplicates, corruption, crashes."""
+"""The index directory: persistence, incremental changes, filters, corruption, crashes.
+
+Near-duplicates: ``tests/test_dedup.py``; the keyword index: ``tests/test_keywords.py``."""
 from __future__ import annotations
 
 import dataclasses
@@ -20,12 +22,11 @@ import numpy as np
 import pytest
 
 from qa.embed import Embedder
-from qa.errors import NewsQAError, StoreError
+from qa.errors import StoreError
 from qa.store import DATABASE, MANIFEST, EXACT_SPEC, Store
-from qa.types import Chunk, Document
+from qa.types import Chunk, Document, Filter
 
 ROOT = Path(__file__).resolve().parents[1]
-SEED = ROOT / "seeds" / "000_2ffe86633dc2dc73.txt"
 
 ARTICLES = [
     dict(
@@ -100,8 +101,9 @@ def newest_vectors(index: Path) -> Path:
     return max(index.glob("vectors-*.faiss"), key=lambda p: int(re.findall(r"\d+", p.name)[0]))
 
 
-def doc_ids_found(store: Store, vector: np.ndarray, k: int = 10, allowed: set[int] | None = None) -> list[str]:
-    hits = store.search(vector, k, allowed)
+def doc_ids_found(store: Store, vector: np.ndarray, k: int = 10,
+                  filter: Filter | None = None) -> list[str]:
+    hits = store.search(vector, k, filter)
     return [chunk.doc_id for chunk in store.chunks_by_ids([i for i, _ in hits])]
 
 
@@ -203,31 +205,34 @@ def test_filters_by_source_and_inclusive_date_range(tmp_path, embedder, docs, en
         ids_of = {d.id: {i for i, c in store.iter_chunks() if c.doc_id == d.id} for d in docs}
         harbour, orchestra, wheat, museum = (ids_of[d.id] for d in docs)
 
-        assert store.chunk_ids_matching(None, None, None) is None
-        assert store.chunk_ids_matching(["Reuters"]) == orchestra | wheat  # case-insensitive
-        assert store.chunk_ids_matching(["coastal herald", "nobody"]) == harbour | museum
+        query = embedder.encode_query("Which bridge is closing?")
+
+        def match(*sources: str, **bounds) -> set[int]:
+            """What a search may return: dense search ranks every chunk of this small store."""
+            return {i for i, _ in store.search(query, len(store), Filter(sources, **bounds))}
+
+        assert match() == harbour | orchestra | wheat | museum
+        assert match("Reuters") == orchestra | wheat  # case-insensitive
+        assert match("coastal herald", "nobody") == harbour | museum
         # the undated museum story passes date filters: nothing says it is out of range
-        match = store.chunk_ids_matching
         assert match(date_from="2024-05-17") == orchestra | wheat | museum
         assert match(date_to="2024-05-17") == harbour | orchestra | museum  # a datetime that day
         assert match(date_from="2024-03-02", date_to="2024-03-02") == harbour | museum
         assert match(date_from="2024-05", date_to="2024-07") == orchestra | wheat | museum
-        assert match(["Coastal Herald"], "2024-01-01", "2024-12-31") == harbour | museum
-        assert store.chunk_ids_matching(["Reuters"], date_from="2025") == set()
+        assert match("Coastal Herald", date_from="2024-01-01", date_to="2024-12-31") == (
+            harbour | museum)
+        assert match("Reuters", date_from="2025") == set()
         # ... unless undated articles are excluded, which is a filter on its own too
         undated = dict(include_undated=False)
-        assert store.chunk_ids_matching(date_from="2024-05-17", **undated) == orchestra | wheat
-        assert store.chunk_ids_matching(date_to="2024-05-17", **undated) == harbour | orchestra
-        assert store.chunk_ids_matching(["Coastal Herald"], **undated) == harbour
-        assert store.chunk_ids_matching(**undated) == harbour | orchestra | wheat
-        with pytest.raises(NewsQAError, match="ISO date"):
-            store.chunk_ids_matching(date_from="last week")
+        assert match(date_from="2024-05-17", **undated) == orchestra | wheat
+        assert match(date_to="2024-05-17", **undated) == harbour | orchestra
+        assert match("Coastal Herald", **undated) == harbour
+        assert match(**undated) == harbour | orchestra | wheat
 
-        query = embedder.encode_query("Which bridge is closing?")
         assert doc_ids_found(store, query, k=1)[0] == docs[0].id
-        found = doc_ids_found(store, query, k=10, allowed=orchestra | wheat)
+        found = doc_ids_found(store, query, k=10, filter=Filter(("reuters",)))
         assert found and set(found) <= {docs[1].id, docs[2].id}
-        assert store.search(query, 10, allowed=set()) == []
+        assert store.search(query, 10, Filter(("nobody",))) == []
 
 
 def test_an_index_from_before_feeds_and_date_sources_is_read_as_is_and_upgraded_by_a_writer(
@@ -267,56 +272,6 @@ def test_feed_state_is_recorded_only_for_a_subscribed_feed(tmp_path, embedder):
         assert not store.record_poll(polled, ["guid-2"])  # unsubscribed meanwhile: nothing kept
         store.save()
         assert store.feeds() == [] and store.feed_items(feed.url) == set()
-
-
-# ------------------------------------------------------------------------- near-duplicates
-
-
-@pytest.fixture(scope="module")
-def wire_story() -> tuple[Document, Document, Document]:
-    """A real article, a wire copy of it (new first line, added credit line), and a rewrite of the story."""
-    original = make_doc(SEED.read_text(encoding="utf-8"), title="Russia and Ukraine swap POWs", source="Reuters")
-    rest = original.text.split("\n", 1)[1]
-    wire_copy = make_doc(
-        "KYIV/MOSCOW, June 9 (AP) — Moscow and Kyiv swapped prisoners of war on Monday, including POWs "
-        "younger than 25 and badly wounded soldiers, in what could be the war's largest exchange.\n"
-        + rest
-        + "\n\n(Reporting by the Kyiv newsroom; Editing by the world desk)",
-        title="Moscow and Kyiv begin prisoner exchange",
-        source="AP",
-    )
-    rewrite = make_doc(
-        "Ukraine and Russia began a large prisoner exchange on Monday. Young soldiers and badly "
-        "wounded men were among the first to go home, after talks in Istanbul produced a deal to "
-        "swap at least 1,200 prisoners each and to return the bodies of the dead. Neither side said "
-        "how many men were freed in the first stage.",
-        source="Coastal Herald",
-    )
-    return original, wire_copy, rewrite
-
-
-def test_near_duplicate_detects_a_wire_copy_but_not_another_article(tmp_path, embedder, docs, encoded, wire_story):
-    original, wire_copy, rewrite = wire_story
-    with open_store(tmp_path / "index", embedder) as store:
-        fill(store, docs, encoded)
-        assert store.find_near_duplicate(wire_copy) is None
-        chunks = paragraphs(original)
-        store.add(original, chunks, embedder.encode([c.text for c in chunks]))
-        assert store.find_near_duplicate(wire_copy) == original.id
-        assert store.find_near_duplicate(rewrite) is None
-        assert store.find_near_duplicate(docs[0]) == docs[0].id  # an exact copy is a near-duplicate too
-        store.delete(original.id)
-        assert store.find_near_duplicate(wire_copy) is None
-
-
-def test_near_duplicate_among_documents_of_the_same_batch(tmp_path, embedder, docs, encoded, wire_story):
-    original, wire_copy, rewrite = wire_story
-    with open_store(tmp_path / "index", embedder) as store:
-        fill(store, docs, encoded)
-        assert store.find_near_duplicate(wire_copy, pending=[rewrite, original]) == original.id
-        assert store.find_near_duplicate(wire_copy, pending=[rewrite]) is None
-        with pytest.raises(NewsQAError, match="threshold"):
-            store.find_near_duplicate(wire_copy, threshold=0)
 
 
 # ------------------------------------------------------------------------- refusing bad directories
@@ -484,8 +439,8 @@ def test_killing_a_save_loses_nothing_saved(tmp_path):
 
 
 def test_large_collections_switch_to_ivf_and_keep_working(tmp_path, monkeypatch):
-    """The switch normally happens at 100k vectors; lower it so the test stays fast."""
-    monkeypatch.setattr("qa.store.APPROXIMATE_FROM", 300)
+    """The switch normally happens at 20k vectors; lower it so the test stays fast."""
+    monkeypatch.setattr("qa.vectors.APPROXIMATE_FROM", 300)
     index = tmp_path / "index"
     ids = [f"d{i}" for i in range(400)]
     with Store.open(index, embedder_name="test/random", dimension=384) as store:
@@ -495,7 +450,7 @@ def test_large_collections_switch_to_ivf_and_keep_working(tmp_path, monkeypatch)
                       [Chunk(doc_id, 0, len(text), text)], random_vector(doc_id))
         assert store.index_type == EXACT_SPEC
         store.save()
-        assert store.index_type.startswith("IVF")
+        assert store.index_type != EXACT_SPEC and store.index_type.startswith("IVF")
         assert store.delete("d0") and store.delete("d1")
         store.save()
     assert json.loads((index / MANIFEST).read_text())["index_type"] == store.index_type
@@ -504,15 +459,16 @@ def test_large_collections_switch_to_ivf_and_keep_working(tmp_path, monkeypatch)
         if rebuild:
             newest_vectors(index).unlink()
         with Store.open(index, embedder_name="test/random", dimension=384) as store:
-            assert store.index_type.startswith("IVF") and len(store) == 398
+            assert store.index_type != EXACT_SPEC and len(store) == 398
             for gone in ("d0", "d1"):
                 assert gone not in doc_ids_found(store, random_vector(gone), k=398)
             for doc_id in ("d2", "d3", "d399"):
                 assert doc_ids_found(store, random_vector(doc_id), k=1) == [doc_id]
-            even = store.chunk_ids_matching(["even"])
-            assert doc_ids_found(store, random_vector("d3"), k=5, allowed=even)[0] != "d3"
-            assert set(doc_ids_found(store, random_vector("d4"), k=5, allowed=even)) <= set(ids[::2])
-            assert len(store.search(random_vector("d4"), 500, allowed=even)) == len(even)  # filtered search is exact
+            even = Filter(("even",))
+            assert doc_ids_found(store, random_vector("d3"), k=5, filter=even)[0] != "d3"
+            assert set(doc_ids_found(store, random_vector("d4"), k=5, filter=even)) <= set(ids[::2])
+            # filtered search is exact: it finds every even article but the deleted d0
+            assert len(store.search(random_vector("d4"), 500, even)) == len(ids[2::2])
 
 
 # ------------------------------------------------------------------------- one writer, many readers

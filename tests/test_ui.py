@@ -2,6 +2,7 @@
 answers, follows up, indexes uploads without running their scripts, and serves ``/ask``."""
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -12,12 +13,14 @@ import sys
 import time
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Iterator
 
 import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from conftest import LoopbackServer, QuietHandler, serving
 from qa import ui
 from qa.errors import NewsQAError, StoreError
 from qa.ingest import load
@@ -189,6 +192,16 @@ def test_errors_shown_in_the_app_name_the_index_folder_not_its_path(tmp_path: Pa
     assert ui.shown(plain, relative) == str(plain)  # a bare folder name is left alone
 
 
+@pytest.mark.parametrize(("imported", "absent"), [("qa.ui", "qa.cli"), ("qa.cli", "qa.ui")])
+def test_the_app_and_the_cli_do_not_import_each_other(imported: str, absent: str) -> None:
+    """The CLI imports the app only to serve it; the app needs nothing of the CLI (an answer's
+    JSON is ``Answer.to_dict``), so neither import runs the other's module."""
+    code = f"import sys, {imported}; print({absent!r} in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
 def test_app_facade_fetches_urls_only_and_reads_uploads_only(tmp_path: Path) -> None:
     """What the app's URL field and upload button call: neither opens the index (nor loads a
     model) before the input is refused, and nothing names a server path."""
@@ -212,35 +225,43 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def app_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """``python app.py`` on a free loopback port over a new, empty index (so it seeds itself)."""
+@contextlib.contextmanager
+def running_app(command: list[str], log_path: Path) -> Iterator[str]:
+    """``command`` (app.py or ``newsqa serve``) on a free loopback port: its URL once it
+    answers, and the server stopped after the block."""
     if not (READER / "config.json").is_file():
         pytest.skip(f"no reader model in {READER} (train it with `newsqa train-reader`)")
-    tmp = tmp_path_factory.mktemp("app")
     port = free_port()
-    log = (tmp / "app.log").open("w")
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--index", str(tmp / "index"),
-                             "--port", str(port)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                            env=env)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + STARTUP_LIMIT_S
-    while time.monotonic() < deadline and proc.poll() is None:
+    with log_path.open("w") as log:
+        proc = subprocess.Popen([*command, "--port", str(port)], cwd=ROOT, stdout=log,
+                                stderr=subprocess.STDOUT, env=env)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + STARTUP_LIMIT_S
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                httpx.get(url, timeout=5).raise_for_status()
+                break
+            except httpx.HTTPError:
+                time.sleep(1)
+        else:
+            proc.kill()
+            pytest.fail(f"{' '.join(command)} did not start:\n{log_path.read_text()}")
         try:
-            httpx.get(url, timeout=5).raise_for_status()
-            break
-        except httpx.HTTPError:
-            time.sleep(1)
-    else:
-        proc.kill()
-        log.close()
-        pytest.fail(f"app.py did not start:\n{(tmp / 'app.log').read_text()}")
-    assert "indexing" in (tmp / "app.log").read_text()  # the empty index was seeded, visibly
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
-    log.close()
+            yield url
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``python app.py`` on a free loopback port over a new, empty index (so it seeds itself)."""
+    tmp = tmp_path_factory.mktemp("app")
+    command = [sys.executable, str(ROOT / "app.py"), "--index", str(tmp / "index")]
+    with running_app(command, tmp / "app.log") as url:
+        assert "indexing" in (tmp / "app.log").read_text()  # the empty index was seeded, visibly
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -539,3 +560,134 @@ def test_oversized_upload_is_refused(app_url: str) -> None:
                           files={"files": ("big.txt", big, "text/plain")}, timeout=60)
     assert response.status_code == 413
     assert "maximum allowed size" in response.text
+
+
+# ---- sources that differ, and feeds: an app that may fetch from loopback ------------------------
+DIFFER = ROOT / "tests" / "data" / "differ" / "toll.jsonl"  # two outlets, two dates, two tolls
+TOLL = "What is the toll for the Aldergate bridge?"
+FEED_PAGES = {  # path -> (headline, paragraphs)
+    "/news/ferry.html": ("Island ferry gets a winter timetable", [
+        "The island ferry will sail four times a day from November instead of six, the harbour "
+        "board said on Thursday, because fewer visitors travel in the cold months.",
+        "The first boat will leave the mainland pier at seven in the morning and the last one "
+        "will return from the island at six in the evening, the board said."]),
+    "/news/library.html": ("Town library reopens after a year of repairs", [
+        "The town library reopened on Saturday after a year of repairs to its leaking roof and "
+        "old heating, and lent more than three hundred books on its first day.",
+        "The librarians said the reading room now has twice as many seats and that the "
+        "children's corner moved to the sunny side of the building."]),
+}
+
+
+class NewsSite(LoopbackServer):
+    """A news site on loopback: an RSS feed of ``FEED_PAGES``, the pages, and a broken feed."""
+
+    def __init__(self) -> None:
+        super().__init__(NewsHandler)
+
+    def rss(self) -> bytes:
+        items = "".join(f"<item><title>{headline}</title><link>{self.url}{path}</link>"
+                        f"<guid>{path}</guid><pubDate>Thu, 06 Nov 2025 08:00:00 GMT</pubDate>"
+                        f"<description>{paragraphs[0]}</description></item>"
+                        for path, (headline, paragraphs) in FEED_PAGES.items())
+        return (f"<?xml version='1.0' encoding='utf-8'?><rss version='2.0'><channel>"
+                f"<title>Harbour Town News</title><link>{self.url}/</link>{items}"
+                f"</channel></rss>").encode("utf-8")
+
+
+class NewsHandler(QuietHandler):
+    server: NewsSite
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server API)
+        if self.path == "/feed.xml":
+            return self._answer(200, {"Content-Type": "application/rss+xml"}, self.server.rss())
+        if self.path == "/broken.xml":
+            return self._answer(500, {}, b"internal error")
+        if self.path in FEED_PAGES:
+            headline, paragraphs = FEED_PAGES[self.path]
+            body = "".join(f"<p>{p}</p>" for p in paragraphs)
+            page = (f"<!DOCTYPE html><html><head><title>{headline}</title></head><body><article>"
+                    f"<h1>{headline}</h1>{body}</article></body></html>")
+            return self._answer(200, {"Content-Type": "text/html; charset=utf-8"},
+                                page.encode("utf-8"))
+        self._answer(404, {}, b"not found")
+
+
+@pytest.fixture(scope="module")
+def newsroom_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``newsqa serve --allow-private`` over an index of the two toll articles (so it does not
+    seed itself): it may subscribe to feeds on loopback."""
+    tmp = tmp_path_factory.mktemp("newsroom")
+    index = str(tmp / "index")
+    cli = [sys.executable, "-m", "qa.cli"]
+    subprocess.run([*cli, "index", str(DIFFER), "--index", index], cwd=ROOT, check=True,
+                   capture_output=True)
+    with running_app([*cli, "serve", "--index", index, "--allow-private"],
+                     tmp / "serve.log") as url:
+        yield url
+
+
+@pytest.mark.browser
+def test_sources_that_differ_are_shown_side_by_side_newest_first(browser, shots,
+                                                                  newsroom_url: str) -> None:
+    """Two outlets give the toll on different days: the reply says "Sources differ" and shows
+    each answer, quoted from its own article, with its outlet and date, the newest first."""
+    records = sorted((json.loads(line) for line in DIFFER.read_text().splitlines()),
+                     key=lambda r: r["published"], reverse=True)
+    tab = open_app(browser, newsroom_url, shots.DESKTOP)
+    reply = shots.ask(tab, TOLL)
+    differ = reply.locator(".nqa-differ")
+    assert differ.locator("p").first.inner_text() == "Sources differ"
+    cells = differ.locator(".nqa-card")
+    assert cells.count() == len(records)
+    quotes = []
+    for cell, record in zip(cells.all(), records):
+        quote = cell.locator("strong").first.inner_text()
+        meta = cell.locator(".nqa-meta").first.inner_text()
+        assert quote in record["text"]  # each answer from its own article
+        assert meta.startswith(f"{record['source']} · {record['published'][:10]}")
+        assert record["title"] in cell.inner_text()
+        quotes.append(quote)
+    assert len(set(quotes)) == len(quotes)  # different answers
+    tab.close()
+
+
+@pytest.mark.browser
+def test_feeds_panel_subscribes_refreshes_and_shows_a_broken_feed(browser, shots,
+                                                                   newsroom_url: str) -> None:
+    """Subscribe to a loopback feed and refresh it: the table shows when it was polled and how
+    many items it brought, and its articles are indexed; a broken feed shows its error."""
+    from playwright.sync_api import expect
+
+    tab = open_app(browser, newsroom_url, shots.DESKTOP)
+    with serving(NewsSite()) as site:
+        tab.get_by_role("tab", name="Feeds").click()
+        status, table = tab.locator("#nqa-feed-status"), tab.locator("#nqa-feeds")
+        feed_url = tab.locator("#nqa-feed-url").get_by_role("textbox")
+        feed_url.fill(f"{site.url}/feed.xml")
+        tab.locator("#nqa-subscribe").click()
+        status.get_by_text(f"Subscribed to {site.url}/feed.xml").wait_for()
+        expect(table).to_contain_text("(not polled yet)")
+
+        tab.locator("#nqa-refresh").click()
+        status.get_by_text(f"{site.url}/feed.xml: {len(FEED_PAGES)} new article(s)").wait_for()
+        row = table.locator("tbody tr").filter(has_text=f"{site.url}/feed.xml")
+        cells = row.first.locator("td").all_text_contents()  # gradio also draws it hidden
+        title, _, last_poll, last_success, items, error = (c.strip() for c in cells)
+        assert title == "Harbour Town News"
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", last_poll)
+        assert last_success == last_poll and items == str(len(FEED_PAGES)) and error == ""
+
+        feed_url.fill(f"{site.url}/broken.xml")
+        tab.locator("#nqa-subscribe").click()
+        status.get_by_text(f"Subscribed to {site.url}/broken.xml").wait_for()
+        tab.locator("#nqa-refresh").click()
+        status.get_by_text("HTTP 500").wait_for()
+        assert "⚠" in status.inner_text()
+        broken = table.locator("tbody tr").filter(has_text=f"{site.url}/broken.xml")
+        expect(broken).to_contain_text("HTTP 500")
+
+    tab.get_by_role("tab", name="Sources").click()
+    for headline, _ in FEED_PAGES.values():
+        expect(tab.locator("#nqa-table")).to_contain_text(headline)
+    tab.close()

@@ -1,0 +1,948 @@
+"""The index in Milvus: documents, chunks, vectors, the keyword index and feeds, all in Milvus.
+
+Everything a query needs lives in Milvus, so several app processes on several machines can
+serve one index. The same code runs against milvus-lite (``milvus:///path/to/index.db``, a
+Milvus engine embedded in the process, which holds the file: one process at a time) and a
+Milvus server or cluster (``milvus://host:19530``, or ``milvus://user:password@host:19530/name``
+where ``name`` prefixes the collections, so that one cluster holds several indexes).
+
+Collections (``<name>`` is ``newsqa`` unless the URI names another):
+
+    <name>_meta        the manifest (embedder, dimension), the committed generation, the writer
+    <name>_documents   each document in parts of at most ``TEXT_PART_CHARS`` characters (Milvus
+                       keeps at most 64 KiB in a text field), with its metadata and MinHash
+    <name>_chunks      chunk text, offsets, doc id, lower-cased source, published date, the
+                       vector, and ``keywords`` (the article's title and the chunk's text),
+                       from which Milvus computes the BM25 sparse vector it searches
+    <name>_feeds       subscribed feeds and what their polls learnt
+    <name>_feed_items  the guids and links of each feed's items already indexed
+
+Milvus has no transactions, so commits are built from generations. Every document and chunk
+row carries the generation that added it; a deletion marks the document's rows with the
+generation that deleted it (a tombstone) and leaves its chunks in place. ``save()`` writes the
+rows of the new generation, then sets the committed generation in ``<name>_meta``: that one
+write is the commit. A reader's ``snapshot()`` reads the committed generation once and filters
+every query with it, so it never sees half a save, and a document deleted by another process
+stays readable to a query that began before the delete, never a dangling chunk id. Tombstoned
+rows are removed for good ``PURGE_AFTER_SECONDS`` after their deletion, by a later save.
+
+The collections are Strong by default: the commit point, the lease and feeds are read Strong.
+Documents and chunks are read Strong while this process writes and for ``SETTLE_SECONDS`` after
+the commit of the generation read, Bounded (about 100 times faster on a server) after that, when
+every row of that generation is older than Bounded's staleness window.
+
+Changes are buffered in memory until ``save()``; ``close()`` without ``save()`` writes nothing.
+Feed subscriptions and poll results are not versioned: ``save()`` writes them after the commit,
+and readers see them from then on.
+A writer killed inside ``save()`` leaves rows of an uncommitted generation, invisible to
+readers; the next writer removes them (and lifts the tombstones it had set) before it writes.
+
+One writer at a time, as with an index directory. Milvus has no locks, so the writer holds a
+lease in ``<name>_meta`` (owner, pid, host, expiry), renewed as it writes, taken over when it
+expires (``LEASE_SECONDS``). It is taken by writing it and reading it back after a short pause,
+which two writers racing in the same few milliseconds can both pass: best effort, not a lock.
+
+Chunk ids are assigned by Milvus (``auto_id``): its id allocator hands out int64 ids that are
+unique across every client of the server or cluster, so writers on several machines, one after
+another, never reuse an id. milvus-lite counts them up in its file, past deleted ones too.
+
+Servers before Milvus 2.5 have no BM25 function: the index is then made without the keyword
+field, one log line says so, and ``keyword_search`` returns nothing (retrieval is dense only).
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib.util
+import json
+import logging
+import os
+import re
+import socket
+import time
+import uuid
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from importlib import metadata
+from typing import Any, Callable, Iterable, Iterator, Sequence
+from urllib.parse import unquote, urlsplit
+
+import numpy as np
+
+from qa.dedup import NearDuplicates, signature
+from qa.errors import StoreError
+from qa.manifest import check_manifest, check_same_embedder, config_of, new_manifest
+from qa.retrieve import STOPWORDS, tokenize
+from qa.storage import LOCK_GRACE_SECONDS, MILVUS_SCHEME, checked_addition, redacted
+from qa.store import DocumentInfo, Feed, utc_now
+from qa.types import Chunk, Document, Filter, IndexConfig
+
+log = logging.getLogger(__name__)
+
+INSTALL_HINT = "pip install 'newsqa[milvus]'"
+DEFAULT_NAME = "newsqa"
+TEXT_PART_CHARS = 16_000  # at most 4 bytes a character: within Milvus's 65,535-byte VARCHAR
+MAX_TEXT_BYTES = 65_535
+PAGE_ROWS = 1_000  # rows a query returns at a time (Milvus caps one query at 16,384)
+INSERT_ROWS = 1_000  # rows an insert sends at a time, well within gRPC's message limit
+LEASE_SECONDS = 300  # a writer that has not renewed its lease this long is taken to be dead
+LEASE_SETTLE_SECONDS = 0.1  # the pause between writing the lease and reading it back
+PURGE_AFTER_SECONDS = 60  # tombstoned rows stay this long for queries that began before
+# Reads of a generation committed this long ago use Bounded consistency, which sees every write
+# older than Milvus's ``common.gracefulTime`` (5 s by default), with 5 s to spare for clocks;
+# younger ones read Strong, which waits for the server's next time tick (0.4 s a read on the
+# Milvus 2.3.5 standalone here, 4 ms Bounded).
+SETTLE_SECONDS = 10
+# Milvus before 2.6 needs a vector field in every collection: a constant 2-d placeholder.
+PLACEHOLDER = [0.0, 0.0]
+# The keyword index's analyzer: words, lower-cased, without the stopwords that the local
+# index leaves out (``qa.retrieve.tokenize``), so that both backends match the same words.
+# (milvus-lite ignores "asciifolding": there "café" and "cafe" stay two words.)
+ANALYZER = {"tokenizer": "standard",
+            "filter": ["lowercase", "asciifolding",
+                       {"type": "stop", "stop_words": sorted(STOPWORDS)}]}
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,200}")
+_VERSION = re.compile(r"(\d+)\.(\d+)")
+
+DOCUMENT_FIELDS = ("key", "doc_id", "gen", "part", "text", "title", "source", "url",
+                   "published", "date_source", "added", "minhash", "chunks", "dead",
+                   "deleted_at", "placeholder")
+FEED_FIELDS = ("url", "added", "title", "last_poll", "last_success", "etag", "last_modified",
+               "last_error")
+
+
+@dataclass(frozen=True)
+class MilvusLocation:
+    """Where a Milvus index lives: what ``MilvusClient`` connects to, and the collections'
+    name prefix."""
+
+    uri: str  # a milvus-lite file (``….db``) or ``http://host:port``
+    name: str = DEFAULT_NAME
+    token: str = ""  # "user:password" for a server with authentication
+    lite: bool = False
+
+    def collection(self, kind: str) -> str:
+        return f"{self.name}_{kind}"
+
+
+def parse_location(location: str) -> MilvusLocation:
+    """``milvus:///path/x.db`` or ``milvus://x.db`` (milvus-lite), ``milvus://host:port[/name]``
+    (a server); a ``StoreError`` naming the expected forms for anything else."""
+    rest = location[len(MILVUS_SCHEME):] if location.startswith(MILVUS_SCHEME) else ""
+    if rest.endswith(".db"):
+        return MilvusLocation(uri=rest, lite=True)
+    parts = urlsplit(f"//{rest}")
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    name = parts.path.strip("/") or DEFAULT_NAME
+    if rest.startswith("/") or not parts.hostname or port is None or not _NAME.fullmatch(name):
+        raise StoreError(f"{redacted(location)!r} is not a Milvus index: use milvus:///path/"
+                         "to/index.db (milvus-lite) or milvus://host:19530[/name] (a server).")
+    token = ""
+    if parts.username:
+        token = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+    return MilvusLocation(uri=f"http://{parts.hostname}:{port}", name=name, token=token)
+
+
+def _literal(value: str) -> str:
+    """A Milvus string literal (double quotes, backslash escapes: JSON's are valid)."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _strings(values: Iterable[str]) -> str:
+    return "[" + ", ".join(_literal(v) for v in values) + "]"
+
+
+def filter_expression(filter: Filter | None) -> str:
+    """``filter`` as a Milvus boolean expression over the chunk fields ("" keeps all).
+
+    Sources are compared lower-cased (the chunk stores its source lower-cased). Date bounds are
+    inclusive ISO prefixes, compared as strings: ``published >= from`` keeps every date from
+    ``from`` on, and ``published <= to or published like "to%"`` every date up to the end of
+    ``to`` (``"2024-05"`` keeps all of May). Undated articles pass the bounds unless
+    ``include_undated`` is False.
+    """
+    if filter is None or filter.empty:
+        return ""
+    terms = []
+    if filter.sources:
+        terms.append(f"source_lc in {_strings(sorted({s.lower() for s in filter.sources}))}")
+    undated = 'published == "" or ' if filter.include_undated else ""
+    if filter.date_from is not None:
+        terms.append(f"({undated}published >= {_literal(filter.date_from)})")
+    if filter.date_to is not None:
+        to = filter.date_to
+        terms.append(f"({undated}published <= {_literal(to)} or "
+                     f"published like {_literal(to + '%')})")
+    if not filter.include_undated:
+        terms.append('published != ""')
+    return " and ".join(terms)
+
+
+def _both(*expressions: str) -> str:
+    return " and ".join(f"({e})" for e in expressions if e)
+
+
+def has_bm25(server_version: str) -> bool:
+    """Whether a Milvus of this version computes BM25 (server 2.5 and later, milvus-lite 3)."""
+    if server_version.startswith("milvus_lite"):
+        return True
+    found = _VERSION.search(server_version)
+    return found is not None and (int(found[1]), int(found[2])) >= (2, 5)
+
+
+class _Milvus:
+    """A ``MilvusClient`` whose every error is one ``StoreError`` line naming the index."""
+
+    def __init__(self, client: Any, where: str, errors: type[Exception]) -> None:
+        self._client, self._where, self._errors = client, where, errors
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        method = getattr(self._client, name)
+
+        @functools.wraps(method)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(*args, **kwargs)
+            except self._errors as error:
+                message = getattr(error, "message", "") or str(error)
+                raise StoreError(f"Milvus at {self._where}: {message}") from None
+        return call
+
+
+def connect(where: MilvusLocation, shown: str) -> _Milvus:
+    """A client of the Milvus at ``where``; a ``StoreError`` when pymilvus (or milvus-lite)
+    is missing or the server cannot be reached."""
+    try:
+        from pymilvus import MilvusClient
+        from pymilvus.exceptions import MilvusException
+    except ImportError:
+        raise StoreError(f"pymilvus is not installed: {INSTALL_HINT}") from None
+    if where.lite and importlib.util.find_spec("milvus_lite") is None:  # pymilvus starts it
+        raise StoreError(f"milvus-lite is not installed: {INSTALL_HINT}")
+    try:
+        client = MilvusClient(uri=where.uri, token=where.token)
+    except MilvusException as error:
+        raise StoreError(f"Cannot open the Milvus index {shown}: {error.message}") from None
+    return _Milvus(client, shown, MilvusException)
+
+
+def _schemas(db: _Milvus, dimension: int, bm25: bool) -> dict[str, tuple[Any, Any]]:
+    """Each collection's schema and index parameters, by kind."""
+    from pymilvus import DataType, Function, FunctionType
+
+    def schema(key: tuple[str, Any, int], *fields: tuple, auto_id: bool = False) -> Any:
+        result = db.create_schema(auto_id=auto_id, enable_dynamic_field=False)
+        result.add_field(key[0], key[1], is_primary=True,
+                         **({"max_length": key[2]} if key[1] == DataType.VARCHAR else {}))
+        for name, dtype, *options in fields:
+            result.add_field(name, dtype, **(options[0] if options else {}))
+        return result
+
+    def text(name: str, **extra: Any) -> tuple:
+        return name, DataType.VARCHAR, {"max_length": MAX_TEXT_BYTES, **extra}
+
+    def number(name: str) -> tuple:
+        return name, DataType.INT64
+
+    placeholder = ("placeholder", DataType.FLOAT_VECTOR, {"dim": len(PLACEHOLDER)})
+
+    def indexes(*specs: tuple[str, str, str]) -> Any:
+        params = db.prepare_index_params()
+        for field, index_type, metric in specs:
+            params.add_index(field_name=field, index_type=index_type, metric_type=metric)
+        return params
+
+    small = indexes(("placeholder", "FLAT", "L2"))
+    keyword = (("sparse", "SPARSE_INVERTED_INDEX", "BM25"),) if bm25 else ()
+    keyword_field = ((text("keywords", enable_analyzer=True, analyzer_params=ANALYZER),)
+                     if bm25 else ())
+    chunks = schema(("id", DataType.INT64, 0), text("doc_id"), text("doc_key"), number("gen"),
+                    number("start"), number("end"),
+                    text("text"), *keyword_field, text("source_lc"), text("published"),
+                    ("vector", DataType.FLOAT_VECTOR, {"dim": dimension}), auto_id=True)
+    if bm25:
+        chunks.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+        chunks.add_function(Function(name="bm25", function_type=FunctionType.BM25,
+                                     input_field_names=["keywords"],
+                                     output_field_names=["sparse"]))
+    return {
+        "meta": (schema(("key", DataType.VARCHAR, 64), number("value"), text("text"),
+                        placeholder), small),
+        "documents": (schema(("key", DataType.VARCHAR, 256), text("doc_id"), number("gen"),
+                             number("part"), text("text"), text("title"), text("source"),
+                             text("url"), text("published"), text("date_source"),
+                             number("added"), text("minhash"), number("chunks"),
+                             number("dead"), number("deleted_at"), placeholder), small),
+        "chunks": (chunks, indexes(("vector", "AUTOINDEX", "IP"), *keyword)),
+        "feeds": (schema(("url", DataType.VARCHAR, MAX_TEXT_BYTES), number("added_order"),
+                         *(text(f) for f in FEED_FIELDS[1:]), placeholder), small),
+        "feed_items": (schema(("key", DataType.VARCHAR, MAX_TEXT_BYTES), text("feed_url"),
+                              text("item"), placeholder), small),
+    }
+
+
+class _Lease:
+    """The single-writer lease in ``<name>_meta`` (see the module docstring). Re-entrant:
+    a long job holds it across many saves."""
+
+    KEY = "writer"
+
+    def __init__(self, store: MilvusStore) -> None:
+        self._store = store
+        self._owner = uuid.uuid4().hex
+        self._depth = 0
+        self._expires = 0.0
+
+    @property
+    def held(self) -> bool:
+        return self._depth > 0
+
+    def acquire(self, wait: bool) -> bool:
+        """Take the lease (True the first time); ``StoreError`` naming the holder unless
+        ``wait``, which polls until it is free."""
+        if self._depth:
+            self._depth += 1
+            return False
+        deadline = time.monotonic() + LOCK_GRACE_SECONDS
+        while True:
+            holder = self._holder()
+            if holder is None or holder["owner"] == self._owner or holder["expired"]:
+                self._write()
+                time.sleep(LEASE_SETTLE_SECONDS)
+                holder = self._holder()
+                if holder is not None and holder["owner"] == self._owner:
+                    self._depth = 1
+                    return True
+            if not wait and time.monotonic() >= deadline:
+                raise StoreError(
+                    f"The index at {self._store.location} is being written by another process "
+                    f"(pid {holder['pid'] if holder else 'unknown'} on "
+                    f"{holder['host'] if holder else 'unknown'}); try again when it has "
+                    "finished, or wait for it (--wait).")
+            time.sleep(0.05 if not wait else 0.5)
+
+    def renew(self) -> None:
+        """Extend the lease once half of it has passed (a long add keeps it)."""
+        if self._depth and time.time() > self._expires - LEASE_SECONDS / 2:
+            self._write()
+
+    def release(self) -> None:
+        if self._depth == 0:
+            return
+        self._depth -= 1
+        if self._depth == 0:
+            holder = self._holder()
+            if holder is not None and holder["owner"] == self._owner:
+                self._store._db.delete(self._store._meta, filter=f"key == {_literal(self.KEY)}")
+
+    def _holder(self) -> dict | None:
+        rows = self._store._db.query(self._store._meta, filter=f"key == {_literal(self.KEY)}",
+                                     output_fields=["value", "text"])
+        if not rows:
+            return None
+        holder = json.loads(rows[0]["text"])
+        return {**holder, "expired": rows[0]["value"] / 1000 < time.time()}
+
+    def _write(self) -> None:
+        self._expires = time.time() + LEASE_SECONDS
+        owner = {"owner": self._owner, "pid": os.getpid(), "host": socket.gethostname()}
+        self._store._db.upsert(self._store._meta, [{
+            "key": self.KEY, "value": int(self._expires * 1000), "text": json.dumps(owner),
+            "placeholder": PLACEHOLDER}])
+
+
+@dataclass
+class _Pending:
+    """A document added since the last save, with what ``save()`` writes for it."""
+
+    doc: Document
+    chunks: Sequence[Chunk]
+    vectors: np.ndarray
+    signature: bytes  # its MinHash (``qa.dedup.signature``)
+    added: int  # time.time_ns() of the add: documents() lists in this order
+
+
+class MilvusStore:
+    """Documents, chunks and vectors of one index in Milvus. Use ``MilvusStore.open``.
+
+    The same observable behaviour as ``qa.store.Store``, over the generations described in the
+    module docstring. Changes are kept in this process until ``save()``, which writes them and
+    commits; ``close()`` without ``save()`` discards them, having written nothing. The first
+    change takes the writer lease (``wait_for_writer``: wait instead of failing when another
+    process holds it); ``save()`` gives it back unless ``writing()`` holds it.
+    """
+
+    def __init__(self, location: str, where: MilvusLocation, db: _Milvus, manifest: dict, *,
+                 wait_for_writer: bool = False) -> None:
+        self.location = location
+        self.wait_for_writer = wait_for_writer
+        self._where = where
+        self._db = db
+        self._manifest = manifest
+        self._meta, self._documents, self._chunks, self._feeds, self._feed_items = (
+            where.collection(kind)
+            for kind in ("meta", "documents", "chunks", "feeds", "feed_items"))
+        self._lease = _Lease(self)
+        self._generation = -1  # the committed generation this store reads
+        self._committed_at = 0.0  # when it was committed (Unix seconds, the writer's clock)
+        self._dead: list[str] = []  # doc keys tombstoned at that generation, not yet purged
+        self._count: int | None = None  # chunks visible at that generation
+        self._snapshots = 0
+        self._changing = False
+        self._adds: dict[str, _Pending] = {}
+        self._deletes: set[str] = set()
+        self._indexed: set[str] | None = None  # every document's id, while writing() holds
+        self._feed_changes: dict[str, Feed | None] = {}  # None: unsubscribed
+        self._feeds_dropped: set[str] = set()  # committed feeds whose rows save() deletes
+        self._items_added: dict[str, set[str]] = {}
+        self._feed_order: dict[str, int] = {}  # when each feed was subscribed (ns): its place
+        self._near_duplicates = NearDuplicates(self._signatures,
+                                               lambda doc_id: self.get(doc_id).text)
+
+    # ----------------------------------------------------------------- opening and saving
+
+    @classmethod
+    def open(cls, location: str, *, embedder_name: str, dimension: int | Callable[[], int],
+             create: bool = True, wait_for_writer: bool = False,
+             config: IndexConfig | None = None) -> MilvusStore:
+        """Open the index at ``location`` (a ``milvus://`` URI), creating it if allowed and
+        absent. An int ``dimension`` is checked, with ``embedder_name``, now; a function is
+        called only to create the index; ``config`` is recorded in an index this creates (see
+        ``qa.store.Store.open``)."""
+        where = parse_location(location)
+        location = redacted(location)  # from here on, only shown
+        if where.lite and not create and not os.path.exists(where.uri):
+            raise StoreError(f"There is no index at {location}.")  # milvus-lite would make one
+        db = connect(where, location)
+        meta = where.collection("meta")
+        manifest = None
+        if db.has_collection(meta):
+            db.load_collection(meta)
+            rows = db.query(meta, filter='key == "manifest"', output_fields=["text"])
+            manifest = json.loads(rows[0]["text"]) if rows else None
+        if manifest is None:
+            if not create:
+                db.close()
+                raise StoreError(f"There is no index at {location}.")
+            size = dimension if isinstance(dimension, int) else dimension()
+            manifest = _create(db, where, embedder_name, size,
+                               config or IndexConfig(store="milvus"))
+        try:
+            check_manifest(manifest, location)
+            if isinstance(dimension, int):
+                check_same_embedder(manifest, embedder_name, dimension)
+        except StoreError:
+            db.close()
+            raise
+        if not manifest["keyword_search"]:
+            _warn_no_bm25(location)
+        for kind in ("meta", "documents", "chunks", "feeds", "feed_items"):
+            db.load_collection(where.collection(kind))  # a server queries loaded ones only
+        store = cls(location, where, db, manifest, wait_for_writer=wait_for_writer)
+        with store.snapshot():
+            pass  # reads the committed generation
+        return store
+
+    @contextlib.contextmanager
+    def writing(self, wait: bool | None = None) -> Iterator[None]:
+        """Hold the writer lease for a whole job of several saves (``NewsQA.add``). Meanwhile
+        ``has`` answers from the ids of the documents indexed, read once: no one else writes,
+        and a read per document (Strong, while the job's own saves are recent) is slow."""
+        if self._lease.acquire(self.wait_for_writer if wait is None else wait):
+            self._catch_up()
+            self._indexed = {row["doc_id"] for row in self._rows(
+                self._documents, _both("part == 0", self._visible_documents()),
+                ["key", "doc_id"], "key")}
+        try:
+            yield
+        finally:
+            self._lease.release()
+            if not self._lease.held:
+                self._indexed = None
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Read one committed generation throughout (nestable). A writer sees its own changes."""
+        if self._snapshots or self._changing:
+            self._snapshots += 1
+            try:
+                yield
+            finally:
+                self._snapshots -= 1
+            return
+        self._snapshots = 1
+        try:
+            self._catch_up()
+            yield
+        finally:
+            self._snapshots = 0
+
+    def save(self) -> None:
+        """Write the buffered changes as the next generation, commit it, and give back the
+        writer lease. Feed changes are written after the commit: a crash in between polls
+        the feed's items again, and the index keeps them once."""
+        if not self._changing:
+            return
+        if self._adds or self._deletes:
+            self._lease.renew()
+            self._commit(self._generation + 1)
+        self._write_feeds()
+        self._changing = False
+        self._lease.release()
+
+    def close(self) -> None:
+        """Discard unsaved changes (nothing of them was written), give back the lease and
+        close the connection."""
+        self._discard()
+        if self._changing:
+            self._changing = False
+            self._lease.release()
+        self._db.close()
+
+    def __enter__(self) -> MilvusStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _begin_change(self) -> None:
+        """Before the first change of a transaction: take the lease and catch up."""
+        if self._changing:
+            return
+        if self._lease.acquire(self.wait_for_writer):
+            self._catch_up()
+        self._changing = True
+
+    def _discard(self) -> None:
+        if self._adds:
+            self._near_duplicates.reset()  # it holds the discarded documents' signatures
+        self._adds, self._deletes = {}, set()
+        self._feed_changes, self._feeds_dropped, self._items_added = {}, set(), {}
+
+    def _catch_up(self) -> None:
+        """Read the committed generation; as the writer, first remove what a writer killed
+        inside ``save()`` left of a generation it never committed."""
+        writer = self._lease.held
+        meta = self._meta_values("generation", "committed_at", "pending",
+                                 level="Strong" if writer else "Bounded")
+        generation = meta.get("generation", 0)
+        if writer and meta.get("pending", 0) > generation:
+            self._undo_after(generation)
+        if generation > self._generation or (writer and generation != self._generation):
+            self._load(generation, meta.get("committed_at", 0) / 1000)
+            self._near_duplicates.reset()
+
+    def _load(self, generation: int, committed_at: float) -> None:
+        """Read ``generation`` from now on: the documents deleted in it and before."""
+        self._generation, self._committed_at = generation, committed_at
+        self._dead = [f"{row['doc_id']}:{row['gen']}" for row in self._rows(
+            self._documents, f"part == 0 and dead > 0 and dead <= {generation}",
+            ["key", "doc_id", "gen"], "key")]
+        self._count = None
+
+    def _level(self) -> str:
+        """The consistency level of a read (see ``SETTLE_SECONDS``): Strong for a writer and
+        for a generation committed in the last seconds, whose rows a Bounded read may miss."""
+        if self._changing or self._lease.held \
+                or time.time() - self._committed_at < SETTLE_SECONDS:
+            return "Strong"
+        return "Bounded"
+
+    def _commit(self, generation: int) -> None:
+        """Write the buffered adds and deletes as ``generation``, then commit it."""
+        if self._meta_values("pending").get("pending", 0) >= generation:
+            self._undo_after(generation - 1)  # what a failed save() of these changes wrote
+        self._put_meta(pending=generation)  # a crash from here on is undone by _undo_after
+        now = int(time.time())
+        if self._deletes:
+            rows = list(self._rows(self._documents,
+                                   f"doc_id in {_strings(self._deletes)} and dead == 0",
+                                   list(DOCUMENT_FIELDS), "key"))
+            self._upsert(self._documents,
+                         [{**row, "dead": generation, "deleted_at": now} for row in rows])
+        chunk_rows, document_rows = [], []
+        keywords = self.keyword_search_available
+        for pending in self._adds.values():
+            doc = pending.doc
+            doc_key = f"{doc.id}:{generation}"
+            chunk_rows += [{"doc_id": doc.id, "doc_key": doc_key, "gen": generation,
+                            "start": c.start, "end": c.end, "text": c.text,
+                            "source_lc": doc.source.lower(), "published": doc.published,
+                            "vector": v.tolist(),
+                            **({"keywords": f"{doc.title}\n{c.text}"} if keywords else {})}
+                           for c, v in zip(pending.chunks, pending.vectors)]
+            document_rows += [{
+                "key": f"{doc_key}:{part}", "doc_id": doc.id, "gen": generation,
+                "part": part, "text": doc.text[start:start + TEXT_PART_CHARS],
+                "title": doc.title, "source": doc.source, "url": doc.url,
+                "published": doc.published, "date_source": doc.date_source,
+                "added": pending.added, "minhash": pending.signature.hex() if part == 0 else "",
+                "chunks": len(pending.chunks), "dead": 0, "deleted_at": 0,
+                "placeholder": PLACEHOLDER}
+                for part, start in enumerate(range(0, max(len(doc.text), 1), TEXT_PART_CHARS))]
+        for start in range(0, len(chunk_rows), INSERT_ROWS):
+            self._db.insert(self._chunks, chunk_rows[start:start + INSERT_ROWS])
+        self._upsert(self._documents, document_rows)
+        committed_at = time.time()
+        self._put_meta(generation=generation, committed_at=int(committed_at * 1000))  # commit
+        if self._indexed is not None:
+            self._indexed = (self._indexed - self._deletes) | self._adds.keys()
+        self._adds, self._deletes = {}, set()
+        self._load(generation, committed_at)  # the LSH index holds these changes: it is kept
+        self._purge(now - PURGE_AFTER_SECONDS)
+
+    def _undo_after(self, generation: int) -> None:
+        """Remove the rows of generations after ``generation`` and lift their tombstones."""
+        self._db.delete(self._chunks, filter=f"gen > {generation}")
+        self._db.delete(self._documents, filter=f"gen > {generation}")
+        rows = list(self._rows(self._documents, f"dead > {generation}", list(DOCUMENT_FIELDS),
+                               "key"))
+        self._upsert(self._documents, [{**row, "dead": 0, "deleted_at": 0} for row in rows])
+        self._put_meta(pending=generation)
+
+    def _purge(self, before: int) -> None:
+        """Remove for good the documents deleted before ``before`` (Unix seconds), chunks
+        first: a crash in between leaves a tombstone that the next purge finishes."""
+        dead = {f"{row['doc_id']}:{row['gen']}" for row in self._rows(
+            self._documents, f"dead > 0 and deleted_at < {before}", ["key", "doc_id", "gen"],
+            "key")}
+        if dead:
+            self._db.delete(self._chunks, filter=f"doc_key in {_strings(dead)}")
+            self._db.delete(self._documents, filter=f"dead > 0 and deleted_at < {before}")
+
+    def _put_meta(self, **values: int) -> None:
+        """Set these meta values in one write (one commit point)."""
+        self._db.upsert(self._meta, [{"key": key, "value": value, "text": "",
+                                      "placeholder": PLACEHOLDER}
+                                     for key, value in values.items()])
+
+    def _meta_values(self, *keys: str, level: str = "Strong") -> dict[str, int]:
+        rows = self._db.query(self._meta, filter=f"key in {_strings(keys)}",
+                              output_fields=["key", "value"], consistency_level=level)
+        return {row["key"]: row["value"] for row in rows}
+
+    def _upsert(self, collection: str, rows: list[dict]) -> None:
+        for start in range(0, len(rows), INSERT_ROWS):
+            self._db.upsert(collection, rows[start:start + INSERT_ROWS])
+
+    def _rows(self, collection: str, expression: str, fields: list[str], key: str,
+              level: str | None = None) -> Iterator[dict]:
+        """Every row matching ``expression``, a page at a time. Milvus returns a query's rows in
+        primary-key order, so each page starts after the last key of the one before (as
+        pymilvus's own query iterator does; that one logs a warning on every use here)."""
+        after = ""
+        while True:
+            rows = self._db.query(collection, filter=_both(expression, after),
+                                  output_fields=fields, limit=PAGE_ROWS,
+                                  consistency_level=level or self._level())
+            yield from rows
+            if len(rows) < PAGE_ROWS:
+                return
+            last = rows[-1][key]
+            after = f"{key} > {_literal(last) if isinstance(last, str) else last}"
+
+    # ----------------------------------------------------------------- what a query sees
+
+    def _visible_documents(self) -> str:
+        g = self._generation
+        return f"gen <= {g} and (dead == 0 or dead > {g})"
+
+    def _visible_chunks(self) -> str:
+        dead = f"doc_key not in {_strings(self._dead)}" if self._dead else ""
+        return _both(f"gen <= {self._generation}", dead)
+
+    # ----------------------------------------------------------------- properties
+
+    @property
+    def dimension(self) -> int:
+        return int(self._manifest["dimension"])
+
+    @property
+    def embedder_name(self) -> str:
+        return str(self._manifest["embedder"])
+
+    @property
+    def keyword_search_available(self) -> bool:
+        """False on a Milvus before 2.5, which has no BM25 function."""
+        return bool(self._manifest["keyword_search"])
+
+    def check_embedder(self, embedder_name: str, dimension: int) -> None:
+        """A StoreError unless this index was built by embedder ``embedder_name``."""
+        check_same_embedder(self._manifest, embedder_name, dimension)
+
+    @property
+    def config(self) -> IndexConfig:
+        """The settings the index was created with (``qa.manifest``)."""
+        return config_of(self._manifest)
+
+    @property
+    def version(self) -> int:
+        """The committed generation this store reads: it changes with every saved add and
+        delete, by any process, so that caches know to refresh."""
+        return self._generation
+
+    def __len__(self) -> int:
+        """The number of chunks (and vectors) in the committed generation."""
+        if self._count is None:
+            rows = self._db.query(self._chunks, filter=self._visible_chunks(),
+                                  output_fields=["count(*)"], consistency_level=self._level())
+            self._count = int(rows[0]["count(*)"])
+        return self._count
+
+    # ----------------------------------------------------------------- changes
+
+    def add(self, doc: Document, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
+        """Index a document with its chunks and their (L2-normalised) vectors, at ``save()``."""
+        vectors = checked_addition(doc, chunks, vectors, self.dimension)
+        self._begin_change()
+        if self.has(doc.id):
+            raise StoreError(f"Document {doc.id} is already in the index.")
+        self._lease.renew()
+        minhash = signature(doc.text)
+        self._adds[doc.id] = _Pending(doc, chunks, vectors, minhash, time.time_ns())
+        self._near_duplicates.added(doc.id, minhash)
+
+    def delete(self, doc_id: str) -> bool:
+        """Remove a document, its chunks and their vectors; False when it was not indexed."""
+        self._begin_change()
+        if not self.has(doc_id):
+            return False
+        if self._adds.pop(doc_id, None) is None:
+            self._deletes.add(doc_id)
+        self._near_duplicates.removed(doc_id)
+        return True
+
+    # ----------------------------------------------------------------- reading
+
+    def has(self, doc_id: str) -> bool:
+        if doc_id in self._adds:
+            return True
+        if doc_id in self._deletes:
+            return False
+        if self._indexed is not None:
+            return doc_id in self._indexed
+        return bool(self._db.query(
+            self._documents, filter=_both(f"doc_id == {_literal(doc_id)} and part == 0",
+                                          self._visible_documents()),
+            output_fields=["key"], limit=1, consistency_level=self._level()))
+
+    def get(self, doc_id: str) -> Document:
+        pending = self._adds.get(doc_id)
+        if pending is not None:
+            return pending.doc
+        rows = [] if doc_id in self._deletes else list(self._rows(
+            self._documents, _both(f"doc_id == {_literal(doc_id)}", self._visible_documents()),
+            ["key", "part", "text", "title", "source", "url", "published", "date_source"],
+            "key"))
+        if not rows:
+            raise StoreError(f"There is no document {doc_id} in the index.")
+        rows.sort(key=lambda row: row["part"])
+        first = rows[0]
+        return Document(doc_id, "".join(row["text"] for row in rows), first["title"],
+                        first["source"], first["url"], first["published"], first["date_source"])
+
+    def documents(self) -> list[DocumentInfo]:
+        """All documents in the order they were added, with their chunk counts."""
+        rows = [row for row in self._rows(
+            self._documents, _both("part == 0", self._visible_documents()),
+            ["key", "doc_id", "title", "source", "url", "published", "chunks", "date_source",
+             "added"], "key") if row["doc_id"] not in self._deletes]
+        rows += [{"doc_id": p.doc.id, "title": p.doc.title, "source": p.doc.source,
+                  "url": p.doc.url, "published": p.doc.published, "chunks": len(p.chunks),
+                  "date_source": p.doc.date_source, "added": p.added}
+                 for p in self._adds.values()]
+        rows.sort(key=lambda row: row["added"])
+        return [DocumentInfo(row["doc_id"], row["title"], row["source"], row["url"],
+                             row["published"], row["chunks"], row["date_source"])
+                for row in rows]
+
+    def _chunk_rows(self, ids: Sequence[int], fields: list[str]) -> dict[int, dict]:
+        found = {}
+        for start in range(0, len(ids), PAGE_ROWS):
+            page = ids[start:start + PAGE_ROWS]
+            rows = self._db.query(
+                self._chunks, filter=_both(f"id in [{', '.join(str(int(i)) for i in page)}]",
+                                           self._visible_chunks()),
+                output_fields=["id", *fields], limit=len(page),
+                consistency_level=self._level())
+            found.update((row["id"], row) for row in rows)
+        return found
+
+    def chunks_by_ids(self, ids: Sequence[int]) -> list[Chunk]:
+        """The chunks with these ids, in the given order."""
+        found = self._chunk_rows(ids, ["doc_id", "start", "end", "text"])
+        missing = [i for i in ids if i not in found]
+        if missing:
+            raise StoreError(f"Chunks {missing[:5]} are not in the index.")
+        return [Chunk(found[i]["doc_id"], found[i]["start"], found[i]["end"], found[i]["text"])
+                for i in ids]
+
+    def published_by_chunk(self, ids: Sequence[int]) -> dict[int, str]:
+        """The publication date ("" when undated) of each chunk's article, for recency."""
+        return {i: row["published"] for i, row in self._chunk_rows(ids, ["published"]).items()}
+
+    def search(self, vector: np.ndarray, k: int,
+               filter: Filter | None = None) -> list[tuple[int, float]]:
+        """The ``k`` chunks nearest to ``vector`` (cosine similarity), best first."""
+        query = np.asarray(vector, dtype=np.float32).reshape(-1)
+        if query.shape[0] != self.dimension:
+            raise StoreError(f"Query vector has dimension {query.shape[0]}; "
+                             f"the index has {self.dimension}.")
+        if k <= 0:
+            return []
+        return self._search([query.tolist()], "vector", "IP", k, filter)
+
+    def keyword_search(self, query: str, k: int,
+                       filter: Filter | None = None) -> list[tuple[int, float]]:
+        """The ``k`` chunks that best match ``query``'s words (Milvus's BM25), best first;
+        chunks sharing no word with it are left out. Empty on a Milvus without BM25."""
+        if k <= 0 or not self.keyword_search_available or not tokenize(query):
+            return []
+        # milvus-lite reports BM25 scores negated; a server reports them as they are.
+        return [(i, abs(score)) for i, score in self._search([query], "sparse", "BM25", k,
+                                                             filter) if score]
+
+    def _search(self, data: list, field: str, metric: str, k: int,
+                filter: Filter | None) -> list[tuple[int, float]]:
+        hits = self._db.search(self._chunks, data=data, anns_field=field, limit=k,
+                               filter=_both(self._visible_chunks(), filter_expression(filter)),
+                               output_fields=["id"], search_params={"metric_type": metric},
+                               consistency_level=self._level())
+        return [(int(hit["id"]), float(hit["distance"])) for hit in hits[0]]
+
+    # ----------------------------------------------------------------- near-duplicates
+
+    def find_near_duplicate(self, doc: Document, threshold: float = 0.8, *,
+                            pending: Sequence[Document] = ()) -> str | None:
+        """The id of an indexed or ``pending`` document whose text is a near-duplicate of
+        ``doc``'s (``qa.dedup``)."""
+        return self._near_duplicates.find(doc, threshold, pending=pending)
+
+    def _signatures(self) -> Iterator[tuple[str, bytes]]:
+        """Every document's MinHash signature, this writer's unsaved ones included."""
+        for row in self._rows(self._documents, _both("part == 0", self._visible_documents()),
+                              ["key", "doc_id", "minhash"], "key"):
+            if row["doc_id"] not in self._deletes:
+                yield row["doc_id"], bytes.fromhex(row["minhash"])
+        for doc_id, added in self._adds.items():
+            yield doc_id, added.signature
+
+    # ----------------------------------------------------------------- feed subscriptions
+
+    def feeds(self) -> list[Feed]:
+        """The subscribed feeds in the order they were added."""
+        rows = sorted(self._rows(self._feeds, "added_order >= 0",
+                                 ["added_order", *FEED_FIELDS], "url", "Strong"),
+                      key=lambda row: row["added_order"])
+        committed = {row["url"]: self._remember(row) for row in rows}
+        found = []
+        for url in [*committed, *(u for u in self._feed_changes if u not in committed)]:
+            feed = self._feed_changes.get(url, committed.get(url))
+            if feed is not None:
+                found.append(replace(feed, items_seen=self._count_items(url)))
+        return found
+
+    def _count_items(self, url: str) -> int:
+        if url in self._items_added or url in self._feeds_dropped:
+            return len(self.feed_items(url))
+        rows = self._db.query(self._feed_items, filter=f"feed_url == {_literal(url)}",
+                              output_fields=["count(*)"])
+        return int(rows[0]["count(*)"])
+
+    def _feed(self, url: str) -> Feed | None:
+        if url in self._feed_changes:
+            return self._feed_changes[url]
+        rows = self._db.query(self._feeds, filter=f"url == {_literal(url)}",
+                              output_fields=["added_order", *FEED_FIELDS])
+        return self._remember(rows[0]) if rows else None
+
+    def _remember(self, row: dict) -> Feed:
+        """The feed of a committed row, keeping its place in the list for ``save()``."""
+        self._feed_order[row["url"]] = row["added_order"]
+        return Feed(**{f: row[f] for f in FEED_FIELDS})
+
+    def feed_items(self, url: str) -> set[str]:
+        """The guids and links of the feed's items that are already indexed."""
+        committed = set() if url in self._feeds_dropped else {
+            row["item"] for row in self._rows(self._feed_items, f"feed_url == {_literal(url)}",
+                                              ["key", "item"], "key", "Strong")}
+        return committed | self._items_added.get(url, set())
+
+    def add_feed(self, url: str) -> bool:
+        """Subscribe to the feed at ``url``; False when it already is."""
+        self._begin_change()
+        if self._feed(url) is not None:
+            return False
+        self._feed_changes[url] = Feed(url, added=utc_now())
+        self._feed_order[url] = time.time_ns()
+        return True
+
+    def remove_feed(self, url: str) -> bool:
+        """Forget the feed and its items (their documents stay); False when not subscribed."""
+        self._begin_change()
+        if self._feed(url) is None:
+            return False
+        self._feed_changes[url] = None
+        self._feeds_dropped.add(url)
+        self._items_added.pop(url, None)
+        return True
+
+    def record_poll(self, feed: Feed, seen: Iterable[str] = ()) -> bool:
+        """Store what a poll of ``feed`` learnt, and the guids and links of the items it
+        indexed; False, storing nothing, when the feed was unsubscribed while it was polled."""
+        self._begin_change()
+        current = self._feed(feed.url)
+        if current is None:
+            return False
+        self._feed_changes[feed.url] = replace(
+            current, title=feed.title, last_poll=feed.last_poll,
+            last_success=feed.last_success, etag=feed.etag, last_modified=feed.last_modified,
+            last_error=feed.last_error)
+        self._items_added.setdefault(feed.url, set()).update(seen)
+        return True
+
+    def _write_feeds(self) -> None:
+        for url in self._feeds_dropped:
+            self._db.delete(self._feeds, filter=f"url == {_literal(url)}")
+            self._db.delete(self._feed_items, filter=f"feed_url == {_literal(url)}")
+        rows = [{"url": feed.url, "added_order": self._feed_order[feed.url],
+                 **{f: getattr(feed, f) for f in FEED_FIELDS[1:]}, "placeholder": PLACEHOLDER}
+                for feed in self._feed_changes.values() if feed is not None]
+        self._upsert(self._feeds, rows)
+        self._upsert(self._feed_items, [
+            {"key": f"{url}\n{item}", "feed_url": url, "item": item,
+             "placeholder": PLACEHOLDER}
+            for url, items in self._items_added.items() for item in sorted(items)])
+        self._feed_changes, self._feeds_dropped, self._items_added = {}, set(), {}
+
+
+@functools.lru_cache(maxsize=None)  # one line per index and process, not one per open
+def _warn_no_bm25(location: str) -> None:
+    log.warning("The Milvus at %s has no BM25 function (it needs Milvus 2.5 or later): "
+                "keyword search is off, retrieval is dense only.", location)
+
+
+def _create(db: _Milvus, where: MilvusLocation, embedder_name: str, dimension: int,
+            config: IndexConfig) -> dict:
+    """Create the collections, then the manifest (it marks a complete index). A second
+    process creating the same index at once finds the collections there and goes on."""
+    bm25 = has_bm25(db.get_server_version())
+    for kind, (schema, indexes) in _schemas(db, dimension, bm25).items():
+        name = where.collection(kind)
+        if not db.has_collection(name):
+            db.create_collection(name, schema=schema, consistency_level="Strong")
+            # sync=False: waiting here asks for a timestamp that milvus-lite lacks, and its
+            # server logs a traceback; an empty collection's index is ready at once anyway
+            db.create_index(name, indexes, sync=False)
+    manifest = new_manifest(
+        embedder_name, dimension, config, index_type="Milvus AUTOINDEX (inner product)",
+        keyword_search=bm25, milvus_version=db.get_server_version(),
+        pymilvus_version=metadata.version("pymilvus"),
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    db.upsert(where.collection("meta"), [{"key": "manifest", "value": 0,
+                                          "text": json.dumps(manifest),
+                                          "placeholder": PLACEHOLDER}])
+    return manifest
