@@ -37,12 +37,16 @@ Index kinds (``index_type``, a FAISS factory string):
   when the collection has grown fourfold. Unlike HNSW, IVF removes ids in place.
 
 A filter is a boolean mask over chunk ids (``ChunkAttributes.mask`` makes one from a ``Filter``
-without a Python object per chunk), handed to FAISS as an ``IDSelectorBitmap``. IVF probes more
-lists the fewer vectors the mask keeps, so that about as many allowed vectors are scored as
-without a filter; a mask keeping under ``NPROBE / nlist`` of the index, or fewer vectors than
-asked for, probes every list, which scores every allowed vector (exhaustive search over them).
-A mask keeping so few that decoding each (through the index's direct map) costs less than
-scanning the lists (``RECONSTRUCT_COST``) is searched exactly over those vectors alone.
+without a Python object per chunk), handed to FAISS as an ``IDSelectorBitmap``. IVF probes
+``NPROBE / sqrt(share)`` lists for a mask keeping ``share`` of the index: the k nearest allowed
+vectors lie further out than the k nearest of all, but a probe reaches far more than k vectors.
+At 1M chunks, a date filter keeping 9%: recall@10 among the allowed vectors 0.952 / 0.978 /
+0.984 / 0.992 probing 128 / 256 / 512 / 1024 lists, in 2.4 / 5.1 / 9.9 / 19.4 ms (questions
+about other articles; 0.985 and up for headlines of indexed ones); the rule probes 425. A mask
+keeping under ``NPROBE**2 / nlist**2`` of the index, or fewer vectors than asked for, probes
+every list: every allowed vector is scored. One keeping so few that decoding each (through the
+index's direct map) costs less than that scan (``RECONSTRUCT_COST``) is searched exactly over
+those vectors alone.
 """
 from __future__ import annotations
 
@@ -65,18 +69,20 @@ from qa.types import Filter
 EXACT_SPEC = "IVF1,Flat"
 # When to switch from exact to approximate search. Exact search reads every float vector:
 # ``benchmarks/store_scale.py`` (one query at a time, a 2-core machine under a load of 10) took
-# 5.7 ms at 20,000 vectors and 13 ms at 50,000, and grows linearly (2 s at 1M). IVF training at
-# 20,000 takes seconds.
+# 5.7 ms at 20,000 vectors and 13 ms at 50,000, and grows linearly (0.5 to 2 s at 1M). IVF
+# training at 20,000 takes seconds.
 APPROXIMATE_FROM = 20_000
 # Lists probed without a filter. ``benchmarks/scale.py``, recall@10 against exact search of
 # questions about other articles (of headlines of indexed ones) at nprobe 64 / 128 / 256:
 # 25,000 chunks (IVF511) 0.938 / 0.973 / 0.997 (0.964 / 0.988 / 0.998); 100,000 chunks (IVF1022)
-# 0.935 / 0.973 / 0.989 (0.965 / 0.981 / 0.998), all under 3 ms a query; 1M: see README.
+# 0.935 / 0.973 / 0.989 (0.965 / 0.981 / 0.998), all under 3 ms a query; 1,000,000 chunks
+# (IVF2049) 0.929 / 0.958 / 0.976 (0.960 / 0.985 / 0.995) in 1.8 / 3.4 / 9.7 ms (p50).
 NPROBE = 128
-# Reconstructing one vector from its code costs about as much as scanning this many codes in
-# an inverted list (at 100k vectors: 8,000 reconstructions 50 ms; a masked scan of 100,000
-# codes 15 ms), so a mask keeping few vectors is searched exactly over them instead.
-RECONSTRUCT_COST = 40
+# Decoding one vector through the direct map costs about as much as a masked scan of this many
+# codes (at 1M: 3.5 to 7.5 us against 7 to 16 ns a code), so a mask keeping fewer vectors than
+# a search would scan codes / RECONSTRUCT_COST is searched exactly over them instead (at 1M, up
+# to about 2,000: 3.5 ms for 1,000 where scanning every list took 7.4).
+RECONSTRUCT_COST = 500
 # Codes of the approximate index. On 1M MiniLM-like vectors (real embeddings and perturbed
 # copies, as ``benchmarks/scale.py`` makes them; one query at a time) recall@10 against exact
 # search at nprobe 16/32/64/128 was 0.950/0.957/0.958/0.971 with SQ8 (IVF2000) and 0.967/0.980/
@@ -236,10 +242,10 @@ class FaissVectors:
             selector = faiss.IDSelectorBitmap(np.packbits(mask, bitorder="little"))
         if min(k, kept) <= 0:
             return []
-        # about NPROBE lists' worth of allowed vectors; every list when the mask keeps few, or
-        # when all it keeps are asked for
+        # more lists the fewer it keeps (see the module); every list when all it keeps are
+        # asked for
         nlist = self._index.nlist
-        nprobe = nlist if k >= kept else min(nlist, math.ceil(NPROBE * total / kept))
+        nprobe = nlist if k >= kept else min(nlist, math.ceil(NPROBE * math.sqrt(total / kept)))
         if allowed is not None and nlist > 1 and kept * RECONSTRUCT_COST <= nprobe * total / nlist:
             return self._search_among(query[0], k, np.flatnonzero(mask))
         params = faiss.SearchParametersIVF(sel=selector, nprobe=nprobe)
