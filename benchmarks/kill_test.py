@@ -21,8 +21,11 @@ Operations, written the way the facade writes (``qa/pipeline.py``):
 
 - indexing: ``Store.add`` + ``save()`` in batches under ``store.writing()``, as ``NewsQA.add``;
 - deleting: ``Store.delete`` + ``save()`` one document at a time, as ``NewsQA.delete``;
-- the feed refresher: there is no feed watcher in the code base yet (no ``newsqa watch``), so it
-  is reported as skipped rather than imitated.
+- the feed refresher: each poll adds its new items (``add`` + ``save()``), then records the poll
+  (``record_poll`` with the items' keys + ``save()``), as ``NewsQA.refresh_feeds`` does. After a
+  kill, every item key the feed remembers must name a committed document (else a later poll
+  would never fetch a lost item again), and the feed's last success is never older than a poll
+  it reported saved.
 
 Writers use the Store directly with random 384-d unit vectors, not ``NewsQA.add`` with the real
 embedder: crash safety lives in ``qa/store.py``, and loading and running the embedder in each
@@ -45,7 +48,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection
 from multiprocessing.context import ForkServerContext
 from pathlib import Path
@@ -53,7 +56,7 @@ from typing import Callable
 
 import numpy as np
 
-from qa.store import Store
+from qa.store import Store, utc_now
 from qa.types import Chunk, Document
 
 EMBEDDER = "kill-test/random"
@@ -62,11 +65,12 @@ SEED_DOCS = 80  # in the index before the first kill
 MIN_DOCS, MAX_DOCS = 40, 400  # keep the index small: below MIN only index, above MAX only delete
 MAX_SAVES = 8  # a writer is killed within its first MAX_SAVES saves
 INDEX_BATCH = (1, 4)  # documents per indexing save
+FEED = "http://feeds.example/kill-test.xml"  # subscribed in the seed index; never fetched
 SAMPLED = 5  # committed documents looked up by their own vector after each kill
 TIMEOUT_S = 60.0  # a writer or reader silent this long has hung
 AFTER_KILL_S = 0.05  # the reader keeps searching this long after the writer died
 FAILURES = ("unopenable", "lost", "resurrected", "phantom", "vec!=rows", "search",
-            "writer err", "reader err")
+            "feed state", "writer err", "reader err")
 
 
 # --------------------------------------------------------------------- documents both sides derive
@@ -164,6 +168,33 @@ def delete_writer(path: str, conn: Connection, round_: int, seed: int) -> None:
         raise SystemExit(1) from None
 
 
+def feed_writer(path: str, conn: Connection, round_: int, seed: int) -> None:
+    """Commit polls of the feed as ``NewsQA.refresh_feeds`` does: the new items' documents in
+    one save, then the poll's record (item keys, last success) in another."""
+    rng = random.Random(seed)
+    try:
+        store = open_store(Path(path))
+        with store.writing():
+            feed = next(f for f in store.feeds() if f.url == FEED)
+            for poll in range(10_000):
+                ids = [f"r{round_}-p{poll}-item{i}" for i in range(rng.randint(*INDEX_BATCH))]
+                for doc_id in ids:
+                    add_doc(store, doc_id)
+                conn.send_bytes(("saving " + " ".join(ids)).encode())
+                store.save()
+                conn.send_bytes(b"saved")
+                now = utc_now()
+                feed = replace(feed, last_poll=now, last_success=now)
+                if not store.record_poll(feed, seen=ids):
+                    raise RuntimeError(f"{FEED} is no longer subscribed")
+                conn.send_bytes(f"saving poll {now}".encode())
+                store.save()
+                conn.send_bytes(b"saved")
+    except Exception as error:
+        _report_error(conn, error)
+        raise SystemExit(1) from None
+
+
 def reader(path: str, conn: Connection, seed: int) -> None:
     """Search snapshots until told to stop; report queries, errors and the first error."""
     rng = random.Random(seed)
@@ -204,6 +235,8 @@ class Round:
     added: set[str] = field(default_factory=set)  # committed ("saved")
     deleted: set[str] = field(default_factory=set)
     pending: set[str] = field(default_factory=set)  # announced by "saving", never "saved"
+    polled: str = ""  # the feed refresher's last poll reported saved
+    pending_poll: str = ""  # and the one it was saving when killed
     last_event: str = ""
     last_at: float = 0.0
     writer_error: str = ""
@@ -218,11 +251,15 @@ class Round:
         """Record one message from the writer, and in ``phases`` how long the step before it
         took (a save before "saved", the add/delete work before "saving"); 1 for a save event."""
         kind, _, rest = message.partition(" ")
-        if kind == "saving":
+        if kind == "saving" and rest.startswith("poll "):
+            self.pending_poll = rest.split()[1]
+        elif kind == "saving":
             self.pending = set(rest.split())
         elif kind == "saved":
-            (self.added if self.op == "indexing" else self.deleted).update(self.pending)
+            (self.deleted if self.op == "deleting" else self.added).update(self.pending)
             self.pending = set()
+            self.polled = self.pending_poll or self.polled
+            self.pending_poll = ""
         else:
             self.writer_error = rest
             return 0
@@ -267,8 +304,8 @@ def run_round(ctx: ForkServerContext, path: Path, op: str, round_: int, rng: ran
     kill the writer at a random point once the reader is searching."""
     result = Round(op)
     readers = [start(ctx, reader, path, rng.getrandbits(32))] if with_reader else []
-    writer, conn = start(ctx, index_writer if op == "indexing" else delete_writer,
-                         path, round_, rng.getrandbits(32))
+    writers = {"indexing": index_writer, "deleting": delete_writer, "feed refresher": feed_writer}
+    writer, conn = start(ctx, writers[op], path, round_, rng.getrandbits(32))
     target, events = rng.randint(1, 2 * MAX_SAVES), 0
     while events < target:
         message = receive(conn)
@@ -313,8 +350,11 @@ def run_round(ctx: ForkServerContext, path: Path, op: str, round_: int, rng: ran
     return result
 
 
-def check(path: Path, result: Round, before: set[str], rng: random.Random) -> set[str] | None:
-    """Check the index after a kill; the documents now present, or None if it did not open."""
+def check(path: Path, result: Round, before: set[str], gone: set[str],
+          rng: random.Random) -> set[str] | None:
+    """Check the index after a kill; the documents now present, or None if it did not open.
+    ``gone``: every document deleted so far, which a feed may still remember (as it should: a
+    deleted item is not fetched again)."""
     try:
         store = open_store(path)
     except Exception as error:
@@ -334,6 +374,15 @@ def check(path: Path, result: Round, before: set[str], rng: random.Random) -> se
         if vectors != rows or partial:
             result.fail("vec!=rows", f"{vectors} vectors, {rows} chunk rows, "
                                      f"documents missing chunks: {partial[:5]}")
+        feed = next(f for f in store.feeds() if f.url == FEED)
+        remembered = store.feed_items(FEED)
+        orphans = remembered - ids - gone - before  # gone this round: the 'lost' check's
+        if orphans:
+            result.fail("feed state", f"{len(orphans)} remembered item(s) with no document: "
+                                      f"{', '.join(sorted(orphans)[:5])}")
+        if result.polled and feed.last_success < result.polled:
+            result.fail("feed state", f"last success {feed.last_success!r} is older than the "
+                                      f"saved poll {result.polled!r}")
         fresh = sorted(ids & result.added)
         sample = rng.sample(fresh, min(2, len(fresh)))
         older = sorted(ids & before - set(sample))
@@ -354,6 +403,7 @@ def seed_index(path: Path, count: int, prefix: str) -> set[str]:
     with Store.open(path, embedder_name=EMBEDDER, dimension=DIMENSION) as store:
         for doc_id in sorted(ids):
             add_doc(store, doc_id)
+        store.add_feed(FEED)
         store.save()
     return ids
 
@@ -368,10 +418,6 @@ def print_table(rounds: list[Round], wall: float) -> None:
     print(head)
     print("-" * len(head))
     for op in ("indexing", "deleting", "feed refresher", "total"):
-        if op == "feed refresher":
-            print(f"{op:<15}{0:>6}  skipped: there is no feed watcher yet "
-                  "(`newsqa watch` does not exist)")
-            continue
         mine = [r for r in rounds if op == "total" or r.op == op]
         kills = [r for r in mine if r.killed]
         failed: Counter = Counter()
@@ -407,6 +453,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="kill-test-"))
     path = work / "index"
     present = seed_index(path, SEED_DOCS, "seed")
+    gone: set[str] = set()
     rounds: list[Round] = []
     phases: dict[str, list[float]] = {"saving": [], "saved": []}  # seconds per step
     started = time.perf_counter()
@@ -416,14 +463,15 @@ def main() -> int:
         elif len(present) > MAX_DOCS:
             op = "deleting"
         else:
-            op = rng.choice(["indexing", "deleting"])
+            op = rng.choice(["indexing", "deleting", "feed refresher"])
         t = time.perf_counter()
         result = run_round(ctx, path, op, len(rounds), rng, rng.random() < args.reader_share,
                            phases)
-        after = check(path, result, present, rng)
+        after = check(path, result, present, gone, rng)
         if after is None:  # keep the evidence, go on with a fresh index
             path.rename(work / f"broken-{len(rounds)}")
             after = seed_index(path, SEED_DOCS, f"fresh{len(rounds)}")
+        gone |= present - after
         present = after
         result.seconds = time.perf_counter() - t
         for note in result.notes:
