@@ -216,7 +216,8 @@ def build_parser(command: str = "") -> argparse.ArgumentParser:
     _index_option(p)
     p.add_argument("--top-k", type=int, metavar="N",
                    help=f"passages the reader reads (default: {IndexConfig().top_k})")
-    p.add_argument("--threshold", type=float, help="answer threshold (default: the reader's)")
+    p.add_argument("--threshold", type=float,
+                   help="confidence to answer from (default: the answer decision's, qa/decide.py)")
     p.add_argument("--source", action="append", help="only articles from this source (repeatable)")
     p.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD")
     p.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD")
