@@ -132,6 +132,21 @@ def _report_error(conn: Connection, error: Exception) -> None:
     conn.send_bytes(f"error {type(error).__name__}: {error}".encode()[:3000])
 
 
+def announced_save(store: Store, conn: Connection, announce: str) -> None:
+    """``store.save()`` between a "saving ..." and a "saved" report, which tell the parent what
+    was committed (a kill between the two leaves it pending: maybe committed, maybe not)."""
+    conn.send_bytes(f"saving {announce}".encode())
+    store.save()
+    conn.send_bytes(b"saved")
+
+
+def add_batch(store: Store, conn: Connection, ids: list[str]) -> None:
+    """Add these documents and commit them in one announced save."""
+    for doc_id in ids:
+        add_doc(store, doc_id)
+    announced_save(store, conn, " ".join(ids))
+
+
 def index_writer(path: str, conn: Connection, round_: int, seed: int) -> None:
     """Add documents in small batches under the writer lock, as ``NewsQA.add`` does."""
     rng = random.Random(seed)
@@ -139,12 +154,8 @@ def index_writer(path: str, conn: Connection, round_: int, seed: int) -> None:
         store = open_store(Path(path))
         with store.writing():
             for batch in range(10_000):
-                ids = [f"r{round_}-b{batch}-d{i}" for i in range(rng.randint(*INDEX_BATCH))]
-                for doc_id in ids:
-                    add_doc(store, doc_id)
-                conn.send_bytes(("saving " + " ".join(ids)).encode())
-                store.save()
-                conn.send_bytes(b"saved")
+                add_batch(store, conn, [f"r{round_}-b{batch}-d{i}"
+                                        for i in range(rng.randint(*INDEX_BATCH))])
     except Exception as error:  # reported to the parent, which counts it as a failure
         _report_error(conn, error)
         raise SystemExit(1) from None
@@ -160,9 +171,7 @@ def delete_writer(path: str, conn: Connection, round_: int, seed: int) -> None:
         for doc_id in ids:
             if not store.delete(doc_id):
                 raise RuntimeError(f"{doc_id} was listed but could not be deleted")
-            conn.send_bytes(f"saving {doc_id}".encode())
-            store.save()
-            conn.send_bytes(b"saved")
+            announced_save(store, conn, doc_id)
     except Exception as error:
         _report_error(conn, error)
         raise SystemExit(1) from None
@@ -178,18 +187,12 @@ def feed_writer(path: str, conn: Connection, round_: int, seed: int) -> None:
             feed = next(f for f in store.feeds() if f.url == FEED)
             for poll in range(10_000):
                 ids = [f"r{round_}-p{poll}-item{i}" for i in range(rng.randint(*INDEX_BATCH))]
-                for doc_id in ids:
-                    add_doc(store, doc_id)
-                conn.send_bytes(("saving " + " ".join(ids)).encode())
-                store.save()
-                conn.send_bytes(b"saved")
+                add_batch(store, conn, ids)
                 now = utc_now()
                 feed = replace(feed, last_poll=now, last_success=now)
                 if not store.record_poll(feed, seen=ids):
                     raise RuntimeError(f"{FEED} is no longer subscribed")
-                conn.send_bytes(f"saving poll {now}".encode())
-                store.save()
-                conn.send_bytes(b"saved")
+                announced_save(store, conn, f"poll {now}")
     except Exception as error:
         _report_error(conn, error)
         raise SystemExit(1) from None

@@ -16,11 +16,11 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, ContextManager, Iterable, Protocol, Sequence
 
+import numpy as np
+
 from qa.errors import StoreError
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from qa.store import DocumentInfo, Feed
     from qa.types import Chunk, Document, Filter, IndexConfig
 
