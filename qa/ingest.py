@@ -18,6 +18,7 @@ import os
 import re
 import socket
 import ssl
+import threading
 import urllib.parse
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -652,8 +653,8 @@ class Fetcher:
     changes between the check and the connection (rebinding) cannot lead to the machine the app
     runs on or its network. Loopback, private, link-local, reserved and multicast addresses are
     refused, also inside IPv4-mapped, IPv4-compatible, NAT64 and 6to4 IPv6 addresses, unless
-    ``allow_private``. ``timeout`` bounds the whole fetch in seconds (every redirect, the
-    headers and the body), so a server that trickles bytes is cut off too.
+    ``allow_private``. ``timeout`` bounds the whole fetch in seconds (every redirect's name
+    lookup, the headers and the body), so a server that trickles bytes is cut off too.
     """
 
     def __init__(self, timeout: float = 30, max_bytes: int = 5_000_000,
@@ -682,7 +683,7 @@ class Fetcher:
         deadline = monotonic() + self.timeout
         current = url
         for _ in range(self.max_redirects + 1):
-            hop = self.check_url(current)
+            hop = self.check_url(current, deadline)
             try:
                 response, body = self._get(hop, deadline, headers or {})
             except TimeoutError:
@@ -706,8 +707,9 @@ class Fetcher:
                             {name.lower(): value for name, value in response.headers.items()})
         raise IngestError(f"{url} redirects more than {self.max_redirects} time(s).")
 
-    def check_url(self, url: str) -> _Hop:
-        """The request for ``url``, its host resolved once and every address checked.
+    def check_url(self, url: str, deadline: float | None = None) -> _Hop:
+        """The request for ``url``, its host resolved once (by ``deadline``, a ``monotonic()``
+        time; default: ``timeout`` from now) and every address checked.
 
         Raises ``IngestError`` unless ``url`` is http(s) on a host this fetcher may reach.
         """
@@ -724,9 +726,11 @@ class Fetcher:
         if port is None:
             port = http.client.HTTPS_PORT if scheme == "https" else http.client.HTTP_PORT
         try:
-            infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
-        except (OSError, ValueError):  # gaierror, or a name IDNA cannot encode
-            infos = []
+            infos = _resolve(parts.hostname, port,
+                             monotonic() + self.timeout if deadline is None else deadline)
+        except TimeoutError:
+            raise IngestError(f"{url}: resolving the host {parts.hostname} took longer than the "
+                              f"limit of {self.timeout:g} s.") from None
         if not infos:
             raise IngestError(f"{url}: the host {parts.hostname} cannot be resolved.")
         for info in infos:
@@ -791,6 +795,27 @@ def _ipv4_inside(address: _IPAddress) -> ipaddress.IPv4Address | None:
 def _is_public(address: _IPAddress) -> bool:
     # is_global is False for loopback, private, link-local, reserved and unspecified addresses
     return address.is_global and not address.is_multicast and address not in _LOCAL_NAT64
+
+
+def _resolve(host: str, port: int, deadline: float) -> list[tuple]:
+    """``getaddrinfo`` of ``host``, waited for only until ``deadline``; [] for a name that does
+    not resolve. The system resolver takes no timeout from its caller, so the lookup runs in a
+    daemon thread that is left to the resolver's own timeout when the deadline passes first:
+    a slow name server cannot hold a fetch past its limit."""
+    answer: list[tuple] = []
+
+    def lookup() -> None:
+        try:
+            answer.extend(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except (OSError, ValueError):  # gaierror, or a name IDNA cannot encode
+            pass
+
+    thread = threading.Thread(target=lookup, name="newsqa-resolve", daemon=True)
+    thread.start()
+    thread.join(_remaining(deadline))
+    if thread.is_alive():
+        raise TimeoutError(f"resolving {host} took past the deadline")
+    return answer
 
 
 def _remaining(deadline: float) -> float:

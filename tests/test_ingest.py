@@ -690,6 +690,23 @@ def test_connection_goes_to_the_checked_address_with_the_host_name_kept(
         assert elsewhere.requests == []
 
 
+def test_a_name_server_that_never_answers_cannot_hold_a_fetch(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    answered = threading.Event()
+
+    def silent(*args: object, **kwargs: object) -> list[tuple]:
+        answered.wait(60)  # a name server that answers only after the fetch gave up
+        raise socket.gaierror("no answer")
+
+    monkeypatch.setattr(socket, "getaddrinfo", silent)
+    try:
+        with pytest.raises(IngestError, match="resolving the host slow.example took longer "
+                                              "than the limit of 0.2 s"):
+            Fetcher(timeout=0.2).fetch("http://slow.example/")
+    finally:
+        answered.set()
+
+
 def test_every_address_of_the_answer_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket, "getaddrinfo", _Resolver(["93.184.216.34", "10.0.0.7"], [], 80))
     with pytest.raises(IngestError, match="non-public address 10.0.0.7"):
