@@ -100,9 +100,9 @@ class Keyword(Protocol):
     def search(self, query: str, k: int, filter: Filter | None = None) -> Hits: ...
 
 
-def every_term(query: str) -> str | None:
-    """``keywords.match_expression`` keeping single letters too (what it did at first)."""
-    return " OR ".join(f'"{term}"' for term in dict.fromkeys(tokenize(query))) or None
+def every_term(query: str) -> list[str]:
+    """``keywords.query_terms`` keeping single letters too (what it did at first)."""
+    return list(dict.fromkeys(tokenize(query)))
 
 
 class Fts5:
@@ -118,7 +118,7 @@ class Fts5:
     def search(self, query: str, k: int, filter: Filter | None = None) -> Hits:
         if not self.single_letters:
             return keywords.search(self.db, query, k, weights=self.weights)
-        with mock.patch.object(keywords, "match_expression", every_term):
+        with mock.patch.object(keywords, "query_terms", every_term):
             return keywords.search(self.db, query, k, weights=self.weights)
 
 

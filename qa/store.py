@@ -113,25 +113,6 @@ class Feed:
     items_seen: int = 0  # guids and links remembered as indexed
 
 
-def _filter_sql(filter: Filter | None) -> tuple[str, list[str]]:
-    """A condition on the documents table ``d`` keeping the articles ``filter`` keeps ("" for
-    all), with its parameters. Dates are ISO text (checked by the facade): bounds are prefixes."""
-    if filter is None or filter.empty:
-        return "", []
-    conditions, params = [], []
-    if filter.sources:
-        conditions.append("lower(d.source) IN (SELECT lower(value) FROM json_each(?))")
-        params.append(json.dumps(list(filter.sources)))
-    if not filter.include_undated:
-        conditions.append("d.published != ''")
-    undated = "d.published = '' OR " if filter.include_undated else ""
-    for bound, operator in ((filter.date_from, ">="), (filter.date_to, "<=")):
-        if bound is not None:
-            conditions.append(f"({undated}substr(d.published, 1, length(?)) {operator} ?)")
-            params += [bound, bound]
-    return " AND ".join(conditions), params
-
-
 def utc_now() -> str:
     """Now, as the index records times: ISO 8601 in UTC, to the second."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -205,6 +186,7 @@ class Store:
         self._vectors: VectorIndex = FaissVectors(path, int(manifest["dimension"]),
                                                   _StoredVectors(db))
         self._attributes = ChunkAttributes()  # what filters read, loaded as searches need it
+        self._mask_memo: tuple[tuple[Filter, int], np.ndarray] | None = None  # the last mask
         self._generation = self._saved_generation = -1  # -1: before the first catch-up
         self._lock = WriterLock(path)
         self._changing = False  # an open write transaction holds the writer lock
@@ -515,7 +497,8 @@ class Store:
 
     def _filter_mask(self, filter: Filter) -> np.ndarray:
         """The chunk ids of the articles ``filter`` keeps, as a mask that ``qa.vectors`` hands to
-        FAISS as a bitmap: numpy over per-chunk columns, no Python object per chunk. The columns
+        FAISS as a bitmap and ``qa.keywords`` checks its ranked matches against: numpy over
+        per-chunk columns, no Python object per chunk. The columns
         load the chunks added since the last filtered search, and no others (ids only grow).
         The first load reads the chunks_doc index, not the chunk rows, which hold text and
         vector (2 s at 1M chunks, where reading the rows took 4 to 13)."""
@@ -523,7 +506,10 @@ class Store:
         self._attributes.extend(self._db.execute(
             "SELECT c.id, d.source, d.published FROM chunks c JOIN documents d ON d.id = c.doc_id"
             + (" WHERE c.id > ?" if since else ""), (since,) if since else ()))
-        return self._attributes.mask(filter)
+        key = (filter, self._attributes.last_id)  # one retrieval asks twice: dense and keyword
+        if self._mask_memo is None or self._mask_memo[0] != key:
+            self._mask_memo = (key, self._attributes.mask(filter))
+        return self._mask_memo[1]
 
     def keyword_search(self, query: str, k: int,
                        filter: Filter | None = None) -> list[tuple[int, float]]:
@@ -533,7 +519,8 @@ class Store:
         if not keywords.exists(self._db):
             keywords.warn_missing(self.path)
             return []
-        return keywords.search(self._db, query, k, *_filter_sql(filter))
+        return keywords.search(self._db, query, k,
+                               None if filter is None or filter.empty else self._filter_mask(filter))
 
     # ----------------------------------------------------------------- near-duplicates
 

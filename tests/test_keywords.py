@@ -154,16 +154,54 @@ def test_filters_by_source_and_date_and_undated(store, docs):
     assert doc_ids(store, "harbour", Filter(("Reuters",), date_from="2025")) == set()
 
 
+# ------------------------------------------------------------------------- the work budget
+
+
+def budgeted(store: Store, query: str, budget: int) -> list[tuple[str, str]]:
+    """(document id, chunk text) of every keyword hit, best first, scoring at most ``budget``
+    matches (the fixture's index has 8 chunks: "harbour" is in 5, "flood" in 2, "Sibelius" 1)."""
+    with sqlite3.connect(store.path / DATABASE) as db:
+        hits = keywords.search(db, query, 100, budget=budget)
+    return [(c.doc_id, c.text) for c in store.chunks_by_ids([i for i, _ in hits])]
+
+
+def test_a_search_scores_the_rarest_words_that_fit_its_budget(store, docs):
+    harbour, orchestra, wheat, museum = docs
+    assert doc_ids(store, "harbour Sibelius") == {d.id for d in docs}  # the default: all words
+    assert budgeted(store, "harbour Sibelius", 8) == found(store, "harbour Sibelius")  # exact
+    assert budgeted(store, "harbour Sibelius", 3) == [(orchestra.id, paragraphs(orchestra)[1].text)]
+    assert {doc_id for doc_id, _ in budgeted(store, "harbour flood", 3)} == {museum.id}
+
+
+def test_words_over_the_budget_still_score_the_chunks_the_rarer_words_found(tmp_path):
+    inland = make_doc("Zygote research moves to the inland laboratory.")
+    coastal = make_doc("Zygote research moves to the harbour laboratory.")
+    others = [make_doc(f"Ferry {n} leaves the harbour at dawn.") for n in range(4)]
+    with open_store(tmp_path / "index") as store:
+        for doc in (inland, coastal, *others):  # the inland story has the lower chunk id
+            add(store, doc)
+        store.save()
+        assert budgeted(store, "zygote harbour", 3) == [(coastal.id, coastal.text),
+                                                        (inland.id, inland.text)]
+
+
+def test_words_all_over_the_budget_must_all_be_present_or_keywords_stay_out(store, docs):
+    museum = docs[3]
+    assert budgeted(store, "harbour museum", 1) == [(museum.id, paragraphs(museum)[1].text)]
+    assert budgeted(store, "harbour", 1) == []  # the dense side answers alone
+    assert len(budgeted(store, "harbour", 5)) == 5
+
+
 # ------------------------------------------------------------------------- query text
 
 
-def test_match_expression_quotes_each_distinct_word_but_single_letters():
-    assert keywords.match_expression('Near NEAR near? "xy*" (title:Harbour)') == (
-        '"near" OR "xy" OR "title" OR "harbour"')
-    assert keywords.match_expression("The U.S. view of 9/11's aftermath") == (
-        '"view" OR "9" OR "11" OR "aftermath"')
-    assert keywords.match_expression("What is it, and who are they?") is None
-    assert keywords.match_expression("Is it Plan B or C?") == '"plan"'
+def test_query_terms_are_each_distinct_word_but_single_letters():
+    assert keywords.query_terms('Near NEAR near? "xy*" (title:Harbour)') == [
+        "near", "xy", "title", "harbour"]
+    assert keywords.query_terms("The U.S. view of 9/11's aftermath") == [
+        "view", "9", "11", "aftermath"]
+    assert keywords.query_terms("What is it, and who are they?") == []
+    assert keywords.query_terms("Is it Plan B or C?") == ["plan"]
 
 
 @pytest.mark.parametrize("query", [
