@@ -131,3 +131,27 @@ def check_same_settings(index: IndexConfig, asked: IndexConfig) -> None:
 
 def _describe(config: IndexConfig, names: list[str]) -> str:
     return " and ".join(_SETTING_WORDS[name].format(getattr(config, name)) for name in names)
+
+
+class Described:
+    """What a store answers from its manifest, the same on every backend."""
+
+    _manifest: dict[str, Any]
+
+    @property
+    def dimension(self) -> int:
+        return int(self._manifest["dimension"])
+
+    @property
+    def embedder_name(self) -> str:
+        return str(self._manifest["embedder"])
+
+    @property
+    def config(self) -> IndexConfig:
+        """The settings the index was created with (the defaults if it predates them)."""
+        return config_of(self._manifest)
+
+    def check_embedder(self, embedder_name: str, dimension: int) -> None:
+        """A StoreError unless this index was built by embedder ``embedder_name`` (vectors of
+        length ``dimension``): vectors of another model are not comparable with its own."""
+        check_same_embedder(self._manifest, embedder_name, dimension)

@@ -12,9 +12,11 @@ Two backends implement ``DocumentStore``:
 """
 from __future__ import annotations
 
+import contextlib
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, ContextManager, Iterable, Protocol, Sequence
+from typing import (TYPE_CHECKING, Callable, ContextManager, Iterable, Iterator, Protocol, Self,
+                    Sequence)
 
 import numpy as np
 
@@ -72,6 +74,93 @@ class DocumentStore(Protocol):
     def add_feed(self, url: str) -> bool: ...
     def remove_feed(self, url: str) -> bool: ...
     def record_poll(self, feed: Feed, seen: Iterable[str] = ()) -> bool: ...
+
+
+class WriterGuard(Protocol):
+    """What keeps an index to one writer: ``qa.store``'s lock file, ``qa.store_milvus``'s lease."""
+
+    def acquire(self, wait: bool) -> bool:
+        """Take it (``wait``: block while another process holds it, else fail with a clear
+        line); True when newly taken, so the store catches up first, False when held already."""
+    def release(self) -> None: ...
+
+
+class OneWriter:
+    """The life cycle both backends share: a reader's ``snapshot()`` reads one committed
+    generation throughout, the first change of a transaction takes the writer guard and catches
+    up, and ``close()`` drops what was not saved. A backend gives ``_guard``, ``_catch_up`` and
+    what its own transactions need at these points (the hooks, which do nothing by default)."""
+
+    wait_for_writer: bool
+    _guard: WriterGuard
+    _changing: bool  # a transaction with changes is open: the guard is held
+    _snapshots: int  # the depth of nested snapshots
+
+    def _catch_up(self) -> None:
+        """Read the newest committed generation (as the writer: repair a half-saved one)."""
+        raise NotImplementedError
+
+    def _start_reading(self) -> None:
+        """Before a snapshot catches up: pin what it reads."""
+
+    def _stop_reading(self) -> None:
+        """After the snapshot: unpin it."""
+
+    def _start_changing(self) -> None:
+        """After the first change took the guard and caught up: open the transaction."""
+
+    def _drop_changes(self) -> None:
+        """Forget what was changed and not saved."""
+
+    def _disconnect(self) -> None:
+        """Close the connection to the index."""
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Read one committed generation throughout (nestable). A writer sees its own changes."""
+        if self._snapshots or self._changing:
+            self._snapshots += 1
+            try:
+                yield
+            finally:
+                self._snapshots -= 1
+            return
+        self._start_reading()
+        self._snapshots = 1
+        try:
+            self._catch_up()
+            yield
+        finally:
+            self._snapshots = 0
+            self._stop_reading()
+
+    def close(self) -> None:
+        """Drop unsaved changes, give back the writer guard and close the connection."""
+        self._drop_changes()
+        if self._changing:
+            self._end_change()
+        self._disconnect()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _begin_change(self) -> None:
+        """Before the first change of a transaction: take the guard and catch up (the guard
+        ensures that nothing moves after this)."""
+        if self._changing:
+            return
+        if self._guard.acquire(self.wait_for_writer):
+            self._catch_up()
+        self._changing = True
+        self._start_changing()
+
+    def _end_change(self) -> None:
+        """The transaction is over (saved or dropped): give back the guard."""
+        self._changing = False
+        self._guard.release()
 
 
 def redacted(location: str | Path) -> str:

@@ -45,9 +45,9 @@ import numpy as np
 from qa import keywords, vectors
 from qa.dedup import NearDuplicates, signature
 from qa.errors import StoreError
-from qa.manifest import (MANIFEST, check_same_embedder, config_of, new_manifest, read_manifest,
+from qa.manifest import (MANIFEST, Described, check_same_embedder, new_manifest, read_manifest,
                          write_manifest)
-from qa.storage import LOCK_GRACE_SECONDS, checked_addition
+from qa.storage import LOCK_GRACE_SECONDS, OneWriter, checked_addition
 from qa.types import Chunk, Document, Filter, IndexConfig
 from qa.vectors import EXACT_SPEC, ChunkAttributes, FaissVectors, VectorIndex
 
@@ -169,7 +169,7 @@ class WriterLock:
             self._handle = None
 
 
-class Store:
+class Store(OneWriter, Described):
     """Documents, chunks and vectors of one index directory. Use ``Store.open``.
 
     Changes are kept in one SQLite transaction until ``save()``; ``close()`` without ``save()``
@@ -188,7 +188,7 @@ class Store:
         self._attributes = ChunkAttributes()  # what filters read, loaded as searches need it
         self._mask_memo: tuple[tuple[Filter, int], np.ndarray] | None = None  # the last mask
         self._generation = self._saved_generation = -1  # -1: before the first catch-up
-        self._lock = WriterLock(path)
+        self._guard = WriterLock(path)
         self._changing = False  # an open write transaction holds the writer lock
         self._snapshots = 0
         self._near_duplicates = NearDuplicates(
@@ -244,31 +244,18 @@ class Store:
     @contextlib.contextmanager
     def writing(self, wait: bool | None = None) -> Iterator[None]:
         """Hold the writer lock across several saves (a bulk import), caught up on entry."""
-        if self._lock.acquire(self.wait_for_writer if wait is None else wait):
+        if self._guard.acquire(self.wait_for_writer if wait is None else wait):
             self._catch_up()
         try:
             yield
         finally:
-            self._lock.release()
+            self._guard.release()
 
-    @contextlib.contextmanager
-    def snapshot(self) -> Iterator[None]:
-        """Read one committed generation throughout (nestable). A writer sees its own changes."""
-        if self._snapshots or self._changing:
-            self._snapshots += 1
-            try:
-                yield
-            finally:
-                self._snapshots -= 1
-            return
-        self._db.execute("BEGIN")
-        self._snapshots = 1
-        try:
-            self._catch_up()
-            yield
-        finally:
-            self._snapshots = 0
-            self._db.commit()  # ends the read transaction; nothing was written
+    def _start_reading(self) -> None:
+        self._db.execute("BEGIN")  # a WAL read transaction: one generation throughout
+
+    def _stop_reading(self) -> None:
+        self._db.commit()  # ends the read transaction; nothing was written
 
     def save(self) -> None:
         """Write the new generation's vector files (only what changed, ``qa.vectors``), commit,
@@ -280,32 +267,17 @@ class Store:
             self._record_index_type()
         self._db.commit()
         self._saved_generation = self._generation
-        self._changing = False
         self._tidy()
-        self._lock.release()
+        self._end_change()
 
-    def close(self) -> None:
-        """Release the database and the writer lock; unsaved changes are rolled back."""
+    def _drop_changes(self) -> None:
         self._db.rollback()
+
+    def _disconnect(self) -> None:
         self._db.close()
-        if self._changing:
-            self._changing = False
-            self._lock.release()
 
-    def __enter__(self) -> Store:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def _begin_change(self) -> None:
-        """Before the first change of a transaction: take the writer lock and catch up."""
-        if self._changing:
-            return
-        if self._lock.acquire(self.wait_for_writer):
-            self._catch_up()  # the writer lock guarantees that nothing moves after this
+    def _start_changing(self) -> None:
         self._db.execute("BEGIN IMMEDIATE")
-        self._changing = True
         self._upgrade_schema()
 
     def _upgrade_schema(self) -> None:
@@ -348,7 +320,7 @@ class Store:
         remove the vector files that neither it nor the previous generation reads (a reader that
         finds its file gone rebuilds it from the database, so keeping them only saves time)."""
         try:
-            self._lock.acquire(wait=False)  # re-entrant: a writer already holds it
+            self._guard.acquire(wait=False)  # re-entrant: a writer already holds it
         except StoreError:
             return  # the process that writes tidies after its own saves
         try:
@@ -356,27 +328,9 @@ class Store:
                 return  # another writer committed since this store last looked: its files
             self._vectors.tidy(self._db)
         finally:
-            self._lock.release()
+            self._guard.release()
 
     # ----------------------------------------------------------------- properties
-
-    @property
-    def dimension(self) -> int:
-        return int(self._manifest["dimension"])
-
-    @property
-    def embedder_name(self) -> str:
-        return str(self._manifest["embedder"])
-
-    def check_embedder(self, embedder_name: str, dimension: int) -> None:
-        """A StoreError unless this index was built by embedder ``embedder_name`` (vectors of
-        length ``dimension``): vectors of another model are not comparable with its own."""
-        check_same_embedder(self._manifest, embedder_name, dimension)
-
-    @property
-    def config(self) -> IndexConfig:
-        """The settings the index was created with (the defaults if it predates them)."""
-        return config_of(self._manifest)
 
     @property
     def index_type(self) -> str:

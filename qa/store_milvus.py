@@ -71,9 +71,10 @@ import numpy as np
 
 from qa.dedup import NearDuplicates, signature
 from qa.errors import StoreError
-from qa.manifest import check_manifest, check_same_embedder, config_of, new_manifest
+from qa.manifest import Described, check_manifest, check_same_embedder, new_manifest
 from qa.retrieve import STOPWORDS, tokenize
-from qa.storage import LOCK_GRACE_SECONDS, MILVUS_SCHEME, checked_addition, redacted
+from qa.storage import (LOCK_GRACE_SECONDS, MILVUS_SCHEME, OneWriter, checked_addition,
+                        redacted)
 from qa.store import DocumentInfo, Feed, utc_now
 from qa.types import Chunk, Document, Filter, IndexConfig
 
@@ -365,7 +366,7 @@ class _Pending:
     added: int  # time.time_ns() of the add: documents() lists in this order
 
 
-class MilvusStore:
+class MilvusStore(OneWriter, Described):
     """Documents, chunks and vectors of one index in Milvus. Use ``MilvusStore.open``.
 
     The same observable behaviour as ``qa.store.Store``, over the generations described in the
@@ -385,7 +386,7 @@ class MilvusStore:
         self._meta, self._documents, self._chunks, self._feeds, self._feed_items = (
             where.collection(kind)
             for kind in ("meta", "documents", "chunks", "feeds", "feed_items"))
-        self._lease = _Lease(self)
+        self._guard = _Lease(self)
         self._generation = -1  # the committed generation this store reads
         self._committed_at = 0.0  # when it was committed (Unix seconds, the writer's clock)
         self._dead: list[str] = []  # doc keys tombstoned at that generation, not yet purged
@@ -451,7 +452,7 @@ class MilvusStore:
         """Hold the writer lease for a whole job of several saves (``NewsQA.add``). Meanwhile
         ``has`` answers from the ids of the documents indexed, read once: no one else writes,
         and a read per document (Strong, while the job's own saves are recent) is slow."""
-        if self._lease.acquire(self.wait_for_writer if wait is None else wait):
+        if self._guard.acquire(self.wait_for_writer if wait is None else wait):
             self._catch_up()
             self._indexed = {row["doc_id"] for row in self._rows(
                 self._documents, _both("part == 0", self._visible_documents()),
@@ -459,26 +460,9 @@ class MilvusStore:
         try:
             yield
         finally:
-            self._lease.release()
-            if not self._lease.held:
+            self._guard.release()
+            if not self._guard.held:
                 self._indexed = None
-
-    @contextlib.contextmanager
-    def snapshot(self) -> Iterator[None]:
-        """Read one committed generation throughout (nestable). A writer sees its own changes."""
-        if self._snapshots or self._changing:
-            self._snapshots += 1
-            try:
-                yield
-            finally:
-                self._snapshots -= 1
-            return
-        self._snapshots = 1
-        try:
-            self._catch_up()
-            yield
-        finally:
-            self._snapshots = 0
 
     def save(self) -> None:
         """Write the buffered changes as the next generation, commit it, and give back the
@@ -487,36 +471,16 @@ class MilvusStore:
         if not self._changing:
             return
         if self._adds or self._deletes:
-            self._lease.renew()
+            self._guard.renew()
             self._commit(self._generation + 1)
         self._write_feeds()
-        self._changing = False
-        self._lease.release()
+        self._end_change()
 
-    def close(self) -> None:
-        """Discard unsaved changes (nothing of them was written), give back the lease and
-        close the connection."""
-        self._discard()
-        if self._changing:
-            self._changing = False
-            self._lease.release()
+    def _disconnect(self) -> None:
         self._db.close()
 
-    def __enter__(self) -> MilvusStore:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def _begin_change(self) -> None:
-        """Before the first change of a transaction: take the lease and catch up."""
-        if self._changing:
-            return
-        if self._lease.acquire(self.wait_for_writer):
-            self._catch_up()
-        self._changing = True
-
-    def _discard(self) -> None:
+    def _drop_changes(self) -> None:
+        """Nothing of the changes was written: forgetting them is all."""
         if self._adds:
             self._near_duplicates.reset()  # it holds the discarded documents' signatures
         self._adds, self._deletes = {}, set()
@@ -525,7 +489,7 @@ class MilvusStore:
     def _catch_up(self) -> None:
         """Read the committed generation; as the writer, first remove what a writer killed
         inside ``save()`` left of a generation it never committed."""
-        writer = self._lease.held
+        writer = self._guard.held
         meta = self._meta_values("generation", "committed_at", "pending",
                                  level="Strong" if writer else "Bounded")
         generation = meta.get("generation", 0)
@@ -546,7 +510,7 @@ class MilvusStore:
     def _level(self) -> str:
         """The consistency level of a read (see ``SETTLE_SECONDS``): Strong for a writer and
         for a generation committed in the last seconds, whose rows a Bounded read may miss."""
-        if self._changing or self._lease.held \
+        if self._changing or self._guard.held \
                 or time.time() - self._committed_at < SETTLE_SECONDS:
             return "Strong"
         return "Bounded"
@@ -657,26 +621,9 @@ class MilvusStore:
     # ----------------------------------------------------------------- properties
 
     @property
-    def dimension(self) -> int:
-        return int(self._manifest["dimension"])
-
-    @property
-    def embedder_name(self) -> str:
-        return str(self._manifest["embedder"])
-
-    @property
     def keyword_search_available(self) -> bool:
         """False on a Milvus before 2.5, which has no BM25 function."""
         return bool(self._manifest["keyword_search"])
-
-    def check_embedder(self, embedder_name: str, dimension: int) -> None:
-        """A StoreError unless this index was built by embedder ``embedder_name``."""
-        check_same_embedder(self._manifest, embedder_name, dimension)
-
-    @property
-    def config(self) -> IndexConfig:
-        """The settings the index was created with (``qa.manifest``)."""
-        return config_of(self._manifest)
 
     @property
     def version(self) -> int:
@@ -700,7 +647,7 @@ class MilvusStore:
         self._begin_change()
         if self.has(doc.id):
             raise StoreError(f"Document {doc.id} is already in the index.")
-        self._lease.renew()
+        self._guard.renew()
         minhash = signature(doc.text)
         self._adds[doc.id] = _Pending(doc, chunks, vectors, minhash, time.time_ns())
         self._near_duplicates.added(doc.id, minhash)
