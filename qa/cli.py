@@ -77,7 +77,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     with _open(args, create=True) as qa:
         report = qa.add_paths(args.paths, progress=sys.stderr.isatty())
     print(f"added {len(report.added)} document(s), {report.chunks} chunk(s); "
-          f"{len(report.unchanged)} already indexed; {len(report.near_duplicates)} near-duplicate(s)")
+          f"{len(report.unchanged)} already indexed; "
+          f"{len(report.near_duplicates)} near-duplicate(s)")
     for title, original in report.near_duplicates:
         print(f"  near-duplicate not indexed: {title!r} (same story as {original})")
     for error in report.errors:  # the rest was indexed; the exit status says not all of it

@@ -1,4 +1,5 @@
-"""``NewsQA``: the one facade that wires ingest → chunk → embed → store → retrieve → read → answer.
+"""``NewsQA``: the one facade that wires ingest → chunk → embed → store → retrieve → read →
+answer.
 
 The CLI, the Gradio app and the evaluation call only this class.
 """

@@ -34,8 +34,10 @@ def tokenize(text: str) -> list[str]:
 
 
 # Words that point back to an earlier turn ("How old is she?", "When did that happen?").
-REFERRING = frozenset("he she it they him her them his hers its their theirs this that these those there".split())
-FOLLOW_UP_TERMS = 2  # a question with this few content words is read as a follow-up too ("And Germany?")
+REFERRING = frozenset("he she it they him her them his hers its their theirs this that these "
+                      "those there".split())
+# a question with this few content words is read as a follow-up too ("And Germany?")
+FOLLOW_UP_TERMS = 2
 
 
 def contextualize(question: str, history: Sequence[tuple[str, str]] = ()) -> str:
@@ -51,7 +53,8 @@ def contextualize(question: str, history: Sequence[tuple[str, str]] = ()) -> str
     if not words & REFERRING and len(tokenize(question)) > FOLLOW_UP_TERMS:
         return question
     last_question, last_answer = history[-1]
-    return " ".join(part for part in (contextualize(last_question, history[:-1]), last_answer, question) if part)
+    parts = (contextualize(last_question, history[:-1]), last_answer, question)
+    return " ".join(part for part in parts if part)
 
 
 class Fusion(Protocol):
@@ -86,7 +89,8 @@ class Retriever:
     """Finds the chunks most relevant to a question, optionally among the articles a filter
     keeps."""
 
-    def __init__(self, store: DocumentStore, embedder: Embedder, fusion: Fusion | None = None, candidates: int = 50) -> None:
+    def __init__(self, store: DocumentStore, embedder: Embedder, fusion: Fusion | None = None,
+                 candidates: int = 50) -> None:
         self.store = store
         self.embedder = embedder
         self.fusion = fusion or ReciprocalRankFusion()

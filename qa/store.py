@@ -23,8 +23,9 @@ from the stored vectors).
 
 Readers (the app, a CLI ``ask``) wrap each query in ``snapshot()``: one SQLite read transaction
 (WAL mode, so it never blocks the writer) in which they read the vector files of the committed
-generation if it moved on: only the newer segments, unless the base changed. A query therefore never mixes two generations, and a document deleted
-by another process is simply gone, never a dangling chunk id.
+generation if it moved on: only the newer segments, unless the base changed. A query therefore
+never mixes two generations, and a document deleted by another process is simply gone, never a
+dangling chunk id.
 """
 from __future__ import annotations
 
@@ -363,7 +364,8 @@ class Store(OneWriter, Described):
         )
         ids = [
             self._db.execute(
-                "INSERT INTO chunks (doc_id, start_char, end_char, text, vector) VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO chunks (doc_id, start_char, end_char, text, vector) "
+                "VALUES (?, ?, ?, ?, ?)",
                 (doc.id, chunk.start, chunk.end, chunk.text, vector.tobytes()),
             ).lastrowid
             for chunk, vector in zip(chunks, vectors)
@@ -378,7 +380,8 @@ class Store(OneWriter, Described):
         self._begin_change()
         if not self.has(doc_id):
             return False
-        ids = [row[0] for row in self._db.execute("SELECT id FROM chunks WHERE doc_id = ?", (doc_id,))]
+        ids = [row[0] for row in self._db.execute("SELECT id FROM chunks WHERE doc_id = ?",
+                                                  (doc_id,))]
         keywords.remove(self._db, doc_id)  # first: it reads what was indexed from the rows
         self._db.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
         self._db.execute("DELETE FROM documents WHERE id = ?", (doc_id,))
@@ -394,7 +397,8 @@ class Store(OneWriter, Described):
     # ----------------------------------------------------------------- reading
 
     def has(self, doc_id: str) -> bool:
-        return self._db.execute("SELECT 1 FROM documents WHERE id = ?", (doc_id,)).fetchone() is not None
+        return self._db.execute("SELECT 1 FROM documents WHERE id = ?",
+                                (doc_id,)).fetchone() is not None
 
     def get(self, doc_id: str) -> Document:
         row = self._db.execute(
@@ -417,7 +421,8 @@ class Store(OneWriter, Described):
     def chunks_by_ids(self, ids: Sequence[int]) -> list[Chunk]:
         """The chunks with these ids, in the given order."""
         rows = self._db.execute(
-            "SELECT id, doc_id, start_char, end_char, text FROM chunks WHERE id IN (SELECT value FROM json_each(?))",
+            "SELECT id, doc_id, start_char, end_char, text FROM chunks "
+            "WHERE id IN (SELECT value FROM json_each(?))",
             (json.dumps([int(i) for i in ids]),),
         )
         found = {row[0]: Chunk(*row[1:]) for row in rows}
@@ -435,7 +440,8 @@ class Store(OneWriter, Described):
 
     def iter_chunks(self) -> Iterator[tuple[int, Chunk]]:
         """Every chunk with its id, in id order."""
-        rows = self._db.execute("SELECT id, doc_id, start_char, end_char, text FROM chunks ORDER BY id").fetchall()
+        rows = self._db.execute("SELECT id, doc_id, start_char, end_char, text FROM chunks "
+                                "ORDER BY id").fetchall()
         for row in rows:
             yield row[0], Chunk(*row[1:])
 
@@ -445,7 +451,8 @@ class Store(OneWriter, Described):
         articles ``filter`` keeps."""
         query = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, -1)
         if query.shape[1] != self.dimension:
-            raise StoreError(f"Query vector has dimension {query.shape[1]}; the index has {self.dimension}.")
+            raise StoreError(f"Query vector has dimension {query.shape[1]}; the index has "
+                             f"{self.dimension}.")
         allowed = None if filter is None or filter.empty else self._filter_mask(filter)
         return self._vectors.search(query, k, allowed)
 
@@ -473,8 +480,8 @@ class Store(OneWriter, Described):
         if not keywords.exists(self._db):
             keywords.warn_missing(self.path)
             return []
-        return keywords.search(self._db, query, k,
-                               None if filter is None or filter.empty else self._filter_mask(filter))
+        allowed = None if filter is None or filter.empty else self._filter_mask(filter)
+        return keywords.search(self._db, query, k, allowed)
 
     # ----------------------------------------------------------------- near-duplicates
 

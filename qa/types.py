@@ -137,7 +137,8 @@ class Answer:
     """The reply to a question. ``text == ""`` means "not found in the sources".
 
     ``citations`` back the answer (most confident first); ``alternatives`` are other candidate
-    answers, each with its own citations; ``retrieved`` are the chunks the reader saw, in rank order.
+    answers, each with its own citations; ``retrieved`` are the chunks the reader saw, in rank
+    order.
     ``evidence`` holds the features the answer decision weighed (see ``qa.decide``), so that an
     evaluation can refit the decision from them without asking again.
     """
