@@ -59,6 +59,10 @@ MAX_FILE_BYTES = 100_000_000
 _ARTICLE_FORMATS = (".txt", ".md", ".html", ".htm")
 
 
+class _OutsideFolder(IngestError):
+    """A file of a folder being indexed turned out, once open, to be outside it."""
+
+
 class _UnreadableDate(IngestError):
     """A date that is not a calendar date; corpus loaders drop it instead of the record."""
 
@@ -192,6 +196,8 @@ def _load_folder(folder: Path, errors: Errors = None) -> list[Document]:
 
     Links never lead out of ``folder``: one that points outside is skipped with a warning. Linked
     folders are not entered (a link cycle cannot loop), and a linked file inside is read once.
+    Each file is checked again once it is open (``_open``): a file swapped for a link out after
+    the listing is refused too.
     """
     root = folder.resolve()
     found: list[Path] = []
@@ -208,7 +214,7 @@ def _load_folder(folder: Path, errors: Errors = None) -> list[Document]:
             seen.add(real)
             files.append(path)
     noted = len(errors or [])
-    docs = _each(files, lambda path: _load_file(path, named=False), errors)
+    docs = _each(files, lambda path: _load_file(path, named=False, root=root), errors)
     if not docs and len(errors or []) == noted:  # no file failed: there was nothing to read
         raise IngestError(f"{folder} contains no supported files.")
     return docs
@@ -223,12 +229,13 @@ def _real_inside(path: Path, root: Path) -> Path | None:
     return None
 
 
-def _load_file(path: Path, *, named: bool) -> list[Document]:
-    """Dispatch on the suffix; an unknown suffix is still accepted when the file is a feed."""
+def _load_file(path: Path, *, named: bool, root: Path | None = None) -> list[Document]:
+    """Dispatch on the suffix; an unknown suffix is still accepted when the file is a feed.
+    ``root``: the real folder being indexed, which the file must be in once it is open."""
     loader = LOADERS.get(_format_of(path))
     if loader is not None:
-        return loader(_read(path), path)
-    feed = _sniff_feed(path)
+        return loader(_read(path, root), path)
+    feed = _sniff_feed(path, root)
     if feed is not None:
         return _feed_documents(feed, str(path))
     if named:
@@ -252,8 +259,25 @@ def _stem(path: Path) -> str:
     return os.fsencode(Path(name).stem).decode("utf-8", "replace")
 
 
-def _read(path: Path) -> bytes:
-    """The file's bytes (gunzipped), refusing unreadable, oversized, empty and binary files.
+def _open(path: Path, root: Path | None) -> BinaryIO:
+    """``path`` open for reading; with ``root``, only if the file opened is inside it.
+
+    The check is made on the open file (its path from ``/proc/self/fd``; where there is no such
+    folder, the path resolved after opening), so nothing can swap the file for a link out
+    between the check and the read."""
+    file = path.open("rb")
+    if root is not None:
+        proc = Path(f"/proc/self/fd/{file.fileno()}")
+        real = Path(os.readlink(proc)) if proc.is_symlink() else path.resolve()
+        if not real.is_relative_to(root):
+            file.close()
+            raise _OutsideFolder(f"{path} links to outside the folder being indexed; skipped.")
+    return file
+
+
+def _read(path: Path, root: Path | None = None) -> bytes:
+    """The file's bytes (gunzipped), refusing unreadable, oversized, empty and binary files, and
+    with ``root``, files outside it (``_open``).
 
     At most one byte over the limit is read, or inflated from a gzip stream, so a huge file or a
     gzip bomb costs no more memory than the limit.
@@ -262,7 +286,7 @@ def _read(path: Path) -> bytes:
     article = _format_of(path) in _ARTICLE_FORMATS
     limit = 4 * MAX_DOCUMENT_CHARS if article else MAX_FILE_BYTES
     try:
-        with path.open("rb") as file:
+        with _open(path, root) as file:
             raw = _inflate(file, limit, path) if gzipped else file.read(limit + 1)
     except FileNotFoundError:
         raise IngestError(f"{path} does not exist.") from None
@@ -535,13 +559,15 @@ def parse_feed(raw: bytes, where: str, headers: dict[str, str] | None = None
     return feed
 
 
-def _sniff_feed(path: Path) -> feedparser.FeedParserDict | None:
+def _sniff_feed(path: Path, root: Path | None = None) -> feedparser.FeedParserDict | None:
     """The parsed feed when an unknown-suffix file is one (it starts like XML), else None."""
     try:
-        with path.open("rb") as f:
+        with _open(path, root) as f:
             head = f.read(512)
         if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
-            return parse_feed(_read(path), str(path))
+            return parse_feed(_read(path, root), str(path))
+    except _OutsideFolder:
+        raise  # not a question of format
     except (OSError, IngestError):
         pass
     return None

@@ -258,6 +258,23 @@ def test_folder_never_follows_links_out_of_itself(tmp_path: Path, outside: Path,
         assert f"{link}: it links to outside the folder" in caplog.text
 
 
+def test_a_file_that_becomes_a_link_out_after_the_listing_is_refused_when_read(
+        tmp_path: Path, outside: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    shutil.copy(GOOD / "harbour.txt", tree / "harbour.txt")
+    for name in ("late.txt", "late.dat"):  # a known format, and one sniffed for a feed
+        (tree / name).symlink_to(outside / "keys.txt")
+    # the listing saw ordinary files: the links appeared between the listing and the reads
+    monkeypatch.setattr(ingest, "_real_inside", lambda path, root: path.absolute())
+    errors: list[str] = []
+    docs = load([tree], errors=errors)
+    assert [doc.title for doc in docs] == ["Harbour bridge reopens after repairs"]
+    assert all("hunter2" not in doc.text for doc in docs)
+    assert errors == [f"{tree / name} links to outside the folder being indexed; skipped."
+                      for name in ("late.dat", "late.txt")]
+
+
 def test_folder_given_through_a_link_reads_what_it_holds(tmp_path: Path) -> None:
     link = tmp_path / "articles"
     link.symlink_to(GOOD, target_is_directory=True)
