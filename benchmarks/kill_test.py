@@ -458,7 +458,10 @@ def main() -> int:
     present = seed_index(path, SEED_DOCS, "seed")
     gone: set[str] = set()
     rounds: list[Round] = []
-    phases: dict[str, list[float]] = {"saving": [], "saved": []}  # seconds per step
+    # seconds per step, per operation: the pause before a kill is drawn from the same
+    # operation's steps (a delete's save takes milliseconds, an indexing one far longer)
+    phases: dict[str, dict[str, list[float]]] = {
+        op: {"saving": [], "saved": []} for op in ("indexing", "deleting", "feed refresher")}
     started = time.perf_counter()
     while sum(r.killed for r in rounds) < args.kills and len(rounds) < 2 * args.kills:
         if len(present) < MIN_DOCS:
@@ -469,7 +472,7 @@ def main() -> int:
             op = rng.choice(["indexing", "deleting", "feed refresher"])
         t = time.perf_counter()
         result = run_round(ctx, path, op, len(rounds), rng, rng.random() < args.reader_share,
-                           phases)
+                           phases[op])
         after = check(path, result, present, gone, rng)
         if after is None:  # keep the evidence, go on with a fresh index
             path.rename(work / f"broken-{len(rounds)}")
