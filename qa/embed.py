@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Protocol, Sequence
 import numpy as np
 
 from qa.errors import NewsQAError
+from qa.reader_backends import RunsOnBackend
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -68,7 +69,7 @@ def make_backend(name: str, *, device: str, quantize: bool | None,
     raise NewsQAError(f"Unknown embedder backend {name!r}; use one of: {', '.join(BACKENDS)}.")
 
 
-class Embedder:
+class Embedder(RunsOnBackend):
     """Turns texts into L2-normalised float32 vectors, so inner product is cosine similarity.
 
     ``backend`` picks what runs the model: "torch" (sentence-transformers, fp32) or "onnx"
@@ -101,16 +102,6 @@ class Embedder:
             return str(self.model)
         path = path.resolve()
         return DEFAULT_MODEL_NAME if path == _default_model_path() else str(path)
-
-    @property
-    def backend(self) -> str:
-        """What runs the model: "torch" or "onnx"."""
-        return self._backend.name
-
-    @property
-    def precision(self) -> str:
-        """The precision the model computes in: "fp32" or "int8"."""
-        return self._backend.precision
 
     @property
     def dimension(self) -> int:

@@ -19,7 +19,7 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from qa.errors import NewsQAError, QuestionError
-from qa.reader_backends import make_backend, weights_digest
+from qa.reader_backends import RunsOnBackend, make_backend, weights_digest
 from qa.resources import DEFAULT_READER
 from qa.types import Chunk, Span
 
@@ -41,7 +41,7 @@ _OPENERS = {"(": ")", "[": "]", "{": "}"}
 _CLOSERS = {c: o for o, c in _OPENERS.items()}
 
 
-class Reader:
+class Reader(RunsOnBackend):
     """A QA model (start/end span head) applied to chunks in overlapping token windows.
 
     ``backend`` picks what runs the model: "torch" (int8 Linear layers on the CPU by default,
@@ -72,16 +72,6 @@ class Reader:
         self._turn = threading.Condition()  # coalesces concurrent ``read`` calls
         self._waiting: list[_Request] = []
         self._busy = False
-
-    @property
-    def backend(self) -> str:
-        """What runs the model: "torch" or "onnx"."""
-        return self._backend.name
-
-    @property
-    def precision(self) -> str:
-        """The precision the model computes in: "int8" or "fp32"."""
-        return self._backend.precision
 
     @property
     def quantize(self) -> bool:

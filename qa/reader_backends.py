@@ -56,6 +56,30 @@ class ReaderBackend(Protocol):
         """(start, end) logits, float32 [windows, tokens], for a batch of ``MODEL_INPUTS``."""
 
 
+class NamedBackend(Protocol):
+    """What every backend object, the reader's or the embedder's, says about itself."""
+
+    name: str
+    precision: str
+
+
+class RunsOnBackend:
+    """``backend`` and ``precision`` of a model component (the reader, the embedder), as the
+    backend object it runs on reports them."""
+
+    _backend: NamedBackend
+
+    @property
+    def backend(self) -> str:
+        """What runs the model: "torch" or "onnx"."""
+        return self._backend.name
+
+    @property
+    def precision(self) -> str:
+        """The precision the model computes in: "int8" or "fp32"."""
+        return self._backend.precision
+
+
 def make_backend(name: str, *, device: str, quantize: bool | None,
                  cache_dir: Path | None) -> ReaderBackend:
     """The backend called ``name``; its settings are checked here, before anything loads."""
