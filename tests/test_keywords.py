@@ -185,6 +185,19 @@ def test_words_over_the_budget_still_score_the_chunks_the_rarer_words_found(tmp_
                                                         (inland.id, inland.text)]
 
 
+def test_a_mask_keeps_the_ranked_order_and_k_within_the_budget(store, docs):
+    with sqlite3.connect(store.path / DATABASE) as db:
+        every = keywords.search(db, "harbour flood", 100, budget=3)  # flood's 2 museum chunks
+        ranked = keywords.search(db, "harbour", 100)  # 5 chunks, exact (the index is small)
+        allowed = np.zeros(db.execute("SELECT max(id) FROM chunks").fetchone()[0] + 1, bool)
+        allowed[[i for i, _ in ranked[1::2]]] = True  # the 2nd and 4th best
+        assert keywords.search(db, "harbour", 100, allowed) == ranked[1::2]
+        assert keywords.search(db, "harbour", 1, allowed) == ranked[1:2]
+        allowed[:] = False
+        allowed[every[-1][0]] = True
+        assert keywords.search(db, "harbour flood", 100, allowed, budget=3) == every[-1:]
+
+
 def test_words_all_over_the_budget_must_all_be_present_or_keywords_stay_out(store, docs):
     museum = docs[3]
     assert budgeted(store, "harbour museum", 1) == [(museum.id, paragraphs(museum)[1].text)]
