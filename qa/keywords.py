@@ -27,7 +27,7 @@ is scored. Leaving them out cut the 95th-percentile time of newsqa_cnn_dev quest
 The work of one search is bounded, whatever the size of the index. FTS5 scores every chunk that
 holds any query word, and ``bm25()`` costs about 1.7 µs per chunk at 1M chunks (it looks up each
 one's length), with no top-k pruning: at 1M chunks a question's words matched 27k chunks at the
-median and 300k at the 95th percentile (41 / 319 ms, benchmarks/scale.py). So each word's matches
+median and 208k at the 95th percentile (44 / 284 ms, benchmarks/scale.py). So each word's matches
 are counted first (a count stops at the budget and costs about 0.1 µs a match), and the rarest
 words are kept while their matches add up to at most ``SCORED_MATCHES``: only chunks holding a
 kept word are scored, but they are scored with every word of the question, as
