@@ -115,6 +115,24 @@ class OneWriter:
     def _disconnect(self) -> None:
         """Close the connection to the index."""
 
+    def _started_writing(self) -> None:
+        """After ``writing()`` took the guard and caught up."""
+
+    def _stopped_writing(self) -> None:
+        """After ``writing()`` gave the guard back (a holder may still hold it)."""
+
+    @contextlib.contextmanager
+    def writing(self, wait: bool | None = None) -> Iterator[None]:
+        """Hold the writer guard across several saves (a bulk import), caught up on entry."""
+        if self._guard.acquire(self.wait_for_writer if wait is None else wait):
+            self._catch_up()
+            self._started_writing()
+        try:
+            yield
+        finally:
+            self._guard.release()
+            self._stopped_writing()
+
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[None]:
         """Read one committed generation throughout (nestable). A writer sees its own changes."""
@@ -189,8 +207,6 @@ def checked_addition(doc: Document, chunks: Sequence[Chunk], vectors: np.ndarray
     """``vectors`` as float32, after the checks every backend makes before adding a document:
     each chunk is a window of the document (offsets are what citations rely on), and there is
     one L2-normalised vector per chunk (inner product is used as cosine similarity)."""
-    import numpy as np
-
     for chunk in chunks:
         if (chunk.doc_id != doc.id or chunk.start >= chunk.end
                 or doc.text[chunk.start:chunk.end] != chunk.text):

@@ -51,7 +51,6 @@ field, one log line says so, and ``keyword_search`` returns nothing (retrieval i
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import importlib.util
 import json
@@ -447,22 +446,17 @@ class MilvusStore(OneWriter, Described):
             pass  # reads the committed generation
         return store
 
-    @contextlib.contextmanager
-    def writing(self, wait: bool | None = None) -> Iterator[None]:
-        """Hold the writer lease for a whole job of several saves (``NewsQA.add``). Meanwhile
+    def _started_writing(self) -> None:
+        """While ``writing()`` holds the lease for a whole job of several saves (``NewsQA.add``),
         ``has`` answers from the ids of the documents indexed, read once: no one else writes,
         and a read per document (Strong, while the job's own saves are recent) is slow."""
-        if self._guard.acquire(self.wait_for_writer if wait is None else wait):
-            self._catch_up()
-            self._indexed = {row["doc_id"] for row in self._rows(
-                self._documents, _both("part == 0", self._visible_documents()),
-                ["key", "doc_id"], "key")}
-        try:
-            yield
-        finally:
-            self._guard.release()
-            if not self._guard.held:
-                self._indexed = None
+        self._indexed = {row["doc_id"] for row in self._rows(
+            self._documents, _both("part == 0", self._visible_documents()),
+            ["key", "doc_id"], "key")}
+
+    def _stopped_writing(self) -> None:
+        if not self._guard.held:
+            self._indexed = None
 
     def save(self) -> None:
         """Write the buffered changes as the next generation, commit it, and give back the
