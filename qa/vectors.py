@@ -403,13 +403,23 @@ class FaissVectors:
         self._kept, self.generation = previous, generation
 
     def _write_base(self, db: sqlite3.Connection, generation: int) -> None:
+        name = self._write_base_file(generation)
+        self._record_base(db, generation)
+        self._base, self._files, self._rebuilt = (generation, self._token), {name}, False
+
+    def _write_base_file(self, generation: int) -> str:
+        """Write the index held as ``generation``'s base file; its name."""
         name = f"vectors-{generation}.faiss"
         atomic_write(self.directory / name, faiss.serialize_index(self._index))
+        return name
+
+    def _record_base(self, db: sqlite3.Connection, generation: int) -> None:
+        """In the caller's write transaction: ``generation``'s base replaces every vector file
+        and removal recorded before it."""
         db.execute("DELETE FROM vector_files")
         db.execute("DELETE FROM vector_removals")
         db.execute("INSERT INTO vector_files (generation, kind, vectors, token) "
                    "VALUES (?, 'base', ?, ?)", (generation, len(self), self._token))
-        self._base, self._files, self._rebuilt = (generation, self._token), {name}, False
 
     def _write_segment(self, db: sqlite3.Connection, generation: int) -> None:
         ids = np.concatenate([ids for ids, _ in self._added])
@@ -486,16 +496,11 @@ class FaissVectors:
         writer lock held, no transaction open, and ``catch_up`` or ``save`` done to the
         committed generation."""
         if self._rebuilt:
-            name = f"vectors-{self.generation}.faiss"
-            atomic_write(self.directory / name, faiss.serialize_index(self._index))
+            name = self._write_base_file(self.generation)
             if _tables_exist(db):  # an index made before segments finds its base by name
                 with db:
                     db.execute("BEGIN IMMEDIATE")
-                    db.execute("DELETE FROM vector_files")
-                    db.execute("DELETE FROM vector_removals")
-                    db.execute("INSERT INTO vector_files (generation, kind, vectors, token) "
-                               "VALUES (?, 'base', ?, ?)", (self.generation, len(self),
-                                                             self._token))
+                    self._record_base(db, self.generation)
                 self._base = (self.generation, self._token)
             self._files, self._rebuilt = {name}, False
         keep = self._files | self._kept
