@@ -424,9 +424,16 @@ class NewsQA:
         Articles without a date pass the date filters unless ``include_undated`` is False.
         ``as_of`` is "now" for questions about the current state (today unless given);
         ``recency`` True or False overrides whether the question is one (None: it decides)."""
-        query = contextualize(validate_question(question), history)
+        question = validate_question(question)
         top_k, day = validate_top_k(top_k), validate_as_of(as_of)
         kept = validate_filter(sources, date_from, date_to, include_undated)
+        return self._retrieve(question, top_k, kept, history, day, recency)
+
+    def _retrieve(self, question: str, top_k: int, kept: Filter,
+                  history: Sequence[tuple[str, str]], day: date | None,
+                  recency: bool | None) -> list[Hit]:
+        """``retrieve`` on validated input."""
+        query = contextualize(question, history)
         with self._lock, self.store.snapshot():
             return self.retriever.retrieve(query, top_k, filter=kept, as_of=day, recency=recency)
 
@@ -457,9 +464,8 @@ class NewsQA:
     def _answer(self, question: str, top_k: int, threshold: float | None, kept: Filter,
                 history: Sequence[tuple[str, str]], day: date, recency: bool | None) -> Answer:
         """``ask`` on validated input, without the cache."""
-        query = contextualize(question, history)
         with self._lock, self.store.snapshot():  # chunks and their documents from one generation
-            hits = self.retriever.retrieve(query, top_k, filter=kept, as_of=day, recency=recency)
+            hits = self._retrieve(question, top_k, kept, history, day, recency)
             docs = {doc_id: self.store.get(doc_id) for doc_id in {h.chunk.doc_id for h in hits}}
         spans = self.reader.read(question, [h.chunk for h in hits])
         current = asks_for_current(question) if recency is None else recency
