@@ -7,6 +7,7 @@ string is HTML-escaped before it is rendered and links are made only for http(s)
 from __future__ import annotations
 
 import html
+import os
 from pathlib import Path
 from typing import Any, Callable, Sequence
 from urllib.parse import urlsplit
@@ -34,6 +35,12 @@ MAX_CITATIONS = 3  # passages shown per answer; more would bury the conversation
 # benchmarks/load.py); more would only hold memory for requests that wait anyway.
 QUESTIONS = {"concurrency_id": "questions", "concurrency_limit": 8}
 MAX_QUEUED = 256  # requests waiting in all; 50 clients asking at once fit with room to spare
+# Gradio recomputes a pandas summary of its last 10,000 queue events after every event, for a
+# monitoring dashboard this app does not enable (2.5-9.5 ms of CPU each time, holding the GIL):
+# at 50 clients that cost a fifth of the throughput (benchmarks/load.py: 9.1 against 11.3 distinct
+# questions a second). It is recomputed once per this many events instead
+# (GRADIO_ANALYTICS_CACHE_FREQUENCY; a value set in the environment wins).
+ANALYTICS_EVERY = 10_000
 LISTED_TITLES = 10  # added articles named in the status line; a whole feed would drown it
 NOT_FOUND = "I couldn't find the answer in the indexed articles."
 DATE_HINT = "YYYY-MM-DD (or YYYY-MM, YYYY)"
@@ -468,6 +475,7 @@ def build_app(qa: NewsQA, *, top_k: int | None = None) -> gr.Blocks:
     # Writes (upload, URL, delete) keep Gradio's default of one at a time; questions share one
     # queue (see QUESTIONS); beyond MAX_QUEUED waiting requests a client is told the app is busy
     # at once, rather than waiting minutes.
+    os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", str(ANALYTICS_EVERY))
     app.queue(max_size=MAX_QUEUED)
     return app
 

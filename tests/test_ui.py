@@ -218,6 +218,21 @@ def test_app_facade_fetches_urls_only_and_reads_uploads_only(tmp_path: Path) -> 
     assert not (tmp_path / "index").exists()
 
 
+def test_the_queue_does_not_summarise_gradio_analytics_after_every_request(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Gradio recomputes a pandas summary of up to 10,000 past events after each one, for a
+    monitoring dashboard the app does not enable; the app's queue does it once per
+    ``ANALYTICS_EVERY`` events (benchmarks/load.py: 9.1 -> 11.3 distinct questions a second),
+    unless the environment already says how often."""
+    monkeypatch.setenv("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1")  # restored after the test
+    monkeypatch.delenv("GRADIO_ANALYTICS_CACHE_FREQUENCY")
+    qa = NewsQA(tmp_path / "index")
+    assert ui.build_app(qa)._queue.ANAYLTICS_CACHE_FREQUENCY == ui.ANALYTICS_EVERY
+    monkeypatch.setenv("GRADIO_ANALYTICS_CACHE_FREQUENCY", "7")
+    assert ui.build_app(qa)._queue.ANAYLTICS_CACHE_FREQUENCY == 7
+    assert not (tmp_path / "index").exists()  # building the app opens nothing
+
+
 # ---- the served app ----------------------------------------------------------------------------
 def free_port() -> int:
     with socket.socket() as s:
