@@ -18,7 +18,7 @@ from typing import Callable, Iterable, Sequence
 from tqdm.auto import tqdm
 
 from qa.answer import compose_answer
-from qa.cache import AnswerCache
+from qa.cache import CACHE_ANSWERS, AnswerCache
 from qa.chunk import Chunker
 from qa.decide import Decision, ReaderScore, load_decision
 from qa.embed import Embedder
@@ -31,7 +31,7 @@ from qa.recency import asks_for_current, parse_day, today
 from qa.retrieve import ReciprocalRankFusion, Retriever, contextualize
 from qa.storage import MILVUS_SCHEME, DocumentStore, open_store, redacted
 from qa.store import DocumentInfo, Feed, utc_now
-from qa.types import Answer, Document, Filter, Hit, IndexConfig
+from qa.types import Answer, Document, Filter, Hit, IndexConfig, whole_number
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +85,7 @@ def validate_question(question: str) -> str:
 
 def validate_top_k(top_k: int) -> int:
     """``top_k`` if it is a whole number of at least 1 (not a bool, a float or a string)."""
-    if isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 1:
-        raise NewsQAError(f"top_k must be a whole number of at least 1, not {top_k!r}.")
-    return int(top_k)
+    return whole_number(top_k, "top_k", 1)
 
 
 def validate_threshold(threshold: float | None) -> float | None:
@@ -150,7 +148,8 @@ class NewsQA:
                  embedder: Embedder | str | None = None,
                  reader: Reader | str | Path | None = None, chunker: Chunker | None = None,
                  fetcher: Fetcher | None = None, create: bool = True,
-                 wait_for_writer: bool = False, backend: str | None = None) -> None:
+                 wait_for_writer: bool = False, backend: str | None = None,
+                 remember_answers: int = CACHE_ANSWERS) -> None:
         """``config`` holds the settings (``IndexConfig``); ``reader`` (an id or path),
         ``backend`` and ``chunker`` given here take precedence over its values, and its
         ``store`` is set from ``index_dir``.
@@ -158,7 +157,11 @@ class NewsQA:
         Chunk settings asked for (by ``config`` or ``chunker``) must be those the index was
         built with, or opening it is a ``StoreError`` naming both; without either, this takes
         the index's own when it opens. ``backend`` runs the embedder and the reader that this
-        builds (not those given as objects): "torch" or "onnx"."""
+        builds (not those given as objects): "torch" or "onnx". ``remember_answers`` is how many
+        answers ``ask`` keeps for the current index generation (``qa.cache``); 0 reads every
+        question afresh, as a latency benchmark must (asking again still waits for a read of the
+        same question that is under way)."""
+        remember_answers = whole_number(remember_answers, "remember_answers", 0)
         # an index directory, or a ``milvus://`` URI (``qa.storage``), which a Path would mangle
         milvus = str(index_dir).startswith(MILVUS_SCHEME)
         self.location = str(index_dir) if milvus else Path(index_dir)
@@ -185,7 +188,7 @@ class NewsQA:
         self._store: DocumentStore | None = None
         self._retriever: Retriever | None = None
         self._decision: Decision | None = None
-        self._answers: AnswerCache[Answer] = AnswerCache()  # per index generation
+        self._answers: AnswerCache[Answer] = AnswerCache(remember_answers)
         self._lock = threading.RLock()  # the app serves requests from several threads
 
     @property

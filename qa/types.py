@@ -6,6 +6,7 @@ split into chunks, and carried from there to every span and citation.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -181,6 +182,14 @@ class Answer:
         return self.alternatives[0].text
 
 
+def whole_number(value: object, name: str, least: int) -> int:
+    """``value`` as an int if it is a whole number of at least ``least``; a bool, a float or
+    text is refused with one line naming ``name``, as every setting and argument is."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
+        raise NewsQAError(f"{name} must be a whole number of at least {least}, not {value!r}.")
+    return int(value)
+
+
 @dataclass(frozen=True)
 class IndexConfig:
     """The settings an index is built and searched with, recorded in its manifest.
@@ -219,11 +228,8 @@ class IndexConfig:
 
     def __post_init__(self) -> None:
         for name, least in (("max_chars", 1), ("overlap_sentences", 0), ("candidates", 1),
-                            ("rrf_k", 0), ("top_k", 1)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                raise NewsQAError(f"{name} must be a whole number of at least {least}, "
-                                  f"not {value!r}.")
+                            ("rrf_k", 0), ("top_k", 1)):  # a numpy int is stored as an int
+            object.__setattr__(self, name, whole_number(getattr(self, name), name, least))
         if self.reader is not None and not isinstance(self.reader, str):
             raise NewsQAError(f"reader must be a model id or path as text, not {self.reader!r}.")
         if not isinstance(self.backend, str):

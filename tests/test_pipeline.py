@@ -219,3 +219,21 @@ def test_a_repeated_question_is_read_once_until_another_process_changes_the_inde
         writer.delete(first.citations[0].doc_id)
     assert not asker.ask(question).found  # the new generation is read, not the cached answer
     asker.close()
+
+
+def test_remember_answers_0_reads_every_question_afresh(tmp_path: Path, embedder,
+                                                        shipped_reader) -> None:
+    """What a latency benchmark needs: the same question asked again is read again."""
+    from conftest import SEEDS
+
+    with pytest.raises(NewsQAError, match="remember_answers must be a whole number of at least "
+                                          "0, not -1"):
+        NewsQA(tmp_path / "index", remember_answers=-1)
+    asker = NewsQA(tmp_path / "index", embedder=embedder, reader=shipped_reader,
+                   remember_answers=0)
+    asker.add_paths([SEEDS])
+    question = "How many POWs were on the first list?"
+    first, again = asker.ask(question), asker.ask(question)
+    assert again is not first and again == first
+    assert (asker._answers.hits, asker._answers.misses) == (0, 2)
+    asker.close()
