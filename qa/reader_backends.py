@@ -197,7 +197,7 @@ def onnx_session(path: Path, what: str,
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3  # errors only: the graph optimiser's notes are noise here
     # The embedder's and the reader's thread pools would each busy-wait after a run, taking the
-    # cores from the other model: without spinning `ask` p50 is 62 ms instead of 103 ms on 2
+    # cores from the other model: without spinning `ask` p50 is 62-94 ms, not 101-117 ms, on 2
     # cores (benchmarks/reader_speed.py).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:

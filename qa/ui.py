@@ -37,9 +37,9 @@ QUESTIONS = {"concurrency_id": "questions", "concurrency_limit": 8}
 MAX_QUEUED = 256  # requests waiting in all; 50 clients asking at once fit with room to spare
 # Gradio recomputes a pandas summary of its last 10,000 queue events after every event, for a
 # monitoring dashboard this app does not enable (2.5-9.5 ms of CPU each time, holding the GIL):
-# at 50 clients that cost a fifth of the throughput (benchmarks/load.py: 9.1 against 11.3 distinct
-# questions a second). It is recomputed once per this many events instead
-# (GRADIO_ANALYTICS_CACHE_FREQUENCY; a value set in the environment wins).
+# at 50 clients, cached answers went from 59 to 95-119 a second without it (benchmarks/load.py).
+# It is recomputed once per this many events instead (GRADIO_ANALYTICS_CACHE_FREQUENCY; a value
+# set in the environment wins).
 ANALYTICS_EVERY = 10_000
 LISTED_TITLES = 10  # added articles named in the status line; a whole feed would drown it
 NOT_FOUND = "I couldn't find the answer in the indexed articles."

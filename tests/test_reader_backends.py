@@ -85,7 +85,7 @@ def test_export_is_made_once_per_weights_and_precision(tiny_model, tiny_onnx, on
 
 def test_onnx_sessions_do_not_busy_wait_between_runs(tiny_model, tiny_onnx, onnx_cache):
     """The embedder's and the reader's ONNX sessions share the cores: a pool that spins after
-    its run would take them from the other model (``ask`` p50 103 -> 62 ms when it stopped)."""
+    its run would take them from the other model (``ask`` p50 101-117 -> 62-94 ms)."""
     session = onnx_session(OnnxBackend("cpu", True, onnx_cache).export_path(tiny_model),
                            "the tiny reader", lambda out: pytest.fail("the export is cached"))
     assert session.get_session_options().get_session_config_entry(
