@@ -145,13 +145,14 @@ def evaluate(data: Path, mode: str, out: Path, *, limit: int | None = None, top_
              reader: str | None = None, threshold: float | None = None,
              index_dir: Path | None = None, removed: bool = False,
              reader_backend: str = DEFAULT_BACKEND,
-             embedder_backend: str = DEFAULT_BACKEND) -> dict:
+             embedder_backend: str = DEFAULT_BACKEND, reader_device: str = "cpu") -> dict:
     """Answer the first ``limit`` questions of ``data`` in ``mode``; write and return the report.
 
     In e2e, every context of the file is indexed even with ``limit``: the limit picks the
     questions, not the corpus they are asked of. ``index_dir`` keeps the e2e index (default: a
     temporary one); documents already in it stay and count as distractors. ``removed`` (e2e only)
     asks every answerable question a second time with its article removed from the index.
+    ``reader_device`` runs a torch reader on a GPU ("cuda"), e.g. a large teacher model.
     """
     data, out = Path(data), Path(out)
     _check_options(mode, out, limit, top_k, threshold, removed)
@@ -159,7 +160,8 @@ def evaluate(data: Path, mode: str, out: Path, *, limit: int | None = None, top_
     selected = questions[:limit]
     index = (contextlib.nullcontext(index_dir) if index_dir
              else tempfile.TemporaryDirectory(prefix="newsqa-eval-"))
-    with index as where, NewsQA(where, reader=Reader(reader, backend=reader_backend),
+    reading = Reader(reader, backend=reader_backend, device=reader_device)
+    with index as where, NewsQA(where, reader=reading,
                                 embedder=Embedder(backend=embedder_backend)) as pipeline:
         if mode == "reader":
             rows = _run_reader(pipeline, selected, threshold)
@@ -319,6 +321,7 @@ def _settings(pipeline: NewsQA, data: Path, mode: str, questions: int, limit: in
             "reader": str(pipeline.reader.model),
             "reader_int8": pipeline.reader.quantize,
             "reader_backend": pipeline.reader.backend,
+            "reader_device": pipeline.reader.device,
             "chunk_max_chars": pipeline.chunker.max_chars,
             "embedder": pipeline.embedder.name if e2e else None,
             "embedder_backend": (f"{pipeline.embedder.backend} {pipeline.embedder.precision}"
@@ -355,6 +358,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reader-backend", choices=BACKENDS, default=DEFAULT_BACKEND,
                    help="what runs the reader: torch, or ONNX Runtime (int8, exported on first "
                         "use and cached)")
+    p.add_argument("--reader-device", default="cpu",
+                   help="where a torch reader runs: cpu, or cuda for a large model on a GPU")
     p.add_argument("--embedder-backend", choices=EMBEDDER_BACKENDS, default=DEFAULT_BACKEND,
                    help="what runs the embedder (e2e): torch, or ONNX Runtime (int8, exported on "
                         "first use and cached)")
@@ -372,7 +377,7 @@ def run(args: argparse.Namespace) -> int:
     report = evaluate(args.data, args.mode, args.out, limit=args.limit, top_k=args.top_k,
                       reader=args.reader, threshold=args.threshold, index_dir=args.index_dir,
                       removed=args.removed, reader_backend=args.reader_backend,
-                      embedder_backend=args.embedder_backend)
+                      embedder_backend=args.embedder_backend, reader_device=args.reader_device)
     a = report["answers"]
     removed = (f"; article removed: \"not found\" {100 * report['removed']['abstention']:.1f}%"
                if "removed" in report else "")

@@ -44,6 +44,14 @@ DEFAULT_MIX: dict[str, float] = {
 }
 
 
+# What a batch hands the model; the rest (soft targets, their mask) is for the distillation loss.
+MODEL_INPUTS = ("input_ids", "token_type_ids", "attention_mask", "start_positions",
+                "end_positions")
+# Extra tokens the teacher may read beyond the student's window length: another vocabulary
+# cuts the same text into a few more or fewer pieces.
+TEACHER_ROOM = 64
+
+
 @dataclass(frozen=True)
 class Example:
     """One training question: ``answer_start < 0`` marks a built "no answer" pair."""
@@ -109,6 +117,7 @@ def featurize(examples: Sequence[Example], tokenizer, max_length: int, stride: i
         truncation="only_second", max_length=max_length, stride=stride,
         return_overflowing_tokens=True, return_offsets_mapping=True,
     )
+    types = enc.get("token_type_ids")  # None for models without segment ids (MPNet, RoBERTa)
     windows: dict[int, list[dict]] = defaultdict(list)
     for i, ex_idx in enumerate(enc["overflow_to_sample_mapping"]):
         ex = examples[ex_idx]
@@ -122,11 +131,81 @@ def featurize(examples: Sequence[Example], tokenizer, max_length: int, stride: i
                 continue  # answer not wholly inside this window
             start_tok = next(t for t in ctx if offsets[t][1] > a0)
             end_tok = next(t for t in reversed(ctx) if offsets[t][0] < a1)
-        windows[ex_idx].append({
-            "input_ids": enc["input_ids"][i], "token_type_ids": enc["token_type_ids"][i],
-            "start_positions": start_tok, "end_positions": end_tok,
-        })
+        window = {"input_ids": enc["input_ids"][i], "start_positions": start_tok,
+                  "end_positions": end_tok, "example": ex_idx,
+                  "context": context_spans(offsets, seq_ids)}
+        if types is not None:
+            window["token_type_ids"] = types[i]
+        windows[ex_idx].append(window)
     return [rng.choice(w) for _, w in sorted(windows.items())]
+
+
+def context_spans(offsets: Sequence[tuple[int, int]], seq_ids: Sequence[int | None]) -> np.ndarray:
+    """Each token's character span in the context, (-1, -1) for the question and special
+    tokens: what carries a teacher's distribution across tokenisers (``project``)."""
+    spans = np.full((len(offsets), 2), -1, dtype=np.int32)
+    for t, (offset, seq) in enumerate(zip(offsets, seq_ids)):
+        if seq == 1:
+            spans[t] = offset
+    return spans
+
+
+def project(probs: np.ndarray, teacher: np.ndarray, student: np.ndarray, side: str) -> np.ndarray:
+    """Carry a distribution over the teacher's tokens to the student's tokens of the same text.
+
+    ``teacher`` and ``student`` are the tokens' character spans in one text (``context_spans``).
+    A teacher token's start mass goes to the student token holding its first character, its end
+    mass to the one holding its last; position 0 (the null answer) stays at 0. Teacher and
+    student tokenise differently (MPNet's vocabulary is not MiniLM's), so tokens cannot be
+    matched by position.
+    """
+    out = np.zeros(len(student), dtype=np.float32)
+    out[0] = probs[0]
+    held = np.flatnonzero(student[:, 0] >= 0)
+    sent = np.flatnonzero((teacher[:, 0] >= 0) & (probs[:len(teacher)] > 0))
+    if len(held) and len(sent):
+        if side == "start":
+            k = np.searchsorted(student[held, 0], teacher[sent, 0], side="right") - 1
+        else:
+            k = np.searchsorted(student[held, 1], teacher[sent, 1], side="left")
+        np.add.at(out, held[np.clip(k, 0, len(held) - 1)], probs[sent])
+    return out / out.sum()
+
+
+def teacher_targets(features: list[dict], examples: Sequence[Example], teacher_dir: str,
+                    max_length: int, temperature: float, device: torch.device,
+                    batch_size: int = 64) -> None:
+    """Add the teacher's start and end distributions (at ``temperature``) to each window as
+    ``soft_start`` / ``soft_end`` over the student's tokens.
+
+    The teacher reads the same question and the same stretch of context as the student's window
+    (its own tokens, cut to ``max_length``); ``project`` carries its distributions over.
+    """
+    tokenizer = AutoTokenizer.from_pretrained(teacher_dir)
+    model = AutoModelForQuestionAnswering.from_pretrained(teacher_dir, dtype=torch.float32)
+    model.to(device).eval()
+    order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
+    for b in range(0, len(order), batch_size):
+        group = [features[i] for i in order[b:b + batch_size]]
+        firsts = [f["context"][f["context"][:, 0] >= 0][[0, -1]] for f in group]
+        texts = [examples[f["example"]].context[first[0, 0]:first[1, 1]]
+                 for f, first in zip(group, firsts)]
+        enc = tokenizer([examples[f["example"]].question for f in group], texts,
+                        truncation="only_second", max_length=max_length, padding=True,
+                        return_offsets_mapping=True, return_tensors="pt")
+        inputs = {k: enc[k].to(device) for k in tokenizer.model_input_names if k in enc}
+        with torch.no_grad(), torch.autocast(device.type, torch.bfloat16,
+                                             enabled=device.type == "cuda"):
+            out = model(**inputs)
+        for row, (f, first) in enumerate(zip(group, firsts)):
+            spans = context_spans(enc["offset_mapping"][row].tolist(), enc.sequence_ids(row))
+            spans[spans[:, 0] >= 0] += first[0, 0]  # back into the example's context
+            allowed = torch.from_numpy(spans[:, 0] >= 0)
+            allowed[0] = True
+            for side, logits in (("start", out.start_logits), ("end", out.end_logits)):
+                scaled = (logits[row].float().cpu() / temperature).masked_fill(~allowed, -1e9)
+                f[f"soft_{side}"] = project(torch.softmax(scaled, -1).numpy(), spans,
+                                            f["context"], side)
 
 
 def batches(features: list[dict], batch_size: int, rng: random.Random, pad_id: int) -> list[dict]:
@@ -142,21 +221,39 @@ def batches(features: list[dict], batch_size: int, rng: random.Random, pad_id: i
     out = []
     for g in groups:
         width = max(len(features[i]["input_ids"]) for i in g)
-        ids = torch.full((len(g), width), pad_id, dtype=torch.long)
-        types = torch.zeros((len(g), width), dtype=torch.long)
-        mask = torch.zeros((len(g), width), dtype=torch.long)
+        batch = {"input_ids": torch.full((len(g), width), pad_id, dtype=torch.long),
+                 "attention_mask": torch.zeros((len(g), width), dtype=torch.long),
+                 "start_positions": torch.tensor([features[i]["start_positions"] for i in g]),
+                 "end_positions": torch.tensor([features[i]["end_positions"] for i in g])}
+        padded = [k for k in ("token_type_ids", "soft_start", "soft_end") if k in features[g[0]]]
+        for key in padded:
+            batch[key] = torch.zeros((len(g), width),
+                                     dtype=torch.long if key == "token_type_ids" else torch.float)
+        if "soft_start" in features[g[0]]:  # where the student's distributions may put mass
+            batch["allowed"] = torch.zeros((len(g), width), dtype=torch.bool)
         for row, i in enumerate(g):
             f = features[i]
             n = len(f["input_ids"])
-            ids[row, :n] = torch.tensor(f["input_ids"])
-            types[row, :n] = torch.tensor(f["token_type_ids"])
-            mask[row, :n] = 1
-        out.append({
-            "input_ids": ids, "token_type_ids": types, "attention_mask": mask,
-            "start_positions": torch.tensor([features[i]["start_positions"] for i in g]),
-            "end_positions": torch.tensor([features[i]["end_positions"] for i in g]),
-        })
+            batch["input_ids"][row, :n] = torch.tensor(f["input_ids"])
+            batch["attention_mask"][row, :n] = 1
+            for key in padded:
+                batch[key][row, :n] = torch.as_tensor(f[key])
+            if "allowed" in batch:
+                batch["allowed"][row, :n] = torch.from_numpy(f["context"][:, 0] >= 0)
+                batch["allowed"][row, 0] = True
+        out.append(batch)
     return out
+
+
+def soft_loss(logits: torch.Tensor, target: torch.Tensor, allowed: torch.Tensor,
+              temperature: float) -> torch.Tensor:
+    """KL(teacher || student) of one side's span distributions at ``temperature``, averaged
+    over the windows (the distillation term of Hinton et al., before its T² factor)."""
+    scaled = (logits.float() / temperature).masked_fill(~allowed, -1e9)
+    log_student = torch.log_softmax(scaled, dim=-1)
+    kl = torch.where(target > 0, target * (torch.log(target.clamp_min(1e-12)) - log_student),
+                     torch.zeros_like(target))
+    return kl.sum(-1).mean()
 
 
 def save_checkpoint(model, tokenizer, optimizer, scheduler, step: int, out: Path,
@@ -221,6 +318,11 @@ def train(args: argparse.Namespace) -> Path:
                                args.mix)
     features = featurize(examples, tokenizer, args.max_length, args.stride, rng)
     log.info("%d examples -> %d training windows", len(examples), len(features))
+    if args.teacher:
+        teacher_targets(features, examples, args.teacher,
+                        args.teacher_max_length or args.max_length + TEACHER_ROOM,
+                        args.temperature, device)
+        log.info("teacher %s: span distributions for %d windows", args.teacher, len(features))
     steps_per_epoch = math.ceil(len(features) / args.batch_size)
     total = args.max_steps or steps_per_epoch * args.epochs
 
@@ -254,7 +356,18 @@ def train(args: argparse.Namespace) -> Path:
         for batch in epoch_batches[max(skip, 0):]:
             if step >= total:
                 break
-            loss = model(**{k: v.to(device) for k, v in batch.items()}).loss
+            with torch.autocast(device.type, torch.bfloat16, enabled=args.bf16):
+                outputs = model(**{k: v.to(device) for k, v in batch.items()
+                                   if k in MODEL_INPUTS})
+            loss = outputs.loss
+            if args.teacher:
+                allowed = batch["allowed"].to(device)
+                soft = sum(soft_loss(logits, batch[f"soft_{side}"].to(device), allowed,
+                                     args.temperature)
+                           for side, logits in (("start", outputs.start_logits),
+                                                ("end", outputs.end_logits))) / 2
+                loss = ((1 - args.distill_weight) * loss
+                        + args.distill_weight * args.temperature ** 2 * soft)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             optimizer.step()
@@ -292,6 +405,32 @@ def parse_mix(text: str) -> dict[str, float]:
     if not mix:
         raise argparse.ArgumentTypeError("empty mix")
     return mix
+
+
+def parse_fraction(text: str) -> float:
+    """A share from 0 to 1."""
+    value = _number(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}")
+    return value
+
+
+def parse_positive(text: str) -> float:
+    """A finite number above 0."""
+    value = _number(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number above 0, got {text!r}")
+    return value
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
 
 
 def parse_device(text: str) -> str:
@@ -335,6 +474,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", type=parse_device,
                    default="cuda" if torch.cuda.is_available() else "cpu",
                    help="where to train (default: cuda when a GPU is visible, else cpu)")
+    p.add_argument("--teacher", metavar="DIR",
+                   help="a trained reader whose start/end distributions the model learns as "
+                        "well as the gold spans (distillation); it may use another tokenizer")
+    p.add_argument("--distill-weight", type=parse_fraction, default=0.5,
+                   help="share of the loss from the teacher's distributions (0-1)")
+    p.add_argument("--temperature", type=parse_positive, default=2.0,
+                   help="softens both distributions before they are compared")
+    p.add_argument("--teacher-max-length", type=int,
+                   help=f"tokens the teacher reads per window (default: --max-length + "
+                        f"{TEACHER_ROOM})")
+    p.add_argument("--bf16", action="store_true",
+                   help="bfloat16 autocast for the forward passes (for a GPU)")
     p.add_argument("--log-every", type=int, default=20)
     p.add_argument("--save-every", type=int, default=100)
 

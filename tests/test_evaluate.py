@@ -176,6 +176,7 @@ def test_reader_mode(tmp_path, data, tiny_model):
     assert settings["threshold"] == 0.0 and settings["questions"] == 5
     assert settings["embedder"] is None and settings["top_k"] is None
     assert settings["reader_int8"] is True and settings["chunk_max_chars"] == 600
+    assert settings["reader_device"] == "cpu"
     assert "retrieval" not in report
     assert report["answers"]["answered"] == 5
     assert report["answers"]["no_answer"]["exact_match"] == 0.0  # q4 was answered
@@ -284,6 +285,8 @@ def test_same_input_gives_same_numbers(e2e_run, tmp_path, data, tiny_model):
     ({"top_k": 0}, "--top-k must be at least 1"),
     ({"threshold": float("nan")}, "--threshold must be a finite number"),
     ({"removed": True}, "--removed needs --mode e2e"),
+    ({"reader_backend": "onnx", "reader_device": "cuda"}, "runs on the CPU only"),
+    ({"reader_backend": "torch", "reader_device": "gpu0"}, "'gpu0' is not a torch device"),
 ])
 def test_bad_options_are_errors(tmp_path, data, options, message):
     kwargs = {"mode": "reader", **options}

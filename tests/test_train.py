@@ -8,12 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors import safe_open
 
 from qa.read import Reader
-from qa.train import DEFAULT_MIX, parse_device, parse_mix
+from qa.train import DEFAULT_MIX, parse_device, parse_fraction, parse_mix, parse_positive, project
 from qa.types import Chunk
 
 pytestmark = pytest.mark.slow
@@ -150,3 +151,96 @@ def test_mix_names_the_files_it_samples(tmp_path, data_dir, tiny_model):
     assert done.returncode == 0, done.stderr
     assert "qed_nq: 40 of 40 questions" in done.stderr
     assert "squad_v1.1_train:" not in done.stderr
+
+
+# ---- distillation ----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory, data_dir) -> Path:
+    """A tiny MPNet reader with its own WordPiece vocabulary and no segment ids (as
+    all-mpnet-base-v2 has none), trained on the gold spans: another tokeniser than the student's."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+    from transformers import MPNetConfig, MPNetForQuestionAnswering, PreTrainedTokenizerFast
+
+    base = tmp_path_factory.mktemp("teacher_base")
+    # Whole words for the question and the cities it was trained on; every other word (the
+    # names, "Oslo") falls apart into letters, so no student token lines up with those pieces.
+    letters = [chr(c) for c in range(ord("a"), ord("z") + 1)]
+    vocab = (["<s>", "<pad>", "</s>", "[UNK]", ".", ",", "?"] + letters
+             + [f"##{c}" for c in letters]
+             + ("which city comes first is where was born before working on early computers "
+                + " ".join(CITIES).lower()).split())
+    tok = Tokenizer(models.WordPiece({w: i for i, w in enumerate(vocab)}, unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>",
+        special_tokens=[("<s>", tok.token_to_id("<s>")), ("</s>", tok.token_to_id("</s>"))])
+    PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
+                            cls_token="<s>", sep_token="</s>", pad_token="<pad>",
+                            unk_token="[UNK]", model_input_names=["input_ids", "attention_mask"],
+                            ).save_pretrained(base)
+    torch.manual_seed(0)
+    MPNetForQuestionAnswering(MPNetConfig(
+        vocab_size=tok.get_vocab_size(), hidden_size=32, num_hidden_layers=2,
+        num_attention_heads=2, intermediate_size=64, pad_token_id=tok.token_to_id("<pad>")),
+    ).save_pretrained(base)
+    out = tmp_path_factory.mktemp("teacher") / "reader"
+    done = train(common_args(data_dir, base, out) + ["--max-steps", "40", "--export",
+                                                     str(out / "export")])
+    assert done.returncode == 0, done.stderr
+    return out / "export"
+
+
+def first_city(reader: Reader) -> list[str]:
+    """The reader's answers on sentences it never saw: the first word is the city."""
+    answers = []
+    for city, name in (("Oslo", "Ada Lovelace"), ("Paris", "Donald Knuth"),
+                       ("Rome", "Alan Turing")):
+        text = f"{city} is where {name} was born, before working on early computers."
+        answers.append(reader.read("Which city comes first?",
+                                   [Chunk("d", 0, len(text), text)])[0].text)
+    return answers
+
+
+def test_a_student_learns_from_the_teacher_alone(tmp_path, data_dir, tiny_model, teacher):
+    """With the whole loss on the teacher's distributions (no gold span), the student, which
+    tokenises differently, finds the answers: the distributions reached the right tokens."""
+    reader = Reader(teacher, max_length=64, stride=16, backend="torch", quantize=False)
+    oslo, *known = first_city(reader)
+    # "Oslo" is o ##s ##l ##o to the teacher, which ends it early; the student's token is "oslo"
+    assert known == ["Paris", "Rome"] and oslo and "Oslo".startswith(oslo)
+    out = tmp_path / "student"
+    done = train(common_args(data_dir, tiny_model, out)
+                 + ["--max-steps", "40", "--teacher", str(teacher), "--distill-weight", "1"])
+    assert done.returncode == 0, done.stderr
+    assert "span distributions for 42 windows" in done.stderr
+    student = Reader(out / "checkpoint", max_length=64, stride=16, backend="torch",
+                     quantize=False)
+    assert first_city(student) == ["Oslo", "Paris", "Rome"]
+
+
+def test_project_moves_each_tokens_mass_to_the_token_holding_its_edge():
+    """"Alan Turing won": the teacher cuts al|an tur|ing won, the student alan turing won."""
+    none = [-1, -1]
+    teacher_spans = np.array([none, none, [0, 2], [2, 4], [5, 8], [8, 11], [12, 15], none])
+    student_spans = np.array([none, none, none, [0, 4], [5, 11], [12, 15], none])
+    probs = np.array([0.1, 0.0, 0.2, 0.05, 0.4, 0.05, 0.2, 0.0])
+    start = project(probs, teacher_spans, student_spans, "start")
+    np.testing.assert_allclose(start, [0.1, 0, 0, 0.25, 0.45, 0.2, 0], atol=1e-6)
+    end = project(probs, teacher_spans, student_spans, "end")
+    np.testing.assert_allclose(end, [0.1, 0, 0, 0.25, 0.45, 0.2, 0], atol=1e-6)
+    # mass on "tur" alone: a start lands on "turing", and so does an end (its last character)
+    lone = np.array([0.0, 0, 0, 0, 1.0, 0, 0, 0])
+    assert project(lone, teacher_spans, student_spans, "start").argmax() == 4
+    assert project(lone, teacher_spans, student_spans, "end").argmax() == 4
+
+
+def test_distillation_options_are_checked():
+    assert parse_fraction("0.5") == 0.5 and parse_positive("2") == 2.0
+    for bad in ("-0.1", "1.5", "nan", "half"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse_fraction(bad)
+    for bad in ("0", "-2", "inf", "warm"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse_positive(bad)
