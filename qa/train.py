@@ -197,13 +197,14 @@ def teacher_targets(features: list[dict], examples: Sequence[Example], teacher_d
         with torch.no_grad(), torch.autocast(device.type, torch.bfloat16,
                                              enabled=device.type == "cuda"):
             out = model(**inputs)
+        sides = (("start", out.start_logits.float().cpu()), ("end", out.end_logits.float().cpu()))
         for row, (f, first) in enumerate(zip(group, firsts)):
             spans = context_spans(enc["offset_mapping"][row].tolist(), enc.sequence_ids(row))
             spans[spans[:, 0] >= 0] += first[0, 0]  # back into the example's context
             allowed = torch.from_numpy(spans[:, 0] >= 0)
             allowed[0] = True
-            for side, logits in (("start", out.start_logits), ("end", out.end_logits)):
-                scaled = (logits[row].float().cpu() / temperature).masked_fill(~allowed, -1e9)
+            for side, logits in sides:
+                scaled = (logits[row] / temperature).masked_fill(~allowed, -1e9)
                 f[f"soft_{side}"] = project(torch.softmax(scaled, -1).numpy(), spans,
                                             f["context"], side)
 
