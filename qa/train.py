@@ -26,6 +26,8 @@ from transformers import (
     get_linear_schedule_with_warmup,
 )
 
+from qa.errors import NewsQAError
+
 log = logging.getLogger("qa.train")
 
 # Share of the sampled examples drawn from each training file (by file stem). SQuAD is the core;
@@ -84,7 +86,7 @@ def sample_examples(
     for stem, share in mix.items():
         path = data_dir / f"{stem}.jsonl.gz"
         if not path.exists():
-            raise FileNotFoundError(f"training file missing: {path}")
+            raise NewsQAError(f"The training file {path} is missing.")
         records = [r for r in read_jsonl(path) if r["answers"] and not r.get("is_impossible")]
         by_title: dict[str, list[str]] = defaultdict(list)
         for r in records:
@@ -172,17 +174,27 @@ def project(probs: np.ndarray, teacher: np.ndarray, student: np.ndarray, side: s
     return out / out.sum()
 
 
-def teacher_targets(features: list[dict], examples: Sequence[Example], teacher_dir: str,
+def load_model(name: str, what: str) -> tuple:
+    """A QA model (fp32) and its tokenizer from a folder or a model id; one NewsQAError naming
+    ``what`` when that fails (no such folder, an id the offline hub cannot serve)."""
+    try:
+        return (AutoTokenizer.from_pretrained(name),
+                AutoModelForQuestionAnswering.from_pretrained(name, dtype=torch.float32))
+    except OSError as exc:
+        raise NewsQAError(f"Cannot load the {what} {name}: {exc}") from exc
+
+
+def teacher_targets(features: list[dict], examples: Sequence[Example], teacher: tuple,
                     max_length: int, temperature: float, device: torch.device,
                     batch_size: int = 64) -> None:
-    """Add the teacher's start and end distributions (at ``temperature``) to each window as
-    ``soft_start`` / ``soft_end`` over the student's tokens.
+    """Add the ``teacher``'s (tokenizer and model, from ``load_model``) start and end
+    distributions at ``temperature`` to each window as ``soft_start`` / ``soft_end`` over the
+    student's tokens.
 
     The teacher reads the same question and the same stretch of context as the student's window
     (its own tokens, cut to ``max_length``); ``project`` carries its distributions over.
     """
-    tokenizer = AutoTokenizer.from_pretrained(teacher_dir)
-    model = AutoModelForQuestionAnswering.from_pretrained(teacher_dir, dtype=torch.float32)
+    tokenizer, model = teacher
     model.to(device).eval()
     order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
     for b in range(0, len(order), batch_size):
@@ -306,8 +318,8 @@ def train(args: argparse.Namespace) -> Path:
     out = Path(args.out)
     ckpt = out / "checkpoint"
     start_from = str(ckpt) if args.resume and ckpt.exists() else (args.init or default_encoder())
-    tokenizer = AutoTokenizer.from_pretrained(start_from)
-    model = AutoModelForQuestionAnswering.from_pretrained(start_from, dtype=torch.float32)
+    tokenizer, model = load_model(start_from, "model to train")
+    teacher = load_model(args.teacher, "teacher") if args.teacher else None
     device = torch.device(args.device)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True  # fp32 weights, TF32 matrix products
@@ -320,7 +332,7 @@ def train(args: argparse.Namespace) -> Path:
     features = featurize(examples, tokenizer, args.max_length, args.stride, rng)
     log.info("%d examples -> %d training windows", len(examples), len(features))
     if args.teacher:
-        teacher_targets(features, examples, args.teacher,
+        teacher_targets(features, examples, teacher,
                         args.teacher_max_length or args.max_length + TEACHER_ROOM,
                         args.temperature, device)
         log.info("teacher %s: span distributions for %d windows", args.teacher, len(features))

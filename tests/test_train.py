@@ -244,3 +244,18 @@ def test_distillation_options_are_checked():
     for bad in ("0", "-2", "inf", "warm"):
         with pytest.raises(argparse.ArgumentTypeError):
             parse_positive(bad)
+
+
+@pytest.mark.parametrize("option, message", [
+    ("--teacher", "newsqa: error: Cannot load the teacher {missing}: "),
+    ("--data", "newsqa: error: The training file {missing}/squad_v1.1_train.jsonl.gz is missing."),
+])
+def test_a_missing_teacher_or_data_is_one_line(tmp_path, data_dir, tiny_model, capsys, option,
+                                                message):
+    from qa.cli import main
+
+    missing = tmp_path / "missing"
+    args = common_args(data_dir, tiny_model, tmp_path / "out") + ["--max-steps", "1"]
+    assert main(["train-reader", *args, option, str(missing)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith(message.format(missing=missing))
