@@ -171,7 +171,8 @@ def project(probs: np.ndarray, teacher: np.ndarray, student: np.ndarray, side: s
         else:
             k = np.searchsorted(student[held, 1], teacher[sent, 1], side="left")
         np.add.at(out, held[np.clip(k, 0, len(held) - 1)], probs[sent])
-    return out / out.sum()
+    total = out.sum()
+    return out / total if total > 0 else out
 
 
 def load_model(name: str, what: str) -> tuple:
@@ -408,13 +409,12 @@ def parse_mix(text: str) -> dict[str, float]:
     for part in filter(None, (p.strip() for p in text.split(","))):
         stem, sep, share = part.partition("=")
         try:
-            value = float(share)
-        except ValueError:
-            value = -1.0
-        if not sep or not stem or not math.isfinite(value) or value <= 0:
+            if not sep or not stem:
+                raise argparse.ArgumentTypeError("no STEM=")
+            mix[stem] = parse_positive(share)
+        except argparse.ArgumentTypeError:
             raise argparse.ArgumentTypeError(f"bad mix entry {part!r}: expected STEM=SHARE, a "
-                                             "finite share > 0")
-        mix[stem] = value
+                                             "finite share > 0") from None
     if not mix:
         raise argparse.ArgumentTypeError("empty mix")
     return mix
@@ -437,6 +437,7 @@ def parse_positive(text: str) -> float:
 
 
 def _number(text: str) -> float:
+    """``text`` as a finite float, else the argparse error that names it."""
     try:
         value = float(text)
     except ValueError:
