@@ -27,7 +27,7 @@ mkdir -p "$OUT"
       --no-freeze-embeddings --seed 41 --export "$G/teacher/export" $TRY
   # The student: reader v3 on the windows NewsQA reads (256/96), 70% of the loss from the teacher.
   $PY -m qa.train --init models/reader --out "$G/student" "${COMMON[@]}" \
-      --max-length 256 --stride 96 --batch-size 48 --epochs 2 --lr 5e-5 --seed 42 \
+      --max-length 256 --stride 96 --batch-size 48 --epochs 1 --lr 5e-5 --seed 42 \
       --teacher "$G/teacher/export" --distill-weight 0.7 --temperature 2 \
       --export "$G/student/export" $TRY
   $PY gpu/pack.py split "$G/student/export" "$OUT/reader-v4"
