@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Protocol, Sequence
 import numpy as np
 
 from qa.errors import NewsQAError
-from qa.reader_backends import RunsOnBackend
+from qa.reader_backends import RunsOnBackend, no_loading_bar
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -154,7 +154,7 @@ class TorchEmbedding:
     def load(self, source: Path | str, local_only: bool) -> int:
         from sentence_transformers import SentenceTransformer
 
-        _no_loading_bar()
+        no_loading_bar()
         model = SentenceTransformer(str(source), device=self.device, local_files_only=local_only)
         dimension = model.get_embedding_dimension()
         if dimension is None:
@@ -249,13 +249,6 @@ class OnnxEmbedding:
         return (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
 
 
-def _no_loading_bar() -> None:
-    """No "Loading weights" bar from transformers on every command."""
-    from transformers.utils import logging as transformers_logging
-
-    transformers_logging.disable_progress_bar()
-
-
 def _read_json(path: Path) -> dict:
     """A JSON object from ``path``; an absent file is an empty one."""
     if not path.is_file():
@@ -309,7 +302,7 @@ def export_transformer(model_dir: Path, out: Path, *, quantize: bool) -> None:
         def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
             return self.model(**dict(zip(self.names, inputs))).last_hidden_state
 
-    _no_loading_bar()
+    no_loading_bar()
     # Eager attention exports as the pattern that ONNX Runtime's optimiser fuses into one kernel.
     model = AutoModel.from_pretrained(str(model_dir), dtype=torch.float32,
                                       attn_implementation="eager").eval()

@@ -234,13 +234,21 @@ def _sha256(path: Path, size: int, mtime_ns: int) -> str:
     return digest.hexdigest()
 
 
-def load_torch_model(model_dir: Path) -> torch.nn.Module:
-    """The QA model in ``model_dir``, in fp32 and eval mode."""
+def load_torch_model(model_dir: Path | str) -> torch.nn.Module:
+    """The QA model in ``model_dir`` (a folder or a model id), in fp32 and eval mode."""
     import torch
     from transformers import AutoModelForQuestionAnswering
 
+    no_loading_bar()
     model = AutoModelForQuestionAnswering.from_pretrained(str(model_dir), dtype=torch.float32)
     return model.eval()
+
+
+def no_loading_bar() -> None:
+    """No "Loading weights" bar from transformers on every command."""
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
 
 
 def model_inputs(model: torch.nn.Module) -> tuple[str, ...]:

@@ -20,13 +20,10 @@ from typing import Iterator, Sequence
 
 import numpy as np
 import torch
-from transformers import (
-    AutoModelForQuestionAnswering,
-    AutoTokenizer,
-    get_linear_schedule_with_warmup,
-)
+from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
 from qa.errors import NewsQAError
+from qa.reader_backends import load_torch_model
 
 log = logging.getLogger("qa.train")
 
@@ -179,8 +176,7 @@ def load_model(name: str, what: str) -> tuple:
     """A QA model (fp32) and its tokenizer from a folder or a model id; one NewsQAError naming
     ``what`` when that fails (no such folder, an id the offline hub cannot serve)."""
     try:
-        return (AutoTokenizer.from_pretrained(name),
-                AutoModelForQuestionAnswering.from_pretrained(name, dtype=torch.float32))
+        return AutoTokenizer.from_pretrained(name), load_torch_model(name)
     except OSError as exc:
         raise NewsQAError(f"Cannot load the {what} {name}: {exc}") from exc
 
@@ -295,8 +291,7 @@ def save_checkpoint(model, tokenizer, optimizer, scheduler, step: int, out: Path
 def export_reader(checkpoint: Path, out: Path) -> Path:
     """Write shippable weights: fp16 safetensors (half the size; the Reader loads them as fp32)
     plus tokenizer files, without the optimizer state. Keeps ``out``'s ``newsqa_reader.json``."""
-    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
-    model = AutoModelForQuestionAnswering.from_pretrained(checkpoint, dtype=torch.float32)
+    tokenizer, model = AutoTokenizer.from_pretrained(checkpoint), load_torch_model(checkpoint)
     out.mkdir(parents=True, exist_ok=True)
     model.half().save_pretrained(out)
     tokenizer.save_pretrained(out)
