@@ -80,6 +80,15 @@ def test_config_refuses_bad_settings_with_one_clear_error(data: object, message:
     assert message in str(raised.value) and "\n" not in str(raised.value)
 
 
+def test_config_stores_a_numpy_whole_number_as_an_int() -> None:
+    """A count computed with numpy is a whole number too; the manifest needs a JSON int."""
+    import numpy as np
+
+    config = IndexConfig(max_chars=np.int64(400), top_k=np.int32(3))
+    assert type(config.max_chars) is int and type(config.top_k) is int
+    assert json.loads(json.dumps(config.to_dict()))["max_chars"] == 400
+
+
 def test_config_takes_only_the_index_defining_settings_of_an_index() -> None:
     mine = IndexConfig(top_k=3, backend="onnx", candidates=20)
     index = IndexConfig(max_chars=400, overlap_sentences=2, top_k=8, backend="torch")
