@@ -105,11 +105,12 @@ def sample_examples(
 
 
 def featurize(examples: Sequence[Example], tokenizer, max_length: int, stride: int,
-              rng: random.Random) -> list[dict]:
+              rng: random.Random, *, spans: bool = False) -> list[dict]:
     """Tokenise into one window per example, labelled with token start/end (0/0 = no answer).
 
     Long contexts are split into overlapping windows; an answerable example keeps one window that
-    holds its whole answer, a negative keeps a random window.
+    holds its whole answer, a negative keeps a random window. ``spans`` keeps each window's
+    example and its tokens' character spans (``context_spans``), which only a teacher needs.
     """
     enc = tokenizer(
         [e.question for e in examples], [e.context for e in examples],
@@ -131,8 +132,9 @@ def featurize(examples: Sequence[Example], tokenizer, max_length: int, stride: i
             start_tok = next(t for t in ctx if offsets[t][1] > a0)
             end_tok = next(t for t in reversed(ctx) if offsets[t][0] < a1)
         window = {"input_ids": enc["input_ids"][i], "start_positions": start_tok,
-                  "end_positions": end_tok, "example": ex_idx,
-                  "context": context_spans(offsets, seq_ids)}
+                  "end_positions": end_tok}
+        if spans:
+            window["example"], window["context"] = ex_idx, context_spans(offsets, seq_ids)
         if types is not None:
             window["token_type_ids"] = types[i]
         windows[ex_idx].append(window)
@@ -142,10 +144,8 @@ def featurize(examples: Sequence[Example], tokenizer, max_length: int, stride: i
 def context_spans(offsets: Sequence[tuple[int, int]], seq_ids: Sequence[int | None]) -> np.ndarray:
     """Each token's character span in the context, (-1, -1) for the question and special
     tokens: what carries a teacher's distribution across tokenisers (``project``)."""
-    spans = np.full((len(offsets), 2), -1, dtype=np.int32)
-    for t, (offset, seq) in enumerate(zip(offsets, seq_ids)):
-        if seq == 1:
-            spans[t] = offset
+    spans = np.asarray(offsets, dtype=np.int32).reshape(-1, 2)
+    spans[np.array([seq != 1 for seq in seq_ids], dtype=bool)] = -1
     return spans
 
 
@@ -325,7 +325,8 @@ def train(args: argparse.Namespace) -> Path:
 
     examples = sample_examples(Path(args.data), args.examples, args.negative_rate, rng,
                                args.mix)
-    features = featurize(examples, tokenizer, args.max_length, args.stride, rng)
+    features = featurize(examples, tokenizer, args.max_length, args.stride, rng,
+                         spans=teacher is not None)
     log.info("%d examples -> %d training windows", len(examples), len(features))
     if args.teacher:
         teacher_targets(features, examples, teacher,
