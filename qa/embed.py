@@ -5,7 +5,7 @@ newsqa works offline; any other sentence-transformers model id or local path can
 
 Two backends compute the same vectors. ``torch`` runs the model with sentence-transformers.
 ``onnx`` runs its transformer in ONNX Runtime, from an export made on first use and cached like
-the reader's (``<cache>/embedder-onnx/<weights sha256>/<precision>.onnx``, see
+the reader's (``<cache>/embedder-onnx/<weights sha256>/<precision>-v2.onnx``, see
 ``qa.reader_backends``), tokenises with ``tokenizers`` and mean-pools in numpy: no torch, so a
 cold start is short. Its fp32 vectors equal sentence-transformers' to about 1e-6; its int8 ones
 (the default) are about 2.5x faster to compute and find the same chunks. An index records the
@@ -286,10 +286,9 @@ def export_transformer(model_dir: Path, out: Path, *, quantize: bool) -> None:
     """Write the transformer in ``model_dir`` to ``out`` as ONNX: token ids in, the last hidden
     state out (pooling runs in numpy), int8 with ``quantize``."""
     import torch
-    from onnxruntime.transformers.optimizer import MODEL_TYPES
     from transformers import AutoModel
 
-    from qa.reader_backends import export_onnx, model_inputs
+    from qa.reader_backends import export_onnx, fusion, model_inputs
 
     class LastHiddenState(torch.nn.Module):
         """The model called with its inputs by name (the tracer passes them by position, which
@@ -307,9 +306,5 @@ def export_transformer(model_dir: Path, out: Path, *, quantize: bool) -> None:
     model = AutoModel.from_pretrained(str(model_dir), dtype=torch.float32,
                                       attn_implementation="eager").eval()
     names = model_inputs(model)
-    config = model.config
-    fuse = {"model_type": config.model_type, "num_heads": config.num_attention_heads,
-            "hidden_size": config.hidden_size}
     export_onnx(LastHiddenState(model, names), out, inputs=names, outputs=(ONNX_OUTPUT,),
-                quantize=quantize,  # a model the optimiser does not know runs unfused: slower
-                fuse=fuse if config.model_type in MODEL_TYPES else None)
+                quantize=quantize, fuse=fusion(model.config))

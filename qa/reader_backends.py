@@ -3,7 +3,7 @@
 The reader (qa/read.py) windows text and decodes spans without knowing what runs the model, so a
 backend only turns a batch of windows into logits. ``torch`` runs the shipped weights (fp32, or
 int8 Linear layers on the CPU); ``onnx`` runs them in ONNX Runtime from an export made on first
-use and cached (``<cache>/reader-onnx/<weights sha256>/<precision>.onnx``, where ``<cache>`` is
+use and cached (``<cache>/reader-onnx/<weights sha256>/<precision>-v2.onnx``, where ``<cache>`` is
 ``$XDG_CACHE_HOME/newsqa`` or ``~/.cache/newsqa``). Answering through ONNX Runtime needs no torch,
 which keeps a cold start short; torch is imported only to export.
 
@@ -39,6 +39,10 @@ WEIGHTS_FILES = ("model.safetensors", "pytorch_model.bin")
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUTS = ("start_logits", "end_logits")
 ONNX_OPSET = 17
+# Part of every export's file name: raised when the export itself changes (v2 fuses the reader's
+# attention), so a cache made by older code is exported again rather than run with settings, such
+# as a fitted answer decision, that were measured on the new export.
+EXPORT_VERSION = 2
 
 Logits = tuple[np.ndarray, np.ndarray]
 
@@ -172,9 +176,11 @@ def default_cache_dir() -> Path:
 
 def export_path(cache_dir: Path, kind: str, model_dir: Path, precision: str) -> Path:
     """Where the ONNX export of ``model_dir``'s weights at ``precision`` is cached:
-    ``<cache_dir>/<kind>-onnx/<sha256 prefix of the weights file>/<precision>.onnx``, so new
-    weights get a new export and a stale one is never run."""
-    return cache_dir / f"{kind}-onnx" / weights_digest(model_dir)[:16] / f"{precision}.onnx"
+    ``<cache_dir>/<kind>-onnx/<sha256 prefix of the weights file>/<precision>-v<EXPORT_VERSION>
+    .onnx``, so new weights or a new kind of export get a new file and a stale one is never
+    run."""
+    return (cache_dir / f"{kind}-onnx" / weights_digest(model_dir)[:16]
+            / f"{precision}-v{EXPORT_VERSION}.onnx")
 
 
 def onnx_session(path: Path, what: str,
@@ -234,14 +240,27 @@ def _sha256(path: Path, size: int, mtime_ns: int) -> str:
     return digest.hexdigest()
 
 
-def load_torch_model(model_dir: Path | str) -> torch.nn.Module:
-    """The QA model in ``model_dir`` (a folder or a model id), in fp32 and eval mode."""
+def load_torch_model(model_dir: Path | str, *, eager: bool = False) -> torch.nn.Module:
+    """The QA model in ``model_dir`` (a folder or a model id), in fp32 and eval mode; with
+    ``eager``, in the attention implementation an ONNX export can fuse (``fusion``)."""
     import torch
     from transformers import AutoModelForQuestionAnswering
 
     no_loading_bar()
-    model = AutoModelForQuestionAnswering.from_pretrained(str(model_dir), dtype=torch.float32)
+    model = AutoModelForQuestionAnswering.from_pretrained(
+        str(model_dir), dtype=torch.float32, **({"attn_implementation": "eager"} if eager else {}))
     return model.eval()
+
+
+def fusion(config: object) -> dict[str, object] | None:
+    """``export_onnx``'s ``fuse`` settings for a model with this transformers ``config``, or None
+    for a model type that ONNX Runtime's optimiser does not know (it runs unfused: slower)."""
+    from onnxruntime.transformers.optimizer import MODEL_TYPES
+
+    if config.model_type not in MODEL_TYPES:
+        return None
+    return {"model_type": config.model_type, "num_heads": config.num_attention_heads,
+            "hidden_size": config.hidden_size}
 
 
 def no_loading_bar() -> None:
@@ -276,9 +295,9 @@ def quantize_linear_layers(model: torch.nn.Module) -> torch.nn.Module:
 def export_reader(model_dir: Path, out: Path, *, quantize: bool) -> None:
     """Write ``model_dir``'s QA model to ``out`` as ONNX (start/end logits), int8 with
     ``quantize``."""
-    model = load_torch_model(model_dir)
-    names = model_inputs(model)
-    export_onnx(model, out, inputs=names, outputs=OUTPUTS, quantize=quantize)
+    model = load_torch_model(model_dir, eager=True)
+    export_onnx(model, out, inputs=model_inputs(model), outputs=OUTPUTS, quantize=quantize,
+                fuse=fusion(model.config))
 
 
 def export_onnx(model: torch.nn.Module, out: Path, *, inputs: Sequence[str],

@@ -148,12 +148,12 @@ def test_onnx_int8_finds_the_chunks_that_torch_finds(embedder, onnx_int8, seed_c
 def test_export_is_made_once_per_weights_and_precision(onnx_fp32, onnx_int8, onnx_cache):
     digest = hashlib.sha256((Path(get_model_path()) / "model.safetensors").read_bytes())
     exports = onnx_cache / "embedder-onnx" / digest.hexdigest()[:16]
-    assert {p.name for p in exports.iterdir()} == {"fp32.onnx", "int8.onnx"}  # no leftovers
-    made = (exports / "fp32.onnx").stat()
+    assert {p.name for p in exports.iterdir()} == {"fp32-v2.onnx", "int8-v2.onnx"}  # no leftovers
+    made = (exports / "fp32-v2.onnx").stat()
     again = Embedder(backend="onnx", quantize=False, cache_dir=onnx_cache)
     np.testing.assert_array_equal(again.encode(["A storm closed the port."]),
                                   onnx_fp32.encode(["A storm closed the port."]))
-    assert (exports / "fp32.onnx").stat().st_mtime_ns == made.st_mtime_ns
+    assert (exports / "fp32-v2.onnx").stat().st_mtime_ns == made.st_mtime_ns
 
 
 @pytest.mark.slow  # exports the shipped model (seconds each)
@@ -210,7 +210,7 @@ def test_an_unusable_cache_is_one_clear_error(tmp_path):
     with pytest.raises(NewsQAError, match="Cannot write the ONNX export of the embedder"):
         Embedder(backend="onnx", cache_dir=blocked).warm_up()
     digest = hashlib.sha256((Path(get_model_path()) / "model.safetensors").read_bytes())
-    broken = tmp_path / "cache" / "embedder-onnx" / digest.hexdigest()[:16] / "int8.onnx"
+    broken = tmp_path / "cache" / "embedder-onnx" / digest.hexdigest()[:16] / "int8-v2.onnx"
     broken.parent.mkdir(parents=True)
     broken.write_bytes(b"half a file")
     with pytest.raises(NewsQAError, match="Cannot load the ONNX export .* delete it"):
