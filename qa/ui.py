@@ -32,9 +32,9 @@ MAX_CITATIONS = 3  # passages shown per answer; more would bury the conversation
 # Questions from the chat and from /ask share one queue with this many running at once: the
 # retrieval step is serialised by the facade, and the reader coalesces the reads that arrive
 # together into one model batch, so several in flight raise throughput on a small CPU. At 50
-# clients on 2 cores (benchmarks/load.py, alternating runs), 16 beat 8 (distinct questions 10.7-10.9
-# against 10.0 a second, p95 5.3-5.4 against 5.4-5.7 s) and 32 let the slowest wait longer
-# (distinct p95 5.7-7.4 s); more would only hold memory for requests that wait anyway.
+# clients on 2 cores (benchmarks/load.py, alternating runs), 16 beat 8 (distinct questions p95
+# 5.3-5.4 against 5.4-5.7 s), and 32 or 50 let the slowest wait longer behind bigger batches
+# (distinct p95 4.9-5.3 s against 4.0-4.5 s for 16); more only holds memory for waiting requests.
 QUESTIONS = {"concurrency_id": "questions", "concurrency_limit": 16}
 MAX_QUEUED = 256  # requests waiting in all; 50 clients asking at once fit with room to spare
 # Gradio recomputes a pandas summary of its last 10,000 queue events after every event, for a

@@ -96,6 +96,35 @@ def test_batching_does_not_change_spans(tiny_model):
     assert [s.score for s in one] == pytest.approx([s.score for s in many], rel=1e-4, abs=1e-7)
 
 
+def test_windows_run_longest_first_in_batches_cut_to_their_length(tiny_model):
+    """Padding is compute that reads nothing: mixed windows are batched by length, and a batch
+    is no wider than its longest window."""
+    reader = Reader(tiny_model, max_length=64, stride=16, batch_size=3, quantize=False)
+    reader.warm_up()
+    doc = document()
+    chunks = [chunk(doc, 0, end) for end in (20, 120, 40, 100, 30, 140, 60)]
+    fed: list[np.ndarray] = []
+    logits = reader._backend.logits
+
+    def recording(batch):
+        fed.append(batch["attention_mask"].sum(axis=1))
+        assert batch["input_ids"].shape[1] == fed[-1].max()  # no column of padding only
+        return logits(batch)
+
+    reader._backend.logits = recording
+    try:
+        spans = reader.read(QUESTION, chunks, 10)
+    finally:
+        del reader._backend.logits
+    lengths = np.concatenate(fed)
+    assert len(fed) > 1 and len(set(lengths.tolist())) > 3
+    assert (np.diff(lengths) <= 0).all()  # longest first, across batches
+    alone = Reader(tiny_model, max_length=64, stride=16, batch_size=1,
+                   quantize=False).read(QUESTION, chunks, 10)
+    assert [(s.start, s.end) for s in spans] == [(s.start, s.end) for s in alone]
+    assert [s.score for s in spans] == pytest.approx([s.score for s in alone], rel=1e-4)
+
+
 def test_read_batch_matches_read(reader):
     doc_a, doc_b = document(0), document(90)
     lists = [[chunk(doc_a, 0, 200)], [chunk(doc_b, 150, 420), chunk(doc_b, 90, 300)]]
