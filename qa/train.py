@@ -12,16 +12,18 @@ import json
 import logging
 import math
 import random
+import sqlite3
 import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
 from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
+from qa import keywords
 from qa.errors import NewsQAError
 from qa.reader_backends import load_torch_model
 
@@ -49,6 +51,8 @@ MODEL_INPUTS = ("input_ids", "token_type_ids", "attention_mask", "start_position
 # Extra tokens the teacher may read beyond the student's window length: another vocabulary
 # cuts the same text into a few more or fewer pieces.
 TEACHER_ROOM = 64
+# Keyword matches searched, best first, for a hard negative (one without the question's answer).
+HARD_NEGATIVE_CANDIDATES = 20
 
 
 @dataclass(frozen=True)
@@ -70,16 +74,47 @@ def read_jsonl(path: Path) -> Iterator[dict]:
                 yield json.loads(line)
 
 
+class HardNegatives:
+    """Paragraphs of *other* articles that match a question best by BM25 and hold none of its
+    answers: what the product's retrieval hands the reader when the article that answers is not
+    in the index, where the reader must say "not found" (issue 10). Searched with the product's
+    own keyword index (``qa.keywords``, SQLite FTS5) in memory, titles included as in an index.
+    """
+
+    def __init__(self, paragraphs: Iterable[tuple[str, str]]) -> None:
+        self._paragraphs = list(dict.fromkeys(paragraphs))  # (title, context), first seen first
+        self._db = sqlite3.connect(":memory:")
+        self._db.execute(keywords.SCHEMA)
+        self._db.execute("CREATE TABLE chunks (id INTEGER PRIMARY KEY)")  # what search checks
+        for row, (title, context) in enumerate(self._paragraphs, 1):
+            self._db.execute("INSERT INTO chunks (id) VALUES (?)", (row,))
+            keywords.add(self._db, title, [(row, context)])
+
+    def find(self, question: str, title: str, answers: Sequence[str]) -> str | None:
+        """The best-matching paragraph under another title without any of ``answers``
+        (lower-cased), among the first ``HARD_NEGATIVE_CANDIDATES`` matches; None if none."""
+        for row, _ in keywords.search(self._db, question, HARD_NEGATIVE_CANDIDATES):
+            other_title, context = self._paragraphs[row - 1]
+            if other_title != title and not any(a in context.lower() for a in answers):
+                return context
+        return None
+
+
 def sample_examples(
     data_dir: Path, n_examples: int, negative_rate: float, rng: random.Random,
-    mix: dict[str, float] = DEFAULT_MIX,
+    mix: dict[str, float] = DEFAULT_MIX, hard_negative_rate: float = 0.0,
 ) -> list[Example]:
     """Draw ``n_examples`` answerable questions by ``mix`` and add built negatives.
 
     A negative pairs a question with another paragraph of the same title that does not contain
-    any of its answers, so the reader learns to abstain on on-topic but answer-less text.
+    any of its answers, so the reader learns to abstain on on-topic but answer-less text. A hard
+    negative (``hard_negative_rate``) pairs it with the paragraph of another article that shares
+    its words most (``HardNegatives``). Both are drawn for each question independently; with
+    ``hard_negative_rate`` 0 the sample is what it was before hard negatives existed.
     """
     examples: list[Example] = []
+    asked: list[tuple[str, str, list[str]]] = []  # (question, title, answers) of those drawn
+    paragraphs: list[tuple[str, str]] = []
     for stem, share in mix.items():
         path = data_dir / f"{stem}.jsonl.gz"
         if not path.exists():
@@ -89,17 +124,26 @@ def sample_examples(
         for r in records:
             if r["context"] not in by_title[r["title"]][-1:]:
                 by_title[r["title"]].append(r["context"])
+        paragraphs += ((title, c) for title, contexts in by_title.items() for c in contexts)
         take = rng.sample(records, min(len(records), round(n_examples * share)))
         for r in take:
             a = r["answers"][0]
             examples.append(Example(r["question"], r["context"], a["answer_start"], a["text"]))
+            answers = [x["text"].lower() for x in r["answers"]]
+            asked.append((r["question"], r["title"], answers))
             if rng.random() < negative_rate:
-                answers = [x["text"].lower() for x in r["answers"]]
                 others = [c for c in by_title[r["title"]]
                           if c != r["context"] and not any(t in c.lower() for t in answers)]
                 if others:
                     examples.append(Example(r["question"], rng.choice(others), -1, ""))
         log.info("%s: %d of %d questions", stem, len(take), len(records))
+    if hard_negative_rate > 0:
+        finder = HardNegatives(paragraphs)
+        chosen = [q for q in asked if rng.random() < hard_negative_rate]
+        found = [Example(question, context, -1, "") for question, title, answers in chosen
+                 if (context := finder.find(question, title, answers)) is not None]
+        examples += found
+        log.info("hard negatives: %d for %d questions drawn", len(found), len(chosen))
     rng.shuffle(examples)
     return examples
 
@@ -324,7 +368,7 @@ def train(args: argparse.Namespace) -> Path:
         model.base_model.embeddings.word_embeddings.weight.requires_grad_(False)
 
     examples = sample_examples(Path(args.data), args.examples, args.negative_rate, rng,
-                               args.mix)
+                               args.mix, args.hard_negative_rate)
     features = featurize(examples, tokenizer, args.max_length, args.stride, rng,
                          spans=teacher is not None)
     log.info("%d examples -> %d training windows", len(examples), len(features))
@@ -470,7 +514,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mix", type=parse_mix, default=DEFAULT_MIX,
                    help="data shares as STEM=SHARE,... (file stems in --data; default: "
                         + ",".join(f"{k}={v}" for k, v in DEFAULT_MIX.items()) + ")")
-    p.add_argument("--negative-rate", type=float, default=0.15)
+    p.add_argument("--negative-rate", type=parse_fraction, default=0.15,
+                   help="share of questions also paired with an answer-less paragraph of their "
+                        "own article")
+    p.add_argument("--hard-negative-rate", type=parse_fraction, default=0.0,
+                   help="share of questions also paired with the paragraph of another article "
+                        "that matches them best by BM25 without their answer (what retrieval "
+                        "hands the reader when the answer is not indexed)")
     p.add_argument("--max-length", type=int, default=192)
     p.add_argument("--stride", type=int, default=64)
     p.add_argument("--batch-size", type=int, default=32)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,8 @@ import torch
 from safetensors import safe_open
 
 from qa.read import Reader
-from qa.train import DEFAULT_MIX, parse_device, parse_fraction, parse_mix, parse_positive, project
+from qa.train import (DEFAULT_MIX, parse_device, parse_fraction, parse_mix, parse_positive,
+                      project, sample_examples)
 from qa.types import Chunk
 
 pytestmark = pytest.mark.slow
@@ -151,6 +153,43 @@ def test_mix_names_the_files_it_samples(tmp_path, data_dir, tiny_model):
     assert done.returncode == 0, done.stderr
     assert "qed_nq: 40 of 40 questions" in done.stderr
     assert "squad_v1.1_train:" not in done.stderr
+
+
+def write_questions(path: Path, rows: list[tuple[str, str, str, str]]) -> None:
+    """(title, context, question, answer) rows as a training file."""
+    with gzip.open(path, "wt", encoding="utf-8") as fh:
+        for n, (title, context, question, answer) in enumerate(rows):
+            fh.write(json.dumps({"id": str(n), "title": title, "context": context,
+                                 "question": question, "is_impossible": False,
+                                 "answers": [{"text": answer,
+                                              "answer_start": context.index(answer)}]}) + "\n")
+
+
+def test_hard_negatives_are_other_articles_paragraphs_that_match_without_the_answer(tmp_path):
+    lovelace = "Ada Lovelace wrote the first program for the engine in London."
+    turing = "Alan Turing read the program notes of Ada Lovelace in Manchester."
+    turing_london = "Alan Turing gave a lecture on the engine program in London."
+    hopper = "Grace Hopper built the first compiler in Philadelphia."
+    write_questions(tmp_path / "f.jsonl.gz", [
+        ("Lovelace", lovelace, "Where did Ada Lovelace write the first program for the engine?",
+         "London"),
+        ("Turing", turing, "Where did Alan Turing read the program notes?", "Manchester"),
+        ("Turing", turing_london, "What did Alan Turing give a lecture on?", "the engine program"),
+        ("Hopper", hopper, "What did Grace Hopper build first?", "compiler"),
+    ])
+    examples = sample_examples(tmp_path, 4, 0.0, random.Random(0), {"f": 1.0}, 1.0)
+    negatives = {e.question: e.context for e in examples if e.answer_start < 0}
+    assert negatives == {
+        # the best match holds "London", so the next one is taken; never its own article's
+        "Where did Ada Lovelace write the first program for the engine?": turing,
+        "Where did Alan Turing read the program notes?": lovelace,
+        # "first" is in Lovelace's paragraph only
+        "What did Grace Hopper build first?": lovelace,
+        # "What did Alan Turing give a lecture on?": no other article has "give" or "lecture"
+    }
+    without = sample_examples(tmp_path, 4, 0.0, random.Random(0), {"f": 1.0})
+    assert without == sample_examples(tmp_path, 4, 0.0, random.Random(0), {"f": 1.0}, 0.0)
+    assert all(e.answer_start >= 0 for e in without)
 
 
 # ---- distillation ----------------------------------------------------------------------------
