@@ -43,9 +43,14 @@ def compose_answer(question: str, spans: Sequence[Span], documents: Mapping[str,
     candidates = [_candidate(question, group, documents, chunks) for group in _groups(spans)]
     differ = disagreement(candidates, weight=None if current_as_of is None else
                           lambda c: recency_factor(c.published, current_as_of))
+    weighed = candidates
     if current_as_of is not None and differ:
         candidates.sort(key=lambda a: differ[0] not in a.citations)  # stable: others keep order
-    features = evidence(question, candidates, hits, documents)
+        # The older answers that the newest supersedes are not evidence against it: its margin
+        # and the best span of another article are taken over the other candidates only.
+        weighed = [candidates[0]] + [c for c in candidates[1:]
+                                     if not any(d in c.citations for d in differ[1:])]
+    features = evidence(question, weighed, hits, documents)
     confidence = decision.confidence(features)
     if not candidates or confidence < (decision.threshold if threshold is None else threshold):
         return Answer(question, "", confidence, alternatives=candidates[:max_alternatives],

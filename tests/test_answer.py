@@ -188,6 +188,24 @@ def test_different_answers_from_two_articles_are_shown_newest_first():
     assert newest.text == "700 mln stg" and newest.disagreement == answer.disagreement
 
 
+def test_an_older_answer_the_newest_supersedes_is_no_evidence_against_it():
+    """The decision weighs the newest answer against the candidates it does not supersede: not a
+    negative margin to the older figure, nor that figure as another article's best span."""
+    spans = [span(OLD, "400 mln stg", 0.8), span(NEW, "700 mln stg", 0.7),
+             span(NEW, "shortage", 0.1)]
+    scored = [Hit(h.chunk, 0.1, dense=0.5, bm25=1.0) for h in RIVAL_HITS]  # as retrieved
+    plain = compose_answer("What is the forecast?", spans, RIVALS, scored,
+                           decision=ReaderScore(0.0))
+    assert plain.evidence["margin"] == pytest.approx(0.1)
+    assert plain.evidence["other_doc"] == pytest.approx(0.7)
+    newest = compose_answer("What is the latest forecast?", spans, RIVALS, scored,
+                            decision=ReaderScore(0.0), current_as_of=date(1987, 3, 5))
+    assert newest.text == "700 mln stg" and len(newest.disagreement) == 2
+    assert newest.evidence["margin"] == pytest.approx(0.6)  # to "shortage", not to 400 mln stg
+    assert newest.evidence["other_doc"] == 0.0
+    assert newest.alternatives[0].text == "400 mln stg"  # still offered, and listed as differing
+
+
 def test_a_current_state_question_weighs_answers_by_their_articles_recency():
     """A newer article's answer scored under half the older one's is no rival by the reader's
     scores alone; weighed by recency as retrieval weighs chunks, it is close, and the newest."""
