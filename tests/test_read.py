@@ -225,10 +225,10 @@ def test_int8_reader_answers_like_fp32(shipped_reader):
     int8_spans = shipped_reader.read_batch(questions, [chunks] * len(questions), top_n=1)
     fp32_spans = fp32.read_batch(questions, [chunks] * len(questions), top_n=1)
     assert [s[0].text for s in int8_spans] == [s[0].text for s in fp32_spans]
-    # Scores move a little (measured: at most 0.12, on "under what age?"); the threshold in
-    # newsqa_reader.json is calibrated on the int8 scores.
+    # Scores move a little (measured: at most 0.12 with reader v3, 0.16 with v3.1, on one
+    # question each); the decisions in newsqa_reader.json are fitted on the int8 scores.
     assert [s[0].score for s in int8_spans] == pytest.approx([s[0].score for s in fp32_spans],
-                                                             abs=0.15)
+                                                             abs=0.2)
 
 
 def test_bad_model_path_raises(tmp_path):
