@@ -248,7 +248,7 @@ def load_torch_model(model_dir: Path | str, *, eager: bool = False) -> torch.nn.
 
     no_loading_bar()
     model = AutoModelForQuestionAnswering.from_pretrained(
-        str(model_dir), dtype=torch.float32, **({"attn_implementation": "eager"} if eager else {}))
+        str(model_dir), dtype=torch.float32, attn_implementation="eager" if eager else None)
     return model.eval()
 
 

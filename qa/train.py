@@ -257,9 +257,8 @@ def teacher_targets(features: list[dict], examples: Sequence[Example], teacher: 
             allowed = torch.from_numpy(spans[:, 0] >= 0)
             allowed[0] = True
             for side, logits in sides:
-                scaled = (logits[row] / temperature).masked_fill(~allowed, -1e9)
-                f[f"soft_{side}"] = project(torch.softmax(scaled, -1).numpy(), spans,
-                                            f["context"], side)
+                probs = torch.softmax(tempered(logits[row], allowed, temperature), -1)
+                f[f"soft_{side}"] = project(probs.numpy(), spans, f["context"], side)
 
 
 def batches(features: list[dict], batch_size: int, rng: random.Random, pad_id: int) -> list[dict]:
@@ -299,12 +298,17 @@ def batches(features: list[dict], batch_size: int, rng: random.Random, pad_id: i
     return out
 
 
+def tempered(logits: torch.Tensor, allowed: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Span logits softened by ``temperature``, with the positions no answer may take (question,
+    special tokens, padding) pushed out: teacher and student are compared on these."""
+    return (logits.float() / temperature).masked_fill(~allowed, -1e9)
+
+
 def soft_loss(logits: torch.Tensor, target: torch.Tensor, allowed: torch.Tensor,
               temperature: float) -> torch.Tensor:
     """KL(teacher || student) of one side's span distributions at ``temperature``, averaged
     over the windows (the distillation term of Hinton et al., before its T² factor)."""
-    scaled = (logits.float() / temperature).masked_fill(~allowed, -1e9)
-    log_student = torch.log_softmax(scaled, dim=-1)
+    log_student = torch.log_softmax(tempered(logits, allowed, temperature), dim=-1)
     kl = torch.where(target > 0, target * (torch.log(target.clamp_min(1e-12)) - log_student),
                      torch.zeros_like(target))
     return kl.sum(-1).mean()
