@@ -235,9 +235,14 @@ def _load_file(path: Path, *, named: bool, root: Path | None = None) -> list[Doc
     loader = LOADERS.get(_format_of(path))
     if loader is not None:
         return loader(_read(path, root), path)
-    feed = _sniff_feed(path, root)
-    if feed is not None:
-        return _feed_documents(feed, str(path))
+    if _starts_like_xml(path, root):
+        try:
+            return _feed_documents(parse_feed(_read(path, root), str(path)), str(path))
+        except IngestError as err:
+            if named or isinstance(err, _OutsideFolder):
+                raise
+            log.warning("Skipping: %s", err)  # in a folder, XML that is no feed; err names it
+            return []
     if named:
         raise IngestError(f"{path} is not a supported file type "
                           f"(supported: {', '.join(sorted(LOADERS))}, optionally gzipped).")
@@ -559,18 +564,15 @@ def parse_feed(raw: bytes, where: str, headers: dict[str, str] | None = None
     return feed
 
 
-def _sniff_feed(path: Path, root: Path | None = None) -> feedparser.FeedParserDict | None:
-    """The parsed feed when an unknown-suffix file is one (it starts like XML), else None."""
+def _starts_like_xml(path: Path, root: Path | None = None) -> bool:
+    """Whether an unknown-suffix file may be a feed: it starts like XML. Only its head is read,
+    so a folder's images and archives cost nothing; a feed's parse error is then reported."""
     try:
         with _open(path, root) as f:
             head = f.read(512)
-        if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
-            return parse_feed(_read(path, root), str(path))
-    except _OutsideFolder:
-        raise  # not a question of format
-    except (OSError, IngestError):
-        pass
-    return None
+    except OSError:
+        return False  # reported as an unsupported file, as before it was opened
+    return head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<")
 
 
 def _feed_documents(feed: feedparser.FeedParserDict, where: str) -> list[Document]:

@@ -182,6 +182,19 @@ def test_feed_with_an_unknown_suffix_is_recognised(tmp_path: Path, name: str) ->
     assert load([tmp_path / name]) == load([GOOD / "lakeside.rss"])
 
 
+def test_xml_that_is_no_feed_says_why(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Named, it is an error with the parser's reason; in a folder, a warning and a skip."""
+    drawing = write(tmp_path / "drawing.svg", b'<svg xmlns="http://www.w3.org/2000/svg"><rect')
+    with pytest.raises(IngestError, match="not an RSS or Atom feed with entries .+") as error:
+        load([drawing])
+    assert str(drawing) in str(error.value)
+    shutil.copy(GOOD / "harbour.txt", tmp_path / "harbour.txt")
+    with caplog.at_level(logging.WARNING, logger="qa.ingest"):
+        docs = load([tmp_path])
+    assert [doc.title for doc in docs] == ["Harbour bridge reopens after repairs"]
+    assert f"Skipping: {drawing} is not an RSS or Atom feed with entries (" in caplog.text
+
+
 @pytest.mark.parametrize("name", ["harbour.txt", "nested/orchard.md", "observatory.html",
                                   "briefs.json", "wire.jsonl", "lakeside.rss", "mountain.atom"])
 def test_gzipped_files_load_like_the_originals(tmp_path: Path, name: str) -> None:
