@@ -14,11 +14,12 @@ It is written last when an index is created (it marks a complete index), and ato
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Iterator
 
 from qa.errors import NewsQAError, StoreError
 from qa.types import IndexConfig
@@ -34,19 +35,33 @@ _SETTING_WORDS = {
 }
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a crash leaves either the old file or the new one."""
+@contextlib.contextmanager
+def atomic_file(path: Path) -> Iterator[BinaryIO]:
+    """A file to write ``path`` through, so that a crash leaves either the old file or the new
+    one: it is written aside, synced, and renamed over ``path`` when the block ends without an
+    error (the part written aside is removed when it fails). Writing through it streams: a
+    FAISS index can be written without a second copy of it in memory."""
     temp = path.with_name(f".{path.name}.tmp")
-    with open(temp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
+    try:
+        with open(temp, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
     os.replace(temp, path)
     directory = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(directory)
     finally:
         os.close(directory)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a crash leaves either the old file or the new one."""
+    with atomic_file(path) as handle:
+        handle.write(data)
 
 
 def newsqa_version() -> str:

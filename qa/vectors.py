@@ -63,7 +63,7 @@ import faiss
 import numpy as np
 
 from qa.errors import StoreError
-from qa.manifest import atomic_write
+from qa.manifest import atomic_file
 from qa.types import Filter
 
 EXACT_SPEC = "IVF1,Flat"
@@ -410,7 +410,8 @@ class FaissVectors:
     def _write_base_file(self, generation: int) -> str:
         """Write the index held as ``generation``'s base file; its name."""
         name = f"vectors-{generation}.faiss"
-        atomic_write(self.directory / name, faiss.serialize_index(self._index))
+        with atomic_file(self.directory / name) as handle:  # streamed: no second copy in memory
+            faiss.write_index(self._index, faiss.PyCallbackIOWriter(handle.write))
         return name
 
     def _record_base(self, db: sqlite3.Connection, generation: int) -> None:
@@ -426,7 +427,9 @@ class FaissVectors:
         codes = np.concatenate([codes for _, codes in self._added])
         name = f"vectors-{generation}.seg"
         header = _SEGMENT_HEADER.pack(_SEGMENT_MAGIC, self._token, len(ids), codes.shape[1])
-        atomic_write(self.directory / name, header + ids.tobytes() + codes.tobytes())
+        with atomic_file(self.directory / name) as handle:
+            for part in (header, ids, codes):
+                handle.write(memoryview(part))  # no concatenated copy
         db.execute("INSERT INTO vector_files (generation, kind, vectors, token) "
                    "VALUES (?, 'segment', ?, ?)", (generation, len(ids), self._token))
         self._files.add(name)

@@ -12,7 +12,7 @@ from qa.chunk import Chunker
 from qa.cli import main
 from qa.errors import StoreError
 from qa.ingest import make_document
-from qa.manifest import (MANIFEST, check_same_settings, config_of, new_manifest, read_manifest,
+from qa.manifest import (MANIFEST, atomic_file, check_same_settings, config_of, new_manifest, read_manifest,
                          write_manifest)
 from qa.pipeline import NewsQA
 from qa.store import Store
@@ -51,6 +51,23 @@ def test_manifest_round_trips_and_leaves_no_temporary_file(tmp_path: Path) -> No
     assert read_manifest(tmp_path) == manifest
     assert config_of(read_manifest(tmp_path)) == config
     assert [p.name for p in tmp_path.iterdir()] == [MANIFEST]
+
+
+def test_a_file_written_in_parts_is_replaced_only_when_the_write_succeeds(
+        tmp_path: Path) -> None:
+    """``atomic_file`` (FAISS bases stream through it): a failed write keeps the old file and
+    leaves no part aside; a finished one replaces it."""
+    path = tmp_path / "vectors-3.faiss"
+    path.write_bytes(b"old")
+    with pytest.raises(OSError, match="disk full"):
+        with atomic_file(path) as handle:
+            handle.write(b"new, partly")
+            raise OSError("disk full")
+    assert path.read_bytes() == b"old" and sorted(tmp_path.iterdir()) == [path]
+    with atomic_file(path) as handle:
+        for part in (b"new", b", ", b"whole"):
+            handle.write(part)
+    assert path.read_bytes() == b"new, whole" and sorted(tmp_path.iterdir()) == [path]
 
 
 @pytest.mark.parametrize(("change", "message"), [
