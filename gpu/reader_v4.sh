@@ -25,7 +25,8 @@ mkdir -p "$OUT"
   $PY -m qa.cli train-reader --init "$G/base" --out "$G/teacher" "${COMMON[@]}" "${BF16[@]}" \
       --max-length 384 --stride 128 --batch-size 32 --epochs 1 --lr 3e-5 \
       --no-freeze-embeddings --seed 41 --export "$G/teacher/export" $TRY
-  # The student: the shipped reader (v3.1) on the windows NewsQA reads (256/96), 70% of the loss from the teacher.
+  # The student: the shipped reader (v3.1) on the windows NewsQA reads (256/96), 70% of the loss
+  # from the teacher.
   $PY -m qa.cli train-reader --init models/reader --out "$G/student" "${COMMON[@]}" \
       --max-length 256 --stride 96 --batch-size 48 --epochs 1 --lr 5e-5 --seed 42 \
       --teacher "$G/teacher/export" --distill-weight 0.7 --temperature 2 \

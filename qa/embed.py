@@ -70,9 +70,10 @@ def make_backend(name: str, *, device: str, quantize: bool | None,
 
 
 # Chunks a model batch holds. Batches are cut from length-sorted chunks, so little goes on padding
-# at any size; batches of 16 encoded BBC chunks as fast as 64 (35 against 31-33 chunks/s, ONNX int8) at about
-# half the memory (+220 MB against +410 MB peak RSS; +270 MB against +690 MB for 600-character
-# chunks that fill the model's 256 tokens), which an app indexing beside its questions keeps.
+# at any size; batches of 16 encoded BBC chunks as fast as 64 (35 against 31-33 chunks/s, ONNX
+# int8) at about half the memory (+220 MB against +410 MB peak RSS; +270 MB against +690 MB for
+# 600-character chunks that fill the model's 256 tokens), which an app indexing beside its
+# questions keeps.
 BATCH_SIZE = 16
 
 
