@@ -11,7 +11,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, Sequence
 
-from qa.errors import NewsQAError
+from qa.errors import NewsQAError, clip
 from qa.recency import with_resolved
 from qa.types import IndexConfig
 
@@ -20,12 +20,29 @@ if TYPE_CHECKING:
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+# What the CLI prints comes from articles and feeds (titles, sources, quotes, errors naming
+# them): their control characters could clear the screen, set the window title or write the
+# clipboard (OSC 52) of whoever reads the output. Text gets each as a space (a newline too: one
+# line a record); JSON, which escapes C0 itself, gets DEL and C1 escaped as well.
+_AS_SPACES = dict.fromkeys([*range(0x20), *range(0x7F, 0xA0)], " ")
+_JSON_ESCAPES = {code: f"\\u{code:04x}" for code in range(0x7F, 0xA0)}
+
 # Commands whose modules import torch, transformers or matplotlib: (module, summary). Each is
 # imported only when its command runs, never to parse another command.
 HEAVY_COMMANDS = {
     "eval": ("qa.evaluate", "measure EM/F1, retrieval and latency on a SQuAD-style file"),
     "train-reader": ("qa.train", "fine-tune the extractive reader"),
 }
+
+
+def say(text: str, *, err: bool = False) -> None:
+    """Print one line, on stderr with ``err``, every control character in it a space."""
+    print(text.translate(_AS_SPACES), file=sys.stderr if err else sys.stdout, flush=True)
+
+
+def as_json(data: object) -> str:
+    """``data`` as indented JSON that no terminal reads a control character in."""
+    return json.dumps(data, ensure_ascii=False, indent=2).translate(_JSON_ESCAPES)
 
 
 def _index_option(p: argparse.ArgumentParser) -> None:
@@ -74,15 +91,23 @@ def _open(args: argparse.Namespace, *, create: bool):
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    with _open(args, create=True) as qa:
-        report = qa.add_paths(args.paths, progress=sys.stderr.isatty())
-    print(f"added {len(report.added)} document(s), {report.chunks} chunk(s); "
-          f"{len(report.unchanged)} already indexed; "
-          f"{len(report.near_duplicates)} near-duplicate(s)")
+    from qa.pipeline import IndexingStopped
+
+    stopped = None
+    try:
+        with _open(args, create=True) as qa:
+            report = qa.add_paths(args.paths, progress=sys.stderr.isatty())
+    except IndexingStopped as error:  # a later batch failed: what the earlier ones committed
+        stopped, report = error, error.report
+    say(f"added {len(report.added)} document(s), {report.chunks} chunk(s); "
+        f"{len(report.unchanged)} already indexed; "
+        f"{len(report.near_duplicates)} near-duplicate(s)")
     for title, original in report.near_duplicates:
-        print(f"  near-duplicate not indexed: {title!r} (same story as {original})")
+        say(f"  near-duplicate not indexed: {clip(title)!r} (same story as {original})")
     for error in report.errors:  # the rest was indexed; the exit status says not all of it
-        print(f"newsqa: error: {error}", file=sys.stderr)
+        say(f"newsqa: error: {error}", err=True)
+    if stopped is not None:
+        raise stopped
     return EXIT_ERROR if report.errors else 0
 
 
@@ -95,22 +120,22 @@ def cmd_ask(args: argparse.Namespace) -> int:
                         date_to=args.date_to, include_undated=not args.exclude_undated,
                         as_of=args.as_of)
     if args.json:
-        print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+        print(as_json(answer.to_dict()))
     elif not answer.found:
-        print("Not found in the indexed articles.")
+        say("Not found in the indexed articles.")
     else:
-        print(f"{with_resolved(answer.text, answer.resolved_date)}  "
-              f"(confidence {answer.score:.0%})")
+        say(f"{with_resolved(answer.text, answer.resolved_date)}  "
+            f"(confidence {answer.score:.0%})")
         for c in answer.citations:
             meta = ", ".join(x for x in (c.source, c.date_label) if x)
-            print(f"  [{c.doc_id}] {c.title}" + (f" ({meta})" if meta else "")
-                  + f" chars {c.start}-{c.end}")
+            say(f"  [{c.doc_id}] {c.title}" + (f" ({meta})" if meta else "")
+                + f" chars {c.start}-{c.end}")
         if answer.disagreement:
-            print("Sources differ (newest first):")
+            say("Sources differ (newest first):")
             for c in answer.disagreement:
                 meta = ", ".join(x for x in (c.source, c.date_label) if x)
-                print(f"  {with_resolved(c.quote, c.resolved_date)}  [{c.doc_id}] {c.title}"
-                      + (f" ({meta})" if meta else ""))
+                say(f"  {with_resolved(c.quote, c.resolved_date)}  [{c.doc_id}] {c.title}"
+                    + (f" ({meta})" if meta else ""))
     return 0
 
 
@@ -119,16 +144,16 @@ def cmd_sources(args: argparse.Namespace) -> int:
         if args.action == "delete":
             for doc_id in args.ids:
                 qa.delete(doc_id)
-                print(f"deleted {doc_id}")
+                say(f"deleted {doc_id}")
             return 0
         docs = qa.documents()
     if args.json:
-        print(json.dumps([dataclasses.asdict(d) for d in docs], ensure_ascii=False, indent=2))
+        print(as_json([dataclasses.asdict(d) for d in docs]))
     else:
         for d in docs:
-            print(f"{d.id}  {d.published or '-':<10}  {d.source or '-':<16}  {d.chunks:>3} chunks  "
-                  f"{d.title}")
-        print(f"{len(docs)} document(s)")
+            say(f"{d.id}  {d.published or '-':<10}  {d.source or '-':<16}  {d.chunks:>3} chunks  "
+                f"{d.title}")
+        say(f"{len(docs)} document(s)")
     return 0
 
 
@@ -139,44 +164,44 @@ def cmd_feeds(args: argparse.Namespace) -> int:
             try:
                 if args.action == "remove":
                     qa.unsubscribe(url)
-                    print(f"unsubscribed from {url} (its articles stay indexed)")
+                    say(f"unsubscribed from {url} (its articles stay indexed)")
                 else:
-                    print(f"{'subscribed to' if qa.subscribe(url) else 'already subscribed to'} "
-                          f"{url}")
+                    say(f"{'subscribed to' if qa.subscribe(url) else 'already subscribed to'} "
+                        f"{url}")
             except NewsQAError as error:
-                print(f"newsqa: error: {error}", file=sys.stderr)
+                say(f"newsqa: error: {error}", err=True)
                 failed = True
         feeds = qa.feeds() if args.action == "list" else []
     if args.action != "list":
         return EXIT_ERROR if failed else 0
     if args.json:
-        print(json.dumps([dataclasses.asdict(f) for f in feeds], ensure_ascii=False, indent=2))
+        print(as_json([dataclasses.asdict(f) for f in feeds]))
         return 0
     for f in feeds:
-        print(f"{f.url}  {f.title or '-'}  {f.items_seen} item(s)  last poll "
-              f"{f.last_poll or 'never'}, last success {f.last_success or 'never'}"
-              + (f"  error: {f.last_error}" if f.last_error else ""))
-    print(f"{len(feeds)} feed(s)")
+        say(f"{f.url}  {f.title or '-'}  {f.items_seen} item(s)  last poll "
+            f"{f.last_poll or 'never'}, last success {f.last_success or 'never'}"
+            + (f"  error: {f.last_error}" if f.last_error else ""))
+    say(f"{len(feeds)} feed(s)")
     return 0
 
 
 def print_feed_reports(reports: Sequence[FeedReport]) -> int:
     """One line a feed on stdout, one a problem on stderr; the exit status of the round."""
     if not reports:
-        print("no feeds subscribed: add one with `newsqa feeds add URL`", flush=True)
+        say("no feeds subscribed: add one with `newsqa feeds add URL`")
     failed = False
     for report in reports:
         items = report.items
         if report.error:
-            print(f"newsqa: error: {report.error}", file=sys.stderr, flush=True)
+            say(f"newsqa: error: {report.error}", err=True)
         elif report.not_modified:
-            print(f"{report.url}: not modified", flush=True)
+            say(f"{report.url}: not modified")
         else:
-            print(f"{report.url}: {len(items.added)} new article(s), {len(items.unchanged)} "
-                  f"already indexed, {len(items.near_duplicates)} near-duplicate(s), "
-                  f"{len(items.errors)} skipped", flush=True)
+            say(f"{report.url}: {len(items.added)} new article(s), {len(items.unchanged)} "
+                f"already indexed, {len(items.near_duplicates)} near-duplicate(s), "
+                f"{len(items.errors)} skipped")
         for error in items.errors:
-            print(f"newsqa: error: {error}", file=sys.stderr, flush=True)
+            say(f"newsqa: error: {error}", err=True)
         failed = failed or bool(report.error or items.errors)
     return EXIT_ERROR if failed else 0
 
@@ -298,7 +323,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except NewsQAError as exc:
-        print(f"newsqa: error: {exc}", file=sys.stderr)
+        say(f"newsqa: error: {exc}", err=True)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("newsqa: interrupted", file=sys.stderr)

@@ -15,3 +15,15 @@ class StoreError(NewsQAError):
 
 class QuestionError(NewsQAError):
     """An empty, whitespace-only or over-long question."""
+
+
+MAX_SHOWN_CHARS = 200  # of one value (a URL, a date, a title) quoted in a message
+
+
+def clip(value: object, limit: int = MAX_SHOWN_CHARS) -> str:
+    """``value`` as text, cut to ``limit`` characters with the length said, so a 100 KB URL or
+    date in a message stays one readable line."""
+    text = str(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text):,} characters)"

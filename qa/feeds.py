@@ -6,6 +6,10 @@ seen before (by guid or link) has its article page fetched through the same ``Fe
 its SSRF guard, deadline and size cap, and extracted with trafilatura; the feed's summary stands
 in when the page cannot be had. Deduplication by content is left to the index (``NewsQA.add``).
 
+One poll of one feed, its item pages included, has ``POLL_SECONDS``: a site that answers slowly
+costs the other feeds that long at most. An item whose page was not fetched by then, and that has
+no summary, is left for the next poll, which sends no validators: a 304 must not hide it.
+
 This module only reads the network; ``NewsQA.refresh_feeds`` stores the documents and the
 subscription's state (``qa.store.Feed``) in the index, so that a restart resumes.
 """
@@ -14,11 +18,12 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field
+from time import monotonic
 from typing import Collection
 
 import feedparser
 
-from qa.errors import IngestError, NewsQAError
+from qa.errors import IngestError, NewsQAError, clip
 from qa.ingest import (Fetcher, records_to_documents, entry_date, entry_fields, feed_headers,
                        parse_feed, load_article)
 from qa.store import Feed
@@ -29,6 +34,9 @@ log = logging.getLogger(__name__)
 # The most new items one poll fetches (the feed's first, which feeds put newest first); the
 # rest wait for the next poll. A feed of thousands of links must not cost thousands of fetches.
 MAX_ITEMS_PER_POLL = 100
+# One poll of one feed: the feed and all its new items' pages (each also within the Fetcher's
+# timeout). Without it, 100 pages that each take the timeout hold a refresh for 50 minutes.
+POLL_SECONDS = 60.0
 MIN_INTERVAL_SECONDS = 10  # a watch that polls more often than this is a mistake, not news
 _INTERVAL = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -44,6 +52,12 @@ class Poll:
     title: str = ""
     items: list[tuple[frozenset[str], Document]] = field(default_factory=list)  # (keys, doc)
     errors: list[str] = field(default_factory=list)  # one line per item that was skipped
+    late: str = ""  # one line when the poll's deadline left items for the next poll
+
+
+class _Late(Exception):
+    """An item without a summary whose page the poll's deadline cut off: it waits for the next
+    poll, not remembered as seen."""
 
 
 def parse_interval(value: str | float) -> float:
@@ -63,44 +77,60 @@ def parse_interval(value: str | float) -> float:
 
 
 def poll(feed: Feed, seen: Collection[str], fetcher: Fetcher) -> Poll:
-    """Fetch ``feed`` and the items of it whose guid and link are not in ``seen``.
+    """Fetch ``feed`` and the items of it whose guid and link are not in ``seen``, all within
+    ``POLL_SECONDS``.
 
     ``IngestError`` when the feed itself cannot be fetched or read. An item that cannot be
-    indexed is skipped with one line in ``Poll.errors`` and is tried again when the feed changes.
+    indexed is skipped with one line in ``Poll.errors`` and is tried again when the feed changes;
+    one that the deadline cut off (``Poll.late``), at the next poll.
     """
+    deadline = monotonic() + POLL_SECONDS
     conditions = {"If-None-Match": feed.etag, "If-Modified-Since": feed.last_modified}
-    response = fetcher.get(feed.url, {name: value for name, value in conditions.items() if value})
+    response = fetcher.get(feed.url, {name: value for name, value in conditions.items() if value},
+                           deadline)
     etag = response.headers.get("etag", "")
     last_modified = response.headers.get("last-modified", "")
     if response.status == 304:  # the validators may be sent again, or be left out
         return Poll(etag or feed.etag, last_modified or feed.last_modified, not_modified=True)
-    parsed = parse_feed(response.body, feed.url, feed_headers(response))
+    where = clip(feed.url)
+    parsed = parse_feed(response.body, where, feed_headers(response))
     result = Poll(etag, last_modified, title=parsed.feed.get("title", ""))
-    source, seen = result.title, set(seen)
+    source, seen, late, capped = result.title, set(seen), 0, False
     for n, entry in enumerate(parsed.entries, 1):
         keys = frozenset(key for key in (entry.get("id"), entry.get("link")) if key)
         if keys & seen:  # also an item that the feed lists twice
             continue
         seen |= keys
-        if len(result.items) + len(result.errors) == MAX_ITEMS_PER_POLL:
+        if len(result.items) + len(result.errors) + late == MAX_ITEMS_PER_POLL:
             log.warning("%s has more than %d new items; the rest wait for the next poll.",
-                        feed.url, MAX_ITEMS_PER_POLL)
+                        where, MAX_ITEMS_PER_POLL)
+            capped = True
             break
         try:
-            [doc] = records_to_documents([(f"entry {n}", entry)],
-                               lambda e: _item_fields(e, source, fetcher), feed.url, "feed entry")
+            [doc] = records_to_documents(
+                [(f"entry {n}", entry)], lambda e: _item_fields(e, source, fetcher, deadline),
+                where, "feed entry")
+        except _Late:
+            late += 1
+            continue
         except IngestError as err:  # reported by the caller, and kept as the last error
             result.errors.append(str(err))
             continue
         result.items.append((keys, doc))
+    if late or capped:  # the next poll must get the feed again, not a 304
+        result.etag = result.last_modified = ""
+    if late:
+        result.late = (f"{late} item(s) left for the next poll: the poll's deadline of "
+                       f"{POLL_SECONDS:g} s passed.")
     return result
 
 
-def _item_fields(entry: feedparser.FeedParserDict, source: str,
-                 fetcher: Fetcher) -> dict[str, str]:
+def _item_fields(entry: feedparser.FeedParserDict, source: str, fetcher: Fetcher,
+                 deadline: float) -> dict[str, str]:
     """``make_document``'s arguments for a feed item: its article page's text, else the feed's
     summary of it. The feed's date comes first: it is the publisher's metadata for this item;
-    the page's own metadata next."""
+    the page's own metadata next. ``_Late`` when the page was not fetched by the poll's
+    ``deadline`` and there is no summary."""
     summary = entry_fields(entry, source)
     link = entry.get("link", "")
     if not link:
@@ -108,8 +138,13 @@ def _item_fields(entry: feedparser.FeedParserDict, source: str,
             raise IngestError("The item has neither a link nor any text.")
         return summary
     try:
-        page = load_article(link, fetcher)
+        if monotonic() >= deadline:  # not even tried: no lookup or connection an item
+            raise IngestError(f"{clip(link)} was not fetched: the poll's deadline of "
+                              f"{POLL_SECONDS:g} s passed.")
+        page = load_article(link, fetcher, deadline)
     except IngestError as err:
+        if summary is None and monotonic() >= deadline:
+            raise _Late from None
         if summary is None:
             raise IngestError(f"{err} The feed gives no summary to index instead.") from None
         log.warning("%s Indexing the feed's summary instead.", err)

@@ -6,6 +6,8 @@ place. Bad input raises ``IngestError`` with one sentence naming the path or URL
 from __future__ import annotations
 
 import collections
+import dataclasses
+import errno
 import functools
 import gzip
 import hashlib
@@ -18,6 +20,7 @@ import os
 import re
 import socket
 import ssl
+import stat
 import threading
 import urllib.parse
 import zlib
@@ -33,7 +36,7 @@ import feedparser
 import trafilatura
 from dateutil import parser as dateutil_parser
 
-from qa.errors import IngestError
+from qa.errors import IngestError, clip
 from qa.types import Document
 
 if TYPE_CHECKING:
@@ -59,8 +62,9 @@ MAX_FILE_BYTES = 100_000_000
 _ARTICLE_FORMATS = (".txt", ".md", ".html", ".htm")
 
 
-class _OutsideFolder(IngestError):
-    """A file of a folder being indexed turned out, once open, to be outside it."""
+class _RefusedFile(IngestError):
+    """A file that turned out, once open, not to be one to read: not a regular file, or outside
+    the folder being indexed. In a folder it is an error, never a skipped format."""
 
 
 class _UnreadableDate(IngestError):
@@ -77,22 +81,36 @@ def make_document(text: str, *, title: str = "", source: str = "", url: str = ""
     """Build a ``Document`` with normalised text and an ISO 8601 ``published`` date, which
     ``date_source`` says where it was read (see ``qa.types.DATE_SOURCES``).
 
-    Raises ``IngestError`` for empty or over-long text, fields that are not valid Unicode, or a
-    date that cannot be read (callers add the path).
+    Raises ``IngestError`` as ``check_document`` does (callers add the path).
     """
     text = text.replace("\r\n", "\n").replace("\r", "\n").strip()
-    if not text:
-        raise IngestError("The document text is empty.")
-    if len(text) > MAX_DOCUMENT_CHARS:
-        raise IngestError(f"The document is {len(text):,} characters long; the limit is "
-                          f"{MAX_DOCUMENT_CHARS:,} (qa.ingest.MAX_DOCUMENT_CHARS).")
-    for name, value in (("text", text), ("title", title), ("source", source), ("url", url),
-                        ("published", published)):
+    doc = check_document(Document(id="", text=text, title=" ".join(title.split()),
+                                  source=source.strip(), url=url.strip(), published=published,
+                                  date_source=date_source))
+    return dataclasses.replace(doc, id=document_id(text))  # hashed once the text is known good
+
+
+def check_document(doc: Document) -> Document:
+    """``doc`` with its date read as ISO 8601, if it can be indexed: the one check of every
+    document, read from a file (``make_document``) or given to ``NewsQA.add``. Its id is the
+    caller's to give.
+
+    Raises ``IngestError`` for a field that is not text or not valid Unicode, empty or
+    over-long text, or a date that cannot be read, which is checked last.
+    """
+    for name in (f.name for f in dataclasses.fields(Document)):
+        value = getattr(doc, name)
+        if not isinstance(value, str):
+            raise IngestError(f"The document {name} must be text, not {type(value).__name__}.")
         _check_unicode(name, value)
-    published = _iso_date(published)
-    return Document(id=document_id(text), text=text, title=" ".join(title.split()),
-                    source=source.strip(), url=url.strip(), published=published,
-                    date_source=date_source if published else "")
+    if not doc.text.strip():
+        raise IngestError("The document text is empty.")
+    if len(doc.text) > MAX_DOCUMENT_CHARS:
+        raise IngestError(f"The document is {len(doc.text):,} characters long; the limit is "
+                          f"{MAX_DOCUMENT_CHARS:,} (qa.ingest.MAX_DOCUMENT_CHARS).")
+    published = _iso_date(doc.published)
+    return dataclasses.replace(doc, published=published,
+                               date_source=doc.date_source if published else "")
 
 
 def _check_unicode(name: str, value: str) -> None:
@@ -115,7 +133,7 @@ def _iso_date(value: str) -> str:
     except (ValueError, ArithmeticError):  # overflows, and decimal errors on long digit runs
         parsed = _NO_DATE
     if parsed.year == _NO_DATE.year:
-        raise _UnreadableDate(f"The date {value!r} cannot be read as a calendar date.")
+        raise _UnreadableDate(f"The date {clip(repr(value))} cannot be read as a calendar date.")
     if parsed.tzinfo is None and parsed.time() == time(0):
         return parsed.date().isoformat()
     return parsed.isoformat(timespec="seconds")
@@ -174,9 +192,11 @@ def _load_target(target: str | Path, fetcher: Fetcher | None, errors: Errors) ->
     if isinstance(target, str) and URL_PATTERN.match(target):
         return load_url(target, fetcher)
     path = Path(target)
-    if not path.exists():
-        raise IngestError(f"{path} does not exist.")
-    if path.is_dir():
+    try:
+        is_folder = stat.S_ISDIR(path.stat().st_mode)
+    except OSError as err:  # Path.exists() would raise some, such as a name too long
+        raise _cannot_read(path, err) from None
+    if is_folder:
         return _load_folder(path, errors)
     return _load_file(path, named=True)
 
@@ -196,25 +216,39 @@ def _load_folder(folder: Path, errors: Errors = None) -> list[Document]:
 
     Links never lead out of ``folder``: one that points outside is skipped with a warning. Linked
     folders are not entered (a link cycle cannot loop), and a linked file inside is read once.
-    Each file is checked again once it is open (``_open``): a file swapped for a link out after
-    the listing is refused too.
+    Only regular files are read: a FIFO, device or socket is skipped with a warning. Each file is
+    checked again once it is open (``_open``): a file swapped for a link out or a FIFO after the
+    listing is refused too. A folder that cannot be listed fails like a file that cannot be read.
     """
     root = folder.resolve()
     found: list[Path] = []
-    for where, dirs, names in os.walk(folder):  # does not descend into linked folders
+    unlisted: list[OSError] = []  # os.walk passes over a folder it cannot list without a word
+    for where, dirs, names in os.walk(folder, onerror=unlisted.append):  # links not entered
         dirs[:] = [d for d in dirs if not d.startswith(".")]
-        for linked in [Path(where, d) for d in dirs if Path(where, d).is_symlink()]:
+        # os.path.islink, unlike Path.is_symlink, is False where lstat fails (a name too long):
+        # os.walk then fails to list that folder, and says so through ``unlisted``
+        for linked in [Path(where, d) for d in dirs if os.path.islink(Path(where, d))]:
             _real_inside(linked, root)  # only to warn: files inside are read where they are
         found += [Path(where, name) for name in names if not name.startswith(".")]
     files: list[Path] = []
     seen: set[Path] = set()
     for path in sorted(found):
         real = _real_inside(path, root)
-        if real is not None and real not in seen and real.is_file():
-            seen.add(real)
-            files.append(path)
+        if real is None or real in seen:
+            continue
+        try:
+            mode = real.stat().st_mode
+        except OSError as err:  # a link to nothing, or a file gone since the listing
+            log.warning("Skipping: %s", _cannot_read(path, err))
+            continue
+        if not stat.S_ISREG(mode):
+            log.warning("Skipping: %s", _not_regular(path, mode))
+            continue
+        seen.add(real)
+        files.append(path)
     noted = len(errors or [])
-    docs = _each(files, lambda path: _load_file(path, named=False, root=root), errors)
+    docs = _each(unlisted, _refuse_unlisted, errors)
+    docs += _each(files, lambda path: _load_file(path, named=False, root=root), errors)
     if not docs and len(errors or []) == noted:  # no file failed: there was nothing to read
         raise IngestError(f"{folder} contains no supported files.")
     return docs
@@ -222,11 +256,37 @@ def _load_folder(folder: Path, errors: Errors = None) -> list[Document]:
 
 def _real_inside(path: Path, root: Path) -> Path | None:
     """The real path of ``path`` if it is under ``root``; None, with a warning, for a link out."""
-    real = path.resolve()
+    real = Path(os.path.realpath(path))  # Path.resolve raises RuntimeError for a link loop
     if real.is_relative_to(root):
         return real
     log.warning("Skipping %s: it links to outside the folder being indexed.", path)
     return None
+
+
+def _refuse_unlisted(err: OSError) -> list[Document]:
+    """Raises the one line for a folder that ``os.walk`` could not list."""
+    raise _cannot_read(err.filename, err)
+
+
+def _cannot_read(path: Path | str, err: OSError) -> IngestError:
+    """The one line for a file or folder that the system would not open, list or look up."""
+    if isinstance(err, (FileNotFoundError, NotADirectoryError)):
+        return IngestError(f"{path} does not exist.")
+    reason = "permission denied" if isinstance(err, PermissionError) else err.strerror
+    return IngestError(f"{path} cannot be read ({reason}).")
+
+
+# What a path that is not a regular file is, for the line that refuses it
+_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"),
+          (stat.S_ISDIR, "a folder"))
+
+
+def _not_regular(path: Path, mode: int) -> _RefusedFile:
+    """The one line refusing ``path``, whose ``st_mode`` is ``mode``: reading a FIFO waits for a
+    writer, perhaps forever, and a device such as /dev/zero never ends."""
+    kind = next((f" but {name}" for is_kind, name in _KINDS if is_kind(mode)), "")
+    return _RefusedFile(f"{path} is not a regular file{kind}; only regular files are read.")
 
 
 def _load_file(path: Path, *, named: bool, root: Path | None = None) -> list[Document]:
@@ -239,7 +299,7 @@ def _load_file(path: Path, *, named: bool, root: Path | None = None) -> list[Doc
         try:
             return _feed_documents(parse_feed(_read(path, root), str(path)), str(path))
         except IngestError as err:
-            if named or isinstance(err, _OutsideFolder):
+            if named or isinstance(err, _RefusedFile):
                 raise
             log.warning("Skipping: %s", err)  # in a folder, XML that is no feed; err names it
             return []
@@ -265,24 +325,39 @@ def _stem(path: Path) -> str:
 
 
 def _open(path: Path, root: Path | None) -> BinaryIO:
-    """``path`` open for reading; with ``root``, only if the file opened is inside it.
+    """``path`` open for reading if it is a regular file; with ``root``, only if the file opened
+    is inside it.
 
-    The check is made on the open file (its path from ``/proc/self/fd``; where there is no such
-    folder, the path resolved after opening), so nothing can swap the file for a link out
-    between the check and the read."""
-    file = path.open("rb")
-    if root is not None:
-        proc = Path(f"/proc/self/fd/{file.fileno()}")
-        real = Path(os.readlink(proc)) if proc.is_symlink() else path.resolve()
-        if not real.is_relative_to(root):
-            file.close()
-            raise _OutsideFolder(f"{path} links to outside the folder being indexed; skipped.")
+    The checks are made on the open file (``fstat``, and its path from ``/proc/self/fd``; where
+    there is no such folder, the path resolved after opening), so nothing can swap the file for
+    a FIFO, a device or a link out between the check and the read. It is opened without waiting:
+    opening a FIFO to read would otherwise wait for a writer, perhaps forever."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as err:
+        if err.errno == errno.ENXIO:  # a socket cannot be opened at all: say what it is
+            raise _not_regular(path, os.stat(path).st_mode) from None
+        raise
+    file = os.fdopen(fd, "rb")
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise _not_regular(path, mode)
+        os.set_blocking(fd, True)  # O_NONBLOCK was for the open alone
+        if root is not None:
+            proc = Path(f"/proc/self/fd/{fd}")
+            real = Path(os.readlink(proc)) if proc.is_symlink() else path.resolve()
+            if not real.is_relative_to(root):
+                raise _RefusedFile(f"{path} links to outside the folder being indexed; skipped.")
+    except BaseException:
+        file.close()
+        raise
     return file
 
 
 def _read(path: Path, root: Path | None = None) -> bytes:
     """The file's bytes (gunzipped), refusing unreadable, oversized, empty and binary files, and
-    with ``root``, files outside it (``_open``).
+    (``_open``) what is not a regular file and, with ``root``, files outside it.
 
     At most one byte over the limit is read, or inflated from a gzip stream, so a huge file or a
     gzip bomb costs no more memory than the limit.
@@ -293,12 +368,8 @@ def _read(path: Path, root: Path | None = None) -> bytes:
     try:
         with _open(path, root) as file:
             raw = _inflate(file, limit, path) if gzipped else file.read(limit + 1)
-    except FileNotFoundError:
-        raise IngestError(f"{path} does not exist.") from None
-    except PermissionError:
-        raise IngestError(f"{path} cannot be read (permission denied).") from None
     except OSError as err:
-        raise IngestError(f"{path} cannot be read ({err.strerror}).") from None
+        raise _cannot_read(path, err) from None
     if len(raw) > limit:
         setting = "MAX_DOCUMENT_CHARS" if article else "MAX_FILE_BYTES"
         raise IngestError(f"{path} {'unpacks to' if gzipped else 'is'} more than {limit:,} bytes, "
@@ -502,7 +573,7 @@ def records_to_documents(items: Iterable[tuple[str, object]],
         try:
             docs.append(make_document(**fields))
         except _UnreadableDate:
-            bad_dates.append(f"{label}: {fields['published']!r}")
+            bad_dates.append(f"{label}: {clip(repr(fields['published']))}")
             docs.append(make_document(**{**fields, "published": ""}))  # the date is checked last
         except IngestError as err:
             refused.append(f"{label}: {err}")
@@ -669,8 +740,10 @@ _IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 # IPv6 forms that carry an IPv4 address in their last 32 bits (6to4 and mapped ones: ipaddress)
 _IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated (RFC 4291), but still routed
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")  # the well-known prefix (RFC 6052)
-# Local-use NAT64 (RFC 8215): not globally reachable, but Python 3.11's tables call it global.
-_LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")
+_IPV4_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")  # ::ffff:0:a.b.c.d (RFC 2765, SIIT)
+# Not globally reachable, but Python 3.11's tables call them global: local-use NAT64 (RFC 8215)
+# and the deprecated site-local addresses (RFC 3879), which networks may still route inside.
+_NOT_GLOBAL = (ipaddress.ip_network("64:ff9b:1::/48"), ipaddress.ip_network("fec0::/10"))
 
 
 class Fetcher:
@@ -679,9 +752,9 @@ class Fetcher:
     Only http(s) is fetched. Each hop's host is resolved once, every address it resolves to must
     be public, and the connection goes to one of those checked addresses: a DNS answer that
     changes between the check and the connection (rebinding) cannot lead to the machine the app
-    runs on or its network. Loopback, private, link-local, reserved and multicast addresses are
-    refused, also inside IPv4-mapped, IPv4-compatible, NAT64 and 6to4 IPv6 addresses, unless
-    ``allow_private``. ``timeout`` bounds the whole fetch in seconds (every redirect's name
+    runs on or its network. Loopback, private, link-local, site-local, reserved and multicast
+    addresses are refused, also inside IPv4-mapped, IPv4-compatible, IPv4-translated, NAT64 and
+    6to4 IPv6 addresses, unless ``allow_private``. ``timeout`` bounds the whole fetch in seconds (every redirect's name
     lookup, the headers and the body), so a server that trickles bytes is cut off too.
     """
 
@@ -704,69 +777,80 @@ class Fetcher:
         response = self.get(url)
         return response.body, response.content_type, response.url
 
-    def get(self, url: str, headers: Mapping[str, str] | None = None) -> Response:
+    def get(self, url: str, headers: Mapping[str, str] | None = None,
+            deadline: float | None = None) -> Response:
         """The response to a GET of ``url`` with extra request ``headers``; ``IngestError`` for
         refused or failed requests. A 304 is an answer only to a conditional request (one with
-        ``If-None-Match`` or ``If-Modified-Since``): the resource has not changed since."""
-        deadline = monotonic() + self.timeout
+        ``If-None-Match`` or ``If-Modified-Since``): the resource has not changed since.
+
+        ``deadline``, a ``monotonic()`` time, ends the fetch sooner than ``timeout`` would: a
+        feed poll shares its own with every page it fetches (``qa.feeds.poll``)."""
+        end = monotonic() + self.timeout
+        limit = f"the limit of {self.timeout:g} s"
+        if deadline is not None and deadline < end:
+            end, limit = deadline, "the deadline it was given"
         current = url
         for _ in range(self.max_redirects + 1):
-            hop = self.check_url(current, deadline)
+            hop = self._check(current, end, limit)
             try:
-                response, body = self._get(hop, deadline, headers or {})
+                response, body = self._get(hop, end, headers or {})
             except TimeoutError:
-                raise IngestError(
-                    f"{url} took longer than the limit of {self.timeout:g} s.") from None
+                raise IngestError(f"{clip(url)} took longer than {limit}.") from None
             except (OSError, http.client.HTTPException) as err:
                 reason = err or type(err).__name__
-                raise IngestError(f"{url} could not be fetched ({reason}).") from None
+                raise IngestError(f"{clip(url)} could not be fetched ({clip(reason)}).") from None
             location = response.headers.get("Location")
             if response.status in REDIRECT_CODES and location:
                 current = urllib.parse.urljoin(current, location)
                 continue
             asked = _CONDITIONS & {name.lower() for name in headers or {}}
             if not (200 <= response.status < 300 or (response.status == 304 and asked)):
-                raise IngestError(
-                    f"{url} answered HTTP {response.status} ({response.reason}).")
+                raise IngestError(f"{clip(url)} answered HTTP {response.status} "
+                                  f"({clip(response.reason)}).")
             if len(body) > self.max_bytes:
-                raise IngestError(f"{url} is larger than the limit of {self.max_bytes:,} bytes.")
+                raise IngestError(
+                    f"{clip(url)} is larger than the limit of {self.max_bytes:,} bytes.")
             return Response(body, response.headers.get("Content-Type", ""), current,
                             response.status,
                             {name.lower(): value for name, value in response.headers.items()})
-        raise IngestError(f"{url} redirects more than {self.max_redirects} time(s).")
+        raise IngestError(f"{clip(url)} redirects more than {self.max_redirects} time(s).")
 
-    def check_url(self, url: str, deadline: float | None = None) -> _Hop:
-        """The request for ``url``, its host resolved once (by ``deadline``, a ``monotonic()``
-        time; default: ``timeout`` from now) and every address checked.
+    def check_url(self, url: str) -> _Hop:
+        """The request for ``url``, its host resolved once (within ``timeout``) and every
+        address checked.
 
         Raises ``IngestError`` unless ``url`` is http(s) on a host this fetcher may reach.
         """
+        return self._check(url, monotonic() + self.timeout, f"the limit of {self.timeout:g} s")
+
+    def _check(self, url: str, deadline: float, limit: str) -> _Hop:
+        """``check_url`` with the host resolved by ``deadline`` (a ``monotonic()`` time), which
+        ``limit`` names in the error when it passes first."""
         try:
             parts = urllib.parse.urlsplit(url)
             port = parts.port
         except ValueError as err:  # a bad port or IPv6 literal
-            raise IngestError(f"{url} is not a valid URL ({err}).") from None
+            raise IngestError(f"{clip(url)} is not a valid URL ({clip(err)}).") from None
         scheme = parts.scheme.lower()
         if scheme not in ("http", "https"):
-            raise IngestError(f"{url} is not an http or https URL.")
+            raise IngestError(f"{clip(url)} is not an http or https URL.")
         if not parts.hostname:
-            raise IngestError(f"{url} has no host name.")
+            raise IngestError(f"{clip(url)} has no host name.")
         if port is None:
             port = http.client.HTTPS_PORT if scheme == "https" else http.client.HTTP_PORT
         try:
-            infos = _resolve(parts.hostname, port,
-                             monotonic() + self.timeout if deadline is None else deadline)
+            infos = _resolve(parts.hostname, port, deadline)
         except TimeoutError:
-            raise IngestError(f"{url}: resolving the host {parts.hostname} took longer than the "
-                              f"limit of {self.timeout:g} s.") from None
+            raise IngestError(f"{clip(url)}: resolving the host {clip(parts.hostname)} took "
+                              f"longer than {limit}.") from None
         if not infos:
-            raise IngestError(f"{url}: the host {parts.hostname} cannot be resolved.")
+            raise IngestError(f"{clip(url)}: the host {clip(parts.hostname)} cannot be resolved.")
         for info in infos:
             address = ipaddress.ip_address(info[4][0].split("%")[0])
             inner = _ipv4_inside(address)
             if not (self.allow_private or _is_public(inner or address)):
                 shown = f"{inner} (inside {address})" if inner else address
-                raise IngestError(f"{url} resolves to the non-public address {shown}; "
+                raise IngestError(f"{clip(url)} resolves to the non-public address {shown}; "
                                   "fetching it is not allowed.")
         return _Hop(host=parts.hostname, port=port, tls=scheme == "https",
                     target=urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, "")),
@@ -809,20 +893,23 @@ class _Hop:
 
 
 def _ipv4_inside(address: _IPAddress) -> ipaddress.IPv4Address | None:
-    """The IPv4 address inside an IPv4-mapped, IPv4-compatible, NAT64 or 6to4 IPv6 address:
-    packets to it end up there, so it is the one to judge."""
+    """The IPv4 address inside an IPv4-mapped, IPv4-compatible, IPv4-translated, NAT64 or 6to4
+    IPv6 address: packets to it end up there, so it is the one to judge."""
     if address.version == 4:
         return None
     if address.ipv4_mapped or address.sixtofour:
         return address.ipv4_mapped or address.sixtofour
-    if address in _NAT64 or (address in _IPV4_COMPATIBLE and int(address) > 1):  # not :: or ::1
+    if (address in _NAT64 or address in _IPV4_TRANSLATED
+            or (address in _IPV4_COMPATIBLE and int(address) > 1)):  # not :: or ::1
         return ipaddress.IPv4Address(int(address) & 0xFFFF_FFFF)
     return None
 
 
 def _is_public(address: _IPAddress) -> bool:
-    # is_global is False for loopback, private, link-local, reserved and unspecified addresses
-    return address.is_global and not address.is_multicast and address not in _LOCAL_NAT64
+    # is_global is False for loopback, private, link-local and unspecified addresses, and for
+    # IPv4's reserved ones
+    return (address.is_global and not address.is_multicast
+            and not any(address in network for network in _NOT_GLOBAL))
 
 
 def _resolve(host: str, port: int, deadline: float) -> list[tuple]:
@@ -917,23 +1004,26 @@ def _connect(addresses: tuple[tuple[int, tuple], ...], deadline: float) -> _Dead
 def load_url(url: str, fetcher: Fetcher | None = None) -> list[Document]:
     """An HTML page becomes one document, a feed one document per entry."""
     response = (fetcher or Fetcher()).get(url)
+    where = clip(url)  # how messages name it
     if _is_html(response):
-        return [_page_document(response, url)]
+        return [_page_document(response, where)]
     try:
-        feed = parse_feed(response.body, url, feed_headers(response))
+        feed = parse_feed(response.body, where, feed_headers(response))
     except IngestError:
-        raise IngestError(f"{url} is neither an HTML page nor an RSS or Atom feed with entries "
-                          f"(content type {_mime(response) or 'unknown'}).") from None
-    return _feed_documents(feed, url)
+        raise IngestError(f"{where} is neither an HTML page nor an RSS or Atom feed with "
+                          f"entries (content type {clip(_mime(response)) or 'unknown'}).") from None
+    return _feed_documents(feed, where)
 
 
-def load_article(url: str, fetcher: Fetcher | None = None) -> Document:
-    """The article at ``url``, which must be an HTML page (a feed item's link)."""
-    response = (fetcher or Fetcher()).get(url)
+def load_article(url: str, fetcher: Fetcher | None = None,
+                 deadline: float | None = None) -> Document:
+    """The article at ``url``, which must be an HTML page (a feed item's link), fetched by
+    ``deadline`` (see ``Fetcher.get``)."""
+    response = (fetcher or Fetcher()).get(url, deadline=deadline)
     if not _is_html(response):
-        raise IngestError(f"{url} is not an HTML page (content type "
-                          f"{_mime(response) or 'unknown'}).")
-    return _page_document(response, url)
+        raise IngestError(f"{clip(url)} is not an HTML page (content type "
+                          f"{clip(_mime(response)) or 'unknown'}).")
+    return _page_document(response, clip(url))
 
 
 def _page_document(response: Response, where: str) -> Document:

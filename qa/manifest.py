@@ -21,13 +21,16 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator
 
-from qa.errors import NewsQAError, StoreError
+from qa.errors import NewsQAError, StoreError, clip
 from qa.types import IndexConfig
 
 FORMAT = "newsqa-index"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 REQUIRED = frozenset({"format", "format_version", "embedder", "dimension", "index_type"})
+# Wider than any text embedding model's vectors (the widest are 4,096 to 8,192): a larger
+# dimension in a manifest is damage, and would have FAISS or Milvus allocate for it.
+MAX_DIMENSION = 65_536
 # How an index-defining setting reads in an error: "600-character chunks"
 _SETTING_WORDS = {
     "max_chars": "{}-character chunks",
@@ -98,17 +101,27 @@ def read_manifest(directory: Path) -> dict[str, Any]:
     return check_manifest(manifest, str(directory))
 
 
-def check_manifest(manifest: object, where: str) -> dict[str, Any]:
-    """``manifest``, as read from the index at ``where`` (a directory or a URI); a
-    ``StoreError`` if it is not a newsqa manifest, is of another format version, or holds a
-    config this newsqa cannot read."""
+def check_manifest(manifest: object, where: str, name: str = MANIFEST) -> dict[str, Any]:
+    """``manifest``, as read from the index at ``where`` (a directory or a URI; ``name`` says
+    where the index keeps it); a ``StoreError`` if it is not a newsqa manifest, is of another
+    format version, has an embedder or dimension that no index has, or holds a config this
+    newsqa cannot read. Checked once here, so that no later use of a field fails on it."""
     if (not isinstance(manifest, dict) or manifest.get("format") != FORMAT
             or not REQUIRED <= manifest.keys()):
         raise StoreError(f"The manifest of the index at {where} is not a newsqa index manifest.")
-    if manifest["format_version"] != FORMAT_VERSION:
-        raise StoreError(
-            f"The index at {where} has format version {manifest['format_version']}; "
-            f"this newsqa reads version {FORMAT_VERSION}.")
+    version = manifest["format_version"]
+    if version != FORMAT_VERSION:
+        raise StoreError(f"The index at {where} has format version {clip(repr(version))}; "
+                         f"this newsqa reads version {FORMAT_VERSION}.")
+    dimension, embedder = manifest["dimension"], manifest["embedder"]
+    if (isinstance(dimension, bool) or not isinstance(dimension, int)
+            or not 1 <= dimension <= MAX_DIMENSION):
+        raise StoreError(f"The index at {where} is corrupt: {name} has dimension "
+                         f"{clip(repr(dimension))}, not a whole number from 1 to "
+                         f"{MAX_DIMENSION:,}.")
+    if not isinstance(embedder, str) or not embedder.strip():
+        raise StoreError(f"The index at {where} is corrupt: {name} has embedder "
+                         f"{clip(repr(embedder))}, not the name of a model.")
     try:
         config_of(manifest)
     except NewsQAError as error:

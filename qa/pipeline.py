@@ -22,13 +22,13 @@ from qa.cache import CACHE_ANSWERS, AnswerCache
 from qa.chunk import Chunker
 from qa.decide import Decision, ReaderScore, load_decision
 from qa.embed import Embedder
-from qa.errors import IngestError, NewsQAError, QuestionError
+from qa.errors import IngestError, NewsQAError, QuestionError, StoreError, clip
 from qa.feeds import parse_interval, poll
-from qa.ingest import Fetcher, load, load_uploads, load_urls
+from qa.ingest import Fetcher, check_document, load, load_uploads, load_urls
 from qa.manifest import check_same_settings
 from qa.read import Reader
 from qa.recency import asks_for_current, parse_day, today
-from qa.retrieve import ReciprocalRankFusion, Retriever, contextualize
+from qa.retrieve import CONTEXT_TURNS, ReciprocalRankFusion, Retriever, contextualize
 from qa.storage import MILVUS_SCHEME, DocumentStore, open_store, redacted
 from qa.store import DocumentInfo, Feed, utc_now
 from qa.types import Answer, Document, Filter, Hit, IndexConfig, whole_number
@@ -48,6 +48,15 @@ class AddReport:
     near_duplicates: list[tuple[str, str]] = field(default_factory=list)  # (new title, kept id)
     chunks: int = 0
     errors: list[str] = field(default_factory=list)  # one line per input that could not be read
+
+
+class IndexingStopped(StoreError):
+    """``NewsQA.add`` stopped at a batch that the index could not take (a full disk, say):
+    ``report`` holds what the batches before it committed, which the index keeps."""
+
+    def __init__(self, message: str, report: AddReport) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 @dataclass
@@ -95,7 +104,8 @@ def validate_threshold(threshold: float | None) -> float | None:
         return None
     if (isinstance(threshold, bool) or not isinstance(threshold, numbers.Real)
             or not 0 <= threshold <= 1):
-        raise NewsQAError(f"The threshold must be a number from 0 to 1, not {threshold!r}.")
+        raise NewsQAError(f"The threshold must be a number from 0 to 1, "
+                          f"not {clip(repr(threshold))}.")
     return float(threshold)
 
 
@@ -108,25 +118,76 @@ def validate_as_of(as_of: str | date | None) -> date | None:
     text = as_of.strip() if isinstance(as_of, str) else ""
     day = parse_day(text) if len(text) == 10 else None
     if day is None:
-        raise NewsQAError(f"as_of must be a date as YYYY-MM-DD, not {as_of!r}.")
+        raise NewsQAError(f"as_of must be a date as YYYY-MM-DD, not {clip(repr(as_of))}.")
     return day
 
 
 # Date bounds: a year, year-month, date or ISO datetime; stores compare them as text prefixes.
 _DATE_BOUND = re.compile(r"\d{4}(-\d{2}(-\d{2}([T ]\d{2}(:\d{2}(:\d{2}(\.\d+)?)?)?)?)?)?")
+_EARLIEST = "0001-01-01T00:00:00"  # completes a bound's missing parts to check it as a datetime
 
 
 def validate_filter(sources: Sequence[str] | None, date_from: str | None, date_to: str | None,
                     include_undated: bool) -> Filter:
     """The articles a search may return: source names (matched case-insensitively by the store)
-    and inclusive date bounds that are ISO prefixes (``date_to="2024-05"`` keeps all of May)."""
+    and inclusive date bounds that are ISO prefixes (``date_to="2024-05"`` keeps all of May) of
+    a day the calendar has (no month 13, no 30 February, no year 0)."""
     if isinstance(sources, str) or not all(isinstance(s, str) for s in sources or ()):
-        raise NewsQAError(f"sources must be a list of source names, not {sources!r}.")
+        raise NewsQAError(f"sources must be a list of source names, not {clip(repr(sources))}.")
     for name, bound in (("date_from", date_from), ("date_to", date_to)):
-        if bound is not None and not (isinstance(bound, str) and _DATE_BOUND.fullmatch(bound)):
-            raise NewsQAError(f"{name} {bound!r} is not an ISO date such as 2024-05-31 "
-                              "(or 2024-05, 2024).")
+        if bound is None:
+            continue
+        if not (isinstance(bound, str) and _DATE_BOUND.fullmatch(bound)):
+            raise NewsQAError(f"{name} {clip(repr(bound))} is not an ISO date such as "
+                              "2024-05-31 (or 2024-05, 2024).")
+        try:
+            datetime.fromisoformat(bound + _EARLIEST[len(bound):])
+        except ValueError:
+            raise NewsQAError(f"{name} {clip(repr(bound))} is not a date on the "
+                              "calendar.") from None
     return Filter(tuple(sources or ()), date_from, date_to, bool(include_undated))
+
+
+def validate_history(history: Sequence[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """The conversation so far as (question, answer) pairs of text, oldest first, only its last
+    ``CONTEXT_TURNS`` kept: no follow-up borrows from older ones (``contextualize``), so a
+    long chat neither slows a question down nor makes another cached answer."""
+    if isinstance(history, (str, bytes)) or not isinstance(history, Sequence):
+        raise NewsQAError("history must be a list of (question, answer) pairs, "
+                          f"not {type(history).__name__}.")
+    for n, turn in enumerate(history, 1):
+        if (isinstance(turn, (str, bytes)) or not isinstance(turn, Sequence) or len(turn) != 2
+                or not all(isinstance(text, str) for text in turn)):
+            raise NewsQAError(f"history turn {n} is not a (question, answer) pair of text: "
+                              f"{clip(repr(turn))}.")
+        try:
+            "".join(turn).encode("utf-8")
+        except UnicodeEncodeError:
+            raise NewsQAError(f"history turn {n} is not valid Unicode (a lone "
+                              "surrogate).") from None
+    return tuple((question, answer) for question, answer in history[-CONTEXT_TURNS:])
+
+
+def validate_documents(documents: Iterable[Document]) -> list[Document]:
+    """Every document checked as a file's are (``qa.ingest.check_document``), its date read as
+    ISO 8601. One that cannot be indexed refuses them all, before anything is written, with one
+    line naming it by its title or its place in the list."""
+    if isinstance(documents, (str, bytes)) or not isinstance(documents, Iterable):
+        raise IngestError(f"add() takes a list of documents, not {type(documents).__name__}.")
+    checked = []
+    for n, doc in enumerate(documents, 1):
+        if not isinstance(doc, Document):
+            raise IngestError(f"Document {n} is a {type(doc).__name__}, not a Document.")
+        title = doc.title.strip() if isinstance(doc.title, str) else ""
+        named = f"Document {n}" + (f" ({clip(repr(title))})" if title else "")
+        try:
+            checked.append(check_document(doc))
+        except IngestError as err:
+            raise IngestError(f"{named} cannot be indexed: {err}") from None
+        if not doc.id.strip():
+            raise IngestError(f"{named} has an empty id (qa.ingest.document_id makes one "
+                              "from its text).")
+    return checked
 
 
 def validate_feed_url(url: str) -> str:
@@ -233,13 +294,15 @@ class NewsQA:
     # ---- sources -------------------------------------------------------------------------
     def add(self, documents: Iterable[Document], *, progress: bool = False) -> AddReport:
         """Index documents; exact and near-duplicate copies are reported, not indexed twice.
+        One that cannot be indexed (``validate_documents``) refuses them all, before anything
+        is written.
 
         The index's writer lock is held for the whole call (another writer gets a clear error,
         or waits with ``wait_for_writer``), but questions are blocked only while a batch is
         committed: chunking and embedding, the slow part, run outside the facade's lock.
         """
+        docs = validate_documents(documents)
         report = AddReport()
-        docs = list(documents)
         if not docs:  # nothing was read: leave the index (or its absence) untouched
             return report
         store = self.retriever.store  # the embedder checked against the index
@@ -247,21 +310,31 @@ class NewsQA:
                                                   disable=not progress, desc="indexing") as bar:
             with self._lock:  # catching up with other writers changes what questions read
                 held.enter_context(store.writing())
-            for i in range(0, len(docs), ADD_BATCH_DOCS):
-                batch = docs[i:i + ADD_BATCH_DOCS]
-                with self._lock:
-                    fresh = self._new_documents(batch, report)
-                chunks = [self.chunker.split(doc) for doc in fresh]
-                vectors = self.embedder.encode([c.text for cs in chunks for c in cs])
-                row = 0
-                with self._lock:
-                    for doc, doc_chunks in zip(fresh, chunks):
-                        store.add(doc, doc_chunks, vectors[row:row + len(doc_chunks)])
-                        row += len(doc_chunks)
-                        report.added.append(doc.id)
-                        report.chunks += len(doc_chunks)
-                    store.save()
-                bar.update(len(batch))
+            saved = 0, 0  # report.added and report.chunks as of the last save
+            try:
+                for i in range(0, len(docs), ADD_BATCH_DOCS):
+                    batch = docs[i:i + ADD_BATCH_DOCS]
+                    with self._lock:
+                        fresh = self._new_documents(batch, report)
+                    chunks = [self.chunker.split(doc) for doc in fresh]
+                    vectors = self.embedder.encode([c.text for cs in chunks for c in cs])
+                    row = 0
+                    with self._lock:
+                        for doc, doc_chunks in zip(fresh, chunks):
+                            store.add(doc, doc_chunks, vectors[row:row + len(doc_chunks)])
+                            row += len(doc_chunks)
+                            report.added.append(doc.id)
+                            report.chunks += len(doc_chunks)
+                        store.save()
+                    saved = len(report.added), report.chunks
+                    bar.update(len(batch))
+            except StoreError as error:  # the batches saved before stay: say what they added
+                if not saved[0]:
+                    raise
+                del report.added[saved[0]:]
+                report.chunks = saved[1]
+                raise IndexingStopped(f"{error} {saved[0]} document(s) of this run were "
+                                      "committed before that.", report) from error
         return report
 
     def _new_documents(self, batch: Sequence[Document], report: AddReport) -> list[Document]:
@@ -308,7 +381,7 @@ class NewsQA:
         with self._lock:
             if not self.store.delete(doc_id):
                 self.store.save()  # releases the writer lock the attempt took
-                raise NewsQAError(f"No document with id {doc_id!r} in "
+                raise NewsQAError(f"No document with id {clip(repr(doc_id))} in "
                                   f"{redacted(self.location)}.")
             self.store.save()
 
@@ -335,7 +408,7 @@ class NewsQA:
             removed = self.store.remove_feed(url)
             self.store.save()
         if not removed:
-            raise NewsQAError(f"{url!r} is not a feed subscribed to in "
+            raise NewsQAError(f"{clip(repr(url))} is not a feed subscribed to in "
                               f"{redacted(self.location)}.")
 
     def feeds(self) -> list[Feed]:
@@ -347,15 +420,16 @@ class NewsQA:
         """Poll every subscribed feed once and index its new items (see ``qa.feeds``).
 
         A feed that fails is reported, with its error kept as the feed's ``last_error``, and the
-        others go on. The documents are added before the feed's state is recorded: a crash in
-        between fetches the items again next time, and the index keeps them once.
+        others go on; a slow one holds them up for ``qa.feeds.POLL_SECONDS`` at most. The
+        documents are added before the feed's state is recorded: a crash in between fetches the
+        items again next time, and the index keeps them once.
         """
         reports = []
         for feed in self.feeds():
             try:
                 reports.append(self._refresh(feed))
             except NewsQAError as err:  # the index could not be written: try again next time
-                reports.append(FeedReport(feed.url, error=f"{feed.url}: {err}"))
+                reports.append(FeedReport(feed.url, error=f"{clip(feed.url)}: {err}"))
         return reports
 
     def _refresh(self, feed: Feed) -> FeedReport:
@@ -368,13 +442,13 @@ class NewsQA:
             self._record(replace(polled, last_error=str(err)))
             return FeedReport(feed.url, error=str(err))
         docs = [doc for _, doc in found.items]
-        report = replace(self.add(docs) if docs else AddReport(), errors=found.errors)
-        problem = ""
-        if found.errors:
-            problem = f"{len(found.errors)} item(s) skipped, the first: {found.errors[0]}"
+        late = [found.late] if found.late else []  # one line for the items left for later
+        report = replace(self.add(docs) if docs else AddReport(), errors=found.errors + late)
+        problems = late + ([f"{len(found.errors)} item(s) skipped, the first: {found.errors[0]}"]
+                           if found.errors else [])
         self._record(replace(polled, title=found.title or feed.title,
                              last_success=polled.last_poll, etag=found.etag,
-                             last_modified=found.last_modified, last_error=problem),
+                             last_modified=found.last_modified, last_error=" ".join(problems)),
                      [key for keys, _ in found.items for key in keys])
         return FeedReport(feed.url, not_modified=found.not_modified, items=report)
 
@@ -430,7 +504,7 @@ class NewsQA:
         question = validate_question(question)
         top_k, day = validate_top_k(top_k), validate_as_of(as_of)
         kept = validate_filter(sources, date_from, date_to, include_undated)
-        return self._retrieve(question, top_k, kept, history, day, recency)
+        return self._retrieve(question, top_k, kept, validate_history(history), day, recency)
 
     def _retrieve(self, question: str, top_k: int, kept: Filter,
                   history: Sequence[tuple[str, str]], day: date | None,
@@ -457,7 +531,7 @@ class NewsQA:
         top_k, threshold = validate_top_k(top_k), validate_threshold(threshold)  # before any work
         day = validate_as_of(as_of) or today()
         kept = validate_filter(sources, date_from, date_to, include_undated)
-        history = tuple((str(q), str(a)) for q, a in history)
+        history = validate_history(history)
         with self._lock, self.store.snapshot():  # catches up with other processes' commits
             generation = self.store.version
         key = (generation, question, top_k, threshold, kept, history, day, recency)

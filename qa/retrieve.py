@@ -38,6 +38,10 @@ REFERRING = frozenset("he she it they him her them his hers its their theirs thi
                       "those there".split())
 # a question with this few content words is read as a follow-up too ("And Germany?")
 FOLLOW_UP_TERMS = 2
+# The most earlier turns a chain of follow-ups borrows: each adds a question and its answer in
+# front of the query, and the embedder reads only its first 256 tokens, so more would push the
+# question itself out of what it reads.
+CONTEXT_TURNS = 3
 
 
 def contextualize(question: str, history: Sequence[tuple[str, str]] = ()) -> str:
@@ -45,16 +49,21 @@ def contextualize(question: str, history: Sequence[tuple[str, str]] = ()) -> str
 
     ``history`` holds (question, answer) pairs, oldest first. A question that refers back (a
     pronoun) or is very short gets the last question, itself contextualized, and its answer
-    prepended; a self-contained question is searched on its own, so changing topic works.
+    prepended; a self-contained question is searched on its own, so changing topic works. A
+    chain of follow-ups borrows from the last ``CONTEXT_TURNS`` turns at most.
     """
-    if not history:
-        return question
-    words = set(_WORD.findall(question.lower()))
-    if not words & REFERRING and len(tokenize(question)) > FOLLOW_UP_TERMS:
-        return question
-    last_question, last_answer = history[-1]
-    parts = (contextualize(last_question, history[:-1]), last_answer, question)
+    parts = [question]  # parts[0]: the question that may borrow from the turn before it
+    for last_question, last_answer in reversed(history[-CONTEXT_TURNS:]):
+        if _stands_alone(parts[0]):
+            break
+        parts[:0] = [last_question, last_answer]
     return " ".join(part for part in parts if part)
+
+
+def _stands_alone(question: str) -> bool:
+    """Whether a question needs no earlier turn: no pronoun refers back, and it is not short."""
+    words = set(_WORD.findall(question.lower()))
+    return not words & REFERRING and len(tokenize(question)) > FOLLOW_UP_TERMS
 
 
 class Fusion(Protocol):

@@ -26,10 +26,20 @@ Readers (the app, a CLI ``ask``) wrap each query in ``snapshot()``: one SQLite r
 generation if it moved on: only the newer segments, unless the base changed. A query therefore
 never mixes two generations, and a document deleted by another process is simply gone, never a
 dangling chunk id.
+
+A write the system refuses (a full disk, a read-only file system) is one ``StoreError`` line,
+and the store goes back to the last committed generation: the transaction is rolled back and the
+vectors are read again. An index that this process may not write (a read-only mount, a folder
+or database without write permission) is opened read-only and answers questions; changing it is
+that one line. Its database is opened with SQLite's ``mode=ro``, or, when no writer has left a
+``-wal`` file and none can be made beside it, as ``immutable`` (SQLite then takes no locks): a
+reader switches to ``mode=ro`` at its next snapshot once a writer elsewhere starts one.
 """
 from __future__ import annotations
 
+import errno
 import fcntl
+import functools
 import json
 import os
 import sqlite3
@@ -37,7 +47,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
 import faiss
 import numpy as np
@@ -54,6 +64,10 @@ from qa.vectors import EXACT_SPEC, ChunkAttributes, FaissVectors, VectorIndex
 DATABASE = "store.sqlite"
 WRITE_LOCK = "write.lock"
 SQLITE_BUSY_SECONDS = 30  # a reader waits this long for a checkpoint; writers never hold it long
+# SQLite's errors that say the system refused a read or a write (of the database, its journal,
+# its shared memory), not that the database or this code is wrong
+_REFUSED = ("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM")
+_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 # Feed subscriptions and what each poll learnt (``qa.feeds``); ``feed_items`` holds the guids
 # and links of the items already indexed, so that a feed's old items are not fetched again.
@@ -118,6 +132,51 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def _read_only_error(path: Path, reason: str) -> StoreError:
+    return StoreError(f"The index at {path} is read-only ({reason}): it can be read, not "
+                      "changed.")
+
+
+def _refusal(path: Path, error: OSError | sqlite3.Error) -> StoreError | None:
+    """One line for a write to the index at ``path`` that the system refused (a full disk, a
+    read-only file system, a file this user may not write); None for an SQLite error of
+    another kind, which is a bug or damage that its own traceback shows better."""
+    name = getattr(error, "sqlite_errorname", None) or ""
+    if isinstance(error, sqlite3.Error) and not name.startswith(_REFUSED):
+        return None
+    number = getattr(error, "errno", None)
+    if name == "SQLITE_FULL" or number in _FULL:
+        return StoreError(f"The index at {path} could not be written: the disk is full; it "
+                          "keeps its last saved state.")
+    if number == errno.EROFS:
+        return _read_only_error(path, "a read-only file system")
+    if name.startswith("SQLITE_READONLY"):
+        return _read_only_error(path, _read_only(path) or "its database may not be written")
+    reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+    return StoreError(f"The index at {path} could not be written ({reason}); it keeps its "
+                      "last saved state.")
+
+
+_Result = TypeVar("_Result")
+
+
+def _writes(change: Callable[..., _Result]) -> Callable[..., _Result]:
+    """A ``Store`` method that writes: a write the system refuses is one ``StoreError`` line
+    (``_refusal``), after which the store holds its last committed generation again."""
+
+    @functools.wraps(change)
+    def writing(store: Store, *args: object, **kwargs: object) -> _Result:
+        try:
+            return change(store, *args, **kwargs)
+        except (OSError, sqlite3.Error) as error:
+            failure = _refusal(store.path, error)
+            if failure is None:
+                raise
+            store._abandon()
+            raise failure from error
+    return writing
+
+
 class WriterLock:
     """The index's single-writer lock: an ``flock`` on ``write.lock``, which holds the pid.
 
@@ -125,8 +184,9 @@ class WriterLock:
     locked. Re-entrant within one process: a long job (``newsqa index``) holds it across many saves.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, read_only: str | None = None) -> None:
         self.path = path / WRITE_LOCK
+        self.read_only = read_only  # why this process may not write the index, if it may not
         self._handle: int | None = None
         self._depth = 0
 
@@ -139,7 +199,12 @@ class WriterLock:
         if self._depth:
             self._depth += 1
             return False
-        handle = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        if self.read_only is not None:
+            raise _read_only_error(self.path.parent, self.read_only)
+        try:
+            handle = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:
+            raise _refusal(self.path.parent, error) from error
         deadline = time.monotonic() + LOCK_GRACE_SECONDS
         while True:
             try:
@@ -177,18 +242,18 @@ class Store(OneWriter, Described):
     failing when another process holds it); ``save()`` releases it unless ``writing()`` holds it.
     """
 
-    def __init__(self, path: Path, manifest: dict, db: sqlite3.Connection, *,
-                 wait_for_writer: bool = False) -> None:
+    def __init__(self, path: Path, manifest: dict, db: _Database, *,
+                 wait_for_writer: bool = False, read_only: str | None = None) -> None:
         self.path = path
         self.wait_for_writer = wait_for_writer
         self._manifest = manifest
         self._db = db
         self._vectors: VectorIndex = FaissVectors(path, int(manifest["dimension"]),
-                                                  _StoredVectors(db))
+                                                  _StoredVectors(lambda: self._db))
         self._attributes = ChunkAttributes()  # what filters read, loaded as searches need it
         self._mask_memo: tuple[tuple[Filter, int], np.ndarray] | None = None  # the last mask
         self._generation = self._saved_generation = -1  # -1: before the first catch-up
-        self._guard = WriterLock(path)
+        self._guard = WriterLock(path, read_only)  # read_only: why it may not write, if so
         self._changing = False  # an open write transaction holds the writer lock
         self._snapshots = 0
         self._near_duplicates = NearDuplicates(
@@ -210,14 +275,19 @@ class Store(OneWriter, Described):
         creates; the caller checks its own against an existing index's ``config``.
         """
         path = Path(path)
-        if path.exists() and not path.is_dir():
-            raise StoreError(f"{path} is a file, not an index directory.")
-        if (path / MANIFEST).exists():
+        try:
+            if path.exists() and not path.is_dir():
+                raise StoreError(f"{path} is a file, not an index directory.")
+            indexed = (path / MANIFEST).exists()
+            strangers = path.exists() and any(p.name not in (f".{MANIFEST}.tmp", WRITE_LOCK)
+                                              for p in path.iterdir())
+        except OSError as error:  # a folder on the way that this user may not read
+            raise StoreError(f"The index at {path} cannot be read ({error.strerror}).") from None
+        if indexed:
             manifest = read_manifest(path)
         elif not create:
             raise StoreError(f"There is no index at {path}.")
-        elif path.exists() and any(p.name not in (f".{MANIFEST}.tmp", WRITE_LOCK)
-                                   for p in path.iterdir()):
+        elif strangers:
             raise StoreError(f"{path} is not empty and is not an index (no {MANIFEST}); "
                              "choose another directory.")
         else:
@@ -229,9 +299,14 @@ class Store(OneWriter, Described):
         db_path = path / DATABASE
         if not db_path.exists():
             raise StoreError(f"The index at {path} has lost its database ({DATABASE}).")
-        db = _connect(db_path)
+        if not os.access(db_path, os.R_OK):
+            raise StoreError(f"The index at {path} cannot be read (its database {DATABASE}: "
+                             f"{os.strerror(errno.EACCES)}).")
+        read_only = _read_only(path)
+        db = _connect(db_path, read_only=read_only is not None)
         try:
-            store = cls(path, manifest, db, wait_for_writer=wait_for_writer)
+            store = cls(path, manifest, db, wait_for_writer=wait_for_writer,
+                        read_only=read_only)
             with store.snapshot():
                 pass  # loads the committed generation's vectors
             if store._vectors.untidy():
@@ -242,11 +317,15 @@ class Store(OneWriter, Described):
         return store
 
     def _start_reading(self) -> None:
+        if self._db.immutable and _wal(self.path / DATABASE).exists():
+            self._db.close()  # a writer elsewhere has begun: read with SQLite's locks again
+            self._db = _connect(self.path / DATABASE, read_only=True)
         self._db.execute("BEGIN")  # a WAL read transaction: one generation throughout
 
     def _stop_reading(self) -> None:
         self._db.commit()  # ends the read transaction; nothing was written
 
+    @_writes
     def save(self) -> None:
         """Write the new generation's vector files (only what changed, ``qa.vectors``), commit,
         and release the writer lock."""
@@ -262,6 +341,21 @@ class Store(OneWriter, Described):
 
     def _drop_changes(self) -> None:
         self._db.rollback()
+
+    def _abandon(self) -> None:
+        """After a write the system refused: roll back (SQLite may have done so already),
+        give back the writer lock, and hold the last committed generation again, whose vectors
+        are read afresh (those held include the changes rolled back, whose chunk ids SQLite
+        hands out again)."""
+        self._drop_changes()
+        self._vectors.forget()
+        self._attributes, self._mask_memo = ChunkAttributes(), None
+        self._generation = self._saved_generation
+        self._near_duplicates.reset()
+        if self._changing:
+            self._end_change()
+        with self.snapshot():
+            pass  # reads the committed generation's vectors
 
     def _disconnect(self) -> None:
         self._db.close()
@@ -305,6 +399,7 @@ class Store(OneWriter, Described):
             self._manifest = {**self._manifest, "index_type": spec}
             write_manifest(self.path, self._manifest)
 
+    @_writes
     def _tidy(self) -> None:
         """As the writer (or while no one writes): give a rebuilt generation its base file and
         remove the vector files that neither it nor the previous generation reads (a reader that
@@ -338,6 +433,7 @@ class Store(OneWriter, Described):
 
     # ----------------------------------------------------------------- changes
 
+    @_writes
     def add(self, doc: Document, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
         """Index a document with its chunks and their (L2-normalised) vectors."""
         vectors = checked_addition(doc, chunks, vectors, self.dimension)
@@ -364,6 +460,7 @@ class Store(OneWriter, Described):
         self._near_duplicates.added(doc.id, minhash)
         self._bump_generation()
 
+    @_writes
     def delete(self, doc_id: str) -> bool:
         """Remove a document, its chunks and their vectors; False when it was not indexed."""
         self._begin_change()
@@ -500,17 +597,20 @@ class Store(OneWriter, Described):
         return {row[0] for row in
                 self._db.execute("SELECT key FROM feed_items WHERE feed_url = ?", (url,))}
 
+    @_writes
     def add_feed(self, url: str) -> bool:
         """Subscribe to the feed at ``url``; False when it already is."""
         self._begin_change()
         return self._db.execute("INSERT OR IGNORE INTO feeds (url, added) VALUES (?, ?)",
                                 (url, utc_now())).rowcount == 1
 
+    @_writes
     def remove_feed(self, url: str) -> bool:
         """Forget the feed and its items (their documents stay); False when not subscribed."""
         self._begin_change()
         return self._db.execute("DELETE FROM feeds WHERE url = ?", (url,)).rowcount == 1
 
+    @_writes
     def record_poll(self, feed: Feed, seen: Iterable[str] = ()) -> bool:
         """Store what a poll of ``feed`` learnt, and the guids and links of the items it indexed;
         False, storing nothing, when the feed was unsubscribed while it was polled."""
@@ -537,7 +637,13 @@ def _create(path: Path, embedder_name: str, dimension: int, wait: bool,
             config: IndexConfig) -> dict:
     """Create an empty index under the writer lock: database first, manifest last (it marks a
     complete index), so that two processes creating one index at once end with one."""
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        cannot = _read_only(path)
+    except OSError as error:
+        cannot = "a read-only file system" if error.errno == errno.EROFS else error.strerror
+    if cannot is not None:
+        raise StoreError(f"No index can be created at {path} ({cannot}).")
     lock = WriterLock(path)
     lock.acquire(wait)
     try:
@@ -548,24 +654,73 @@ def _create(path: Path, embedder_name: str, dimension: int, wait: bool,
                                 faiss_version=faiss.__version__, created=utc_now())
         write_manifest(path, manifest)
         return manifest
+    except OSError as error:
+        raise _refusal(path, error) from error
     finally:
         lock.release()
 
 
-def _connect(path: Path, *, create: bool = False) -> sqlite3.Connection:
+def _read_only(path: Path) -> str | None:
+    """Why this process may not write the index at ``path`` (its folder, database or lock
+    file is not writable for it), or None when it may."""
+    parts = [path, path / DATABASE, path / WRITE_LOCK]
+    if all(os.access(p, os.W_OK) for p in parts if p.exists()):
+        return None
+    if os.statvfs(path).f_flag & os.ST_RDONLY:
+        return "a read-only file system"
+    return "no permission to write its files"
+
+
+def _wal(database: Path) -> Path:
+    return database.with_name(f"{database.name}-wal")
+
+
+class _Database(sqlite3.Connection):
+    """The index database, knowing whether it was opened ``immutable`` (see the module)."""
+
+    immutable = False
+
+
+def _connect(path: Path, *, create: bool = False, read_only: bool = False) -> _Database:
     """Open the database in WAL mode (readers never block the writer, nor it them); a corrupt
     file is a StoreError. Only a new index gets the schema: that is a write, which would wait
-    for a writer's open transaction."""
-    db = sqlite3.connect(path, timeout=SQLITE_BUSY_SECONDS, check_same_thread=False)
-    try:  # check_same_thread: app worker threads, serialised by the facade's lock
-        db.execute("PRAGMA journal_mode = WAL")
+    for a writer's open transaction. ``read_only``: with SQLite's ``mode=ro``, or ``immutable``
+    when that cannot make the ``-wal`` file it needs and no writer has made one (see the
+    module)."""
+    try:
+        try:
+            return _open_database(path, "mode=ro" if read_only else "", create)
+        except sqlite3.OperationalError as error:  # it could not make the -wal file
+            if not (read_only and not _wal(path).exists()
+                    and error.sqlite_errorname.startswith(("SQLITE_CANTOPEN", "SQLITE_READONLY"))):
+                raise
+            return _open_database(path, "immutable=1", create)
+    except sqlite3.DatabaseError as error:
+        if error.sqlite_errorname.startswith(("SQLITE_FULL", "SQLITE_READONLY")):
+            raise _refusal(path.parent, error) from error
+        problem = "cannot be opened" if error.sqlite_errorname.startswith(_REFUSED) else \
+            "is corrupt"
+        raise StoreError(f"The index database {path} {problem} ({error}).") from error
+
+
+def _open_database(path: Path, mode: str, create: bool) -> _Database:
+    """The database at ``path`` opened with the URI parameter ``mode`` ("" to read and write),
+    its generation read (which is when SQLite finds that it cannot open or read it)."""
+    uri = path.absolute().as_uri() + (f"?{mode}" if mode else "")
+    # check_same_thread: app worker threads use it, serialised by the facade's lock
+    db = sqlite3.connect(uri, uri=True, timeout=SQLITE_BUSY_SECONDS, check_same_thread=False,
+                         factory=_Database)
+    db.immutable = mode == "immutable=1"
+    try:
+        if not mode:
+            db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA foreign_keys = ON")
         if create:
             db.executescript(_SCHEMA)
         _committed_generation(db)
-    except sqlite3.DatabaseError as error:
+    except BaseException:
         db.close()
-        raise StoreError(f"The index database {path} is corrupt ({error}).") from error
+        raise
     return db
 
 
@@ -577,14 +732,14 @@ class _StoredVectors:
     """The float vectors in the chunks table: what ``qa.vectors`` rebuilds an index from (a
     rebuild only; searches read the vector files)."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
+    def __init__(self, db: Callable[[], sqlite3.Connection]) -> None:
+        self._db = db  # the store's connection, which a read-only reader may open anew
 
     def count(self) -> int:
-        return self._db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+        return self._db().execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
 
     def batches(self, size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        rows = self._db.execute("SELECT id, vector FROM chunks ORDER BY id")
+        rows = self._db().execute("SELECT id, vector FROM chunks ORDER BY id")
         while batch := rows.fetchmany(size):
             ids = np.array([row[0] for row in batch], dtype=np.int64)
             yield ids, np.frombuffer(b"".join(row[1] for row in batch),

@@ -39,8 +39,12 @@ readers; the next writer removes them (and lifts the tombstones it had set) befo
 
 One writer at a time, as with an index directory. Milvus has no locks, so the writer holds a
 lease in ``<name>_meta`` (owner, pid, host, expiry), renewed as it writes, taken over when it
-expires (``LEASE_SECONDS``). It is taken by writing it and reading it back after a short pause,
+expires (``LEASE_SECONDS``), or at once when its holder is known to be dead: any other process
+in a milvus-lite file (which one process at a time opens), a process of this machine that no
+longer runs on a server. It is taken by writing it and reading it back after a short pause,
 which two writers racing in the same few milliseconds can both pass: best effort, not a lock.
+milvus-lite itself lets one process at a time open its file: another gets one line saying so,
+or, waiting for a writer (``wait_for_writer``), waits until the file is free.
 
 Chunk ids are assigned by Milvus (``auto_id``): its id allocator hands out int64 ids that are
 unique across every client of the server or cluster, so writers on several machines, one after
@@ -51,10 +55,12 @@ field, one log line says so, and ``keyword_search`` returns nothing (retrieval i
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import json
 import logging
+import logging.handlers
 import os
 import re
 import socket
@@ -87,6 +93,7 @@ PAGE_ROWS = 1_000  # rows a query returns at a time (Milvus caps one query at 16
 INSERT_ROWS = 1_000  # rows an insert sends at a time, well within gRPC's message limit
 LEASE_SECONDS = 300  # a writer that has not renewed its lease this long is taken to be dead
 LEASE_SETTLE_SECONDS = 0.1  # the pause between writing the lease and reading it back
+LITE_POLL_SECONDS = 1.0  # the longest pause between tries to open a milvus-lite file in use
 PURGE_AFTER_SECONDS = 60  # tombstoned rows stay this long for queries that began before
 # Reads of a generation committed this long ago use Bounded consistency, which sees every write
 # older than Milvus's ``common.gracefulTime`` (5 s by default), with 5 s to spare for clocks;
@@ -212,9 +219,10 @@ class _Milvus:
         return call
 
 
-def connect(where: MilvusLocation, shown: str) -> _Milvus:
+def connect(where: MilvusLocation, shown: str, wait: bool = False) -> _Milvus:
     """A client of the Milvus at ``where``; a ``StoreError`` when pymilvus (or milvus-lite)
-    is missing or the server cannot be reached."""
+    is missing, the server cannot be reached, or another process has the milvus-lite file
+    open (``wait``: try again, with pauses up to ``LITE_POLL_SECONDS``, until it is free)."""
     try:
         from pymilvus import MilvusClient
         from pymilvus.exceptions import MilvusException
@@ -222,11 +230,45 @@ def connect(where: MilvusLocation, shown: str) -> _Milvus:
         raise StoreError(f"pymilvus is not installed: {INSTALL_HINT}") from None
     if where.lite and importlib.util.find_spec("milvus_lite") is None:  # pymilvus starts it
         raise StoreError(f"milvus-lite is not installed: {INSTALL_HINT}")
+    pause = 0.05
+    while True:
+        with _lite_logs() as logged:
+            try:
+                client = MilvusClient(uri=where.uri, token=where.token)
+                return _Milvus(client, shown, MilvusException)
+            except MilvusException as error:
+                causes = [record.exc_info[1] for record in logged if record.exc_info]
+                message = str(causes[0]) if causes else error.message
+        if not (where.lite and _in_use(causes)):
+            raise StoreError(f"Cannot open the Milvus index {shown}: {message}")
+        if not wait:
+            raise StoreError(f"The index at {shown} is open in another process (milvus-lite "
+                             "lets one process at a time open it); try again when it has "
+                             "finished, or wait for it (--wait).")
+        time.sleep(pause)
+        pause = min(2 * pause, LITE_POLL_SECONDS)
+
+
+@contextlib.contextmanager
+def _lite_logs() -> Iterator[list[logging.LogRecord]]:
+    """milvus-lite's log records while pymilvus starts it, kept out of the log: it logs a
+    traceback when it cannot open its file, whose cause ``connect`` says in one line."""
+    logger = logging.getLogger("milvus_lite")
+    kept = logging.handlers.BufferingHandler(capacity=1_000)
+    propagate, logger.propagate = logger.propagate, False
+    logger.addHandler(kept)
     try:
-        client = MilvusClient(uri=where.uri, token=where.token)
-    except MilvusException as error:
-        raise StoreError(f"Cannot open the Milvus index {shown}: {error.message}") from None
-    return _Milvus(client, shown, MilvusException)
+        yield kept.buffer
+    finally:
+        logger.removeHandler(kept)
+        logger.propagate = propagate
+
+
+def _in_use(causes: list[BaseException | None]) -> bool:
+    """Whether milvus-lite failed to start because another process has its file open."""
+    from milvus_lite.exceptions import DataDirLockedError
+
+    return any(isinstance(cause, DataDirLockedError) for cause in causes)
 
 
 def _schemas(db: _Milvus, dimension: int, bm25: bool) -> dict[str, tuple[Any, Any]]:
@@ -309,7 +351,8 @@ class _Lease:
         deadline = time.monotonic() + LOCK_GRACE_SECONDS
         while True:
             holder = self._holder()
-            if holder is None or holder["owner"] == self._owner or holder["expired"]:
+            if (holder is None or holder["owner"] == self._owner or holder["expired"]
+                    or self._dead(holder)):
                 self._write()
                 time.sleep(LEASE_SETTLE_SECONDS)
                 holder = self._holder()
@@ -323,6 +366,25 @@ class _Lease:
                     f"{holder['host'] if holder else 'unknown'}); try again when it has "
                     "finished, or wait for it (--wait).")
             time.sleep(0.05 if not wait else 0.5)
+
+    def _dead(self, holder: dict) -> bool:
+        """Whether the holder of an unexpired lease has died without giving it back (a killed
+        writer): then it is taken over now, as the kernel frees a dead process's ``flock`` of
+        an index directory. In a milvus-lite file, which one process at a time opens, every
+        other process's lease is a dead one's; on a server, only a lease of a process of this
+        machine is known to be dead, when no process has its pid."""
+        this_machine = holder["host"] == socket.gethostname()
+        if self._store._where.lite:
+            return not (this_machine and holder["pid"] == os.getpid())
+        if not this_machine:
+            return False
+        try:
+            os.kill(holder["pid"], 0)  # signal 0: only asks whether the process exists
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # it exists, as another user's
+            pass
+        return False
 
     def renew(self) -> None:
         """Extend the lease once half of it has passed (a long add keeps it)."""
@@ -416,13 +478,18 @@ class MilvusStore(OneWriter, Described):
         location = redacted(location)  # from here on, only shown
         if where.lite and not create and not os.path.exists(where.uri):
             raise StoreError(f"There is no index at {location}.")  # milvus-lite would make one
-        db = connect(where, location)
+        db = connect(where, location, wait_for_writer)
         meta = where.collection("meta")
         manifest = None
         if db.has_collection(meta):
             db.load_collection(meta)
             rows = db.query(meta, filter='key == "manifest"', output_fields=["text"])
-            manifest = json.loads(rows[0]["text"]) if rows else None
+            try:
+                manifest = json.loads(rows[0]["text"]) if rows else None
+            except json.JSONDecodeError:
+                db.close()
+                raise StoreError(f"The index at {location} is corrupt: its manifest is not "
+                                 "JSON.") from None
         if manifest is None:
             if not create:
                 db.close()
@@ -431,7 +498,7 @@ class MilvusStore(OneWriter, Described):
             manifest = _create(db, where, embedder_name, size,
                                config or IndexConfig(store="milvus"))
         try:
-            check_manifest(manifest, location)
+            check_manifest(manifest, location, "its manifest")
             if isinstance(dimension, int):
                 check_same_embedder(manifest, embedder_name, dimension)
         except StoreError:

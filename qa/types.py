@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from qa.errors import NewsQAError
+from qa.errors import NewsQAError, clip
 
 
 @dataclass(frozen=True)
@@ -186,7 +186,8 @@ def whole_number(value: object, name: str, least: int) -> int:
     """``value`` as an int if it is a whole number of at least ``least``; a bool, a float or
     text is refused with one line naming ``name``, as every setting and argument is."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
-        raise NewsQAError(f"{name} must be a whole number of at least {least}, not {value!r}.")
+        raise NewsQAError(f"{name} must be a whole number of at least {least}, "
+                          f"not {clip(repr(value))}.")
     return int(value)
 
 

@@ -138,6 +138,9 @@ class VectorIndex(Protocol):
     def save(self, db: sqlite3.Connection, generation: int) -> None:
         """Write the changes as ``generation``, inside the caller's write transaction, which
         the caller then commits."""
+    def forget(self) -> None:
+        """Drop what changed since the committed generation was held: the next ``catch_up``
+        reads that generation afresh."""
     def untidy(self) -> bool: ...
     def tidy(self, db: sqlite3.Connection) -> None: ...
 
@@ -401,6 +404,12 @@ class FaissVectors:
                            ((int(i), generation) for i in removed))
         self._added, self._removed = [], []
         self._kept, self.generation = previous, generation
+
+    def forget(self) -> None:
+        """Drop the changes since the held generation, and whatever a save that failed part of
+        the way did to what is held: the next ``catch_up`` loads the committed generation."""
+        self.generation, self._base, self._files = -1, None, set()
+        self._added, self._removed = [], []
 
     def _write_base(self, db: sqlite3.Connection, generation: int) -> None:
         name = self._write_base_file(generation)

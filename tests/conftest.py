@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import shutil
+import subprocess
 import threading
 from pathlib import Path
 from typing import Iterator, TypeVar
@@ -62,6 +64,32 @@ def serving(server: Served) -> Iterator[Served]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextlib.contextmanager
+def mounted(target: Path, *mounts: tuple[str, ...]) -> Iterator[Path]:
+    """``target`` with a real file system mounted on it until the block ends: each of ``mounts``
+    is one ``mount`` command's options (a small disk: ``("-t", "tmpfs", "-o", "size=4m",
+    "tmpfs")``; a read-only view of ``folder``: ``("--bind", folder)`` then ``("-o",
+    "remount,ro,bind")``). A skip where this process may not mount: it takes root, in a
+    sandbox that allows it."""
+    target.mkdir(parents=True, exist_ok=True)
+    if shutil.which("mount") is None:
+        pytest.skip("mounting a file system needs the mount command")
+    done = False
+    try:
+        for options in mounts:
+            result = subprocess.run(["mount", *options, str(target)], capture_output=True,
+                                    text=True)
+            if result.returncode:
+                pytest.skip(f"cannot mount here (mount {' '.join(options)}: "
+                            f"{result.stderr.strip()}); this test needs root, in a sandbox "
+                            "that allows mounts")
+            done = True
+        yield target
+    finally:
+        if done:
+            subprocess.run(["umount", str(target)], check=True)
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import json
 import threading
+import time
 from datetime import datetime, timezone
 from email.utils import format_datetime
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Iterator
 import pytest
 
 from conftest import LoopbackServer, QuietHandler, serving
+from qa import feeds
 from qa.cli import main
 from qa.errors import NewsQAError
 from qa.feeds import MIN_INTERVAL_SECONDS, parse_interval
@@ -62,6 +64,33 @@ FIRST_ITEMS = [
 ORCHARD = ("orchard", "Orchard harvest starts early", "/articles/orchard.html", "",
            "Picking began early.")
 
+# A feed whose article pages stall while ``Site.stalling`` is set: items 2 and 4 have a summary.
+SLOW_PAGES = {
+    "/slow/1.html": page("Lighthouse keeper retires", [
+        "After forty years at the point, the lighthouse keeper handed over the keys on Friday "
+        "to a crew of volunteers who will run the museum in the tower.",
+        "She climbed the 212 steps twice a day, she said, and never once missed the lamp."]),
+    "/slow/2.html": page("unused", ["The feed's summary stands in for this page."]),
+    "/slow/3.html": page("Tram line reaches the stadium", [
+        "The new tram line to the stadium opened on Saturday, two months late, carrying 18,000 "
+        "fans to the season's first match in under an hour.",
+        "Drivers were trained in the depot at night so that the old buses could keep running."]),
+    "/slow/4.html": page("unused", ["The feed's summary stands in for this page."]),
+    "/slow/5.html": page("Seal pup found on the beach", [
+        "A grey seal pup washed up on the north beach after the storm was taken to the rescue "
+        "centre, where vets said it was hungry but unhurt.",
+        "Walkers were asked to keep dogs on a lead until the pup is released in the spring."]),
+}
+SLOW_ITEMS = [(f"slow-{n}", title, f"/slow/{n}.html", "", summary) for n, title, summary in [
+    (1, "Lighthouse keeper retires", ""),
+    (2, "Market hall repainted", "The market hall was painted green again over the weekend."),
+    (3, "Tram line reaches the stadium", ""),
+    (4, "School choir wins", "The harbour school's choir won the regional contest in June."),
+    (5, "Seal pup found on the beach", "")]]
+PAGE_TIMEOUT = 4.0  # each fetch's own limit: on its own, each stalled page would take this long
+POLL_SECONDS = 2.0  # the poll's, shared by the feed and its pages
+STALL_SECONDS = 60  # the most a stalled page's handler waits, should a test fail before release
+
 
 class Site(LoopbackServer):
     """A news site on loopback: a feed that changes when ``items`` do, with an ETag and
@@ -74,6 +103,8 @@ class Site(LoopbackServer):
         self.requests: collections.Counter[str] = collections.Counter()
         self.not_modified = 0
         self.feed_fetched = threading.Event()
+        self.stalling = True  # whether the slow feed's pages stall
+        self.released = threading.Event()  # set when the test ends: a stalled page answers
 
     def feed(self, title: str, items: list[tuple[str, str, str, str, str]]) -> bytes:
         entries = "".join(
@@ -110,6 +141,16 @@ class Handler(QuietHandler):
                                 site.feed("Mirror", items))
         if self.path == "/broken.xml":
             return self._answer(500, {}, b"internal error")
+        if self.path == "/slow.xml":  # never changes: a conditional request gets a 304
+            if self.headers.get("If-None-Match") == '"slow"':
+                return self._answer(304, {"ETag": '"slow"'}, b"")
+            return self._answer(200, {"Content-Type": "application/rss+xml", "ETag": '"slow"'},
+                                site.feed("Slow Times", SLOW_ITEMS))
+        if self.path in SLOW_PAGES:
+            if site.stalling:
+                site.released.wait(STALL_SECONDS)
+            return self._answer(200, {"Content-Type": "text/html; charset=utf-8"},
+                                SLOW_PAGES[self.path])
         if self.path in ARTICLES:
             return self._answer(200, {"Content-Type": "text/html; charset=utf-8"},
                                 ARTICLES[self.path])
@@ -119,7 +160,10 @@ class Handler(QuietHandler):
 @pytest.fixture()
 def site() -> Iterator[Site]:
     with serving(Site()) as server:
-        yield server
+        try:
+            yield server
+        finally:
+            server.released.set()  # stalled page handlers end with the test
 
 
 @contextlib.contextmanager
@@ -285,3 +329,62 @@ def test_cli_subscribes_lists_and_watches_once(tmp_path: Path, site: Site, capsy
     assert main(["feeds", "remove", feed, "--index", index]) == 0
     assert main(["feeds", "list", "--index", index]) == 0
     assert capsys.readouterr().out.endswith("0 feed(s)\n")
+
+
+def test_a_poll_has_one_deadline_and_what_it_cut_off_waits_for_the_next_poll(
+        tmp_path: Path, site: Site, embedder, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(feeds, "POLL_SECONDS", POLL_SECONDS)
+    fetcher = Fetcher(allow_private=True, timeout=PAGE_TIMEOUT)
+    with NewsQA(tmp_path / "index", embedder=embedder, fetcher=fetcher) as qa:
+        qa.subscribe(f"{site.url}/slow.xml")
+        qa.subscribe(f"{site.url}/mirror.xml")
+        started = time.monotonic()
+        slow, mirror = qa.refresh_feeds()
+        # one page after another, each with its own limit, would have taken this long at least
+        assert time.monotonic() - started < len(SLOW_ITEMS) * PAGE_TIMEOUT
+
+        # the first page stalled past the poll's deadline; the others were not even asked for
+        assert site.requests["/slow/1.html"] == 1
+        assert sum(site.requests[path] for path in SLOW_PAGES) == 1
+        # the items with a summary are indexed from it; the others wait, with one line for all
+        assert slow.items.errors == [
+            f"3 item(s) left for the next poll: the poll's deadline of {POLL_SECONDS:g} s passed."]
+        assert sorted(qa.get(doc_id).text for doc_id in slow.items.added) == sorted(
+            summary for *_, summary in SLOW_ITEMS if summary)
+        # the feed after it was polled with its own deadline
+        assert len(mirror.items.added) == 1 and not mirror.error and not mirror.items.errors
+        state = qa.feeds()[0]
+        assert state.items_seen == 4 and "3 item(s) left for the next poll" in state.last_error
+        assert state.etag == ""  # the next poll must not be answered 304
+
+        site.stalling = False
+        slow, _ = qa.refresh_feeds()
+        assert len(slow.items.added) == 3 and not slow.items.errors
+        assert {"Lighthouse keeper retires", "Tram line reaches the stadium",
+                "Seal pup found on the beach"} <= titles(qa)
+        assert [site.requests[f"/slow/{n}.html"] for n in range(1, 6)] == [2, 0, 1, 0, 1]
+        state = qa.feeds()[0]
+        assert state.items_seen == 10 and state.last_error == "" and state.etag == '"slow"'
+
+
+def test_items_past_the_per_poll_cap_are_fetched_by_the_next_poll_not_hidden_by_a_304(
+        tmp_path: Path, site: Site, embedder, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(feeds, "MAX_ITEMS_PER_POLL", 1)
+    with NewsQA(tmp_path / "index", embedder=embedder,
+                fetcher=Fetcher(allow_private=True)) as qa:
+        qa.subscribe(f"{site.url}/feed.xml")
+        [first] = qa.refresh_feeds()
+        assert len(first.items.added) == 1 and qa.feeds()[0].etag == ""
+        [second] = qa.refresh_feeds()  # the feed has not changed: a 304 would hide the rest
+        assert not second.not_modified and len(second.items.added) == 1
+        assert site.not_modified == 0
+
+
+def test_an_over_long_feed_url_is_cut_short_in_its_report(tmp_path: Path, site: Site,
+                                                          embedder) -> None:
+    url = f"{site.url}/feed.xml?{'a' * 100_000}"  # past http.server's 64 KB request line
+    with opened(tmp_path / "index", embedder) as qa:
+        qa.subscribe(url)
+        [report] = qa.refresh_feeds()
+        for message in (report.error, qa.feeds()[0].last_error):
+            assert len(message) < 400 and f"({len(url):,} characters)" in message

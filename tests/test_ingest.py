@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import gzip
 import logging
 import os
@@ -288,6 +289,118 @@ def test_a_file_that_becomes_a_link_out_after_the_listing_is_refused_when_read(
                       for name in ("late.dat", "late.txt")]
 
 
+def outcome_of(action: Callable[[], object], fifo: Path) -> object:
+    """What ``action`` returns or raises, run in a thread so that a read blocked on ``fifo``
+    fails the test instead of hanging the suite; a writer then lets the stuck read go on."""
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(action())
+        except Exception as err:  # noqa: BLE001 (handed to the test, which checks it)
+            outcome.append(err)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(30)  # a hang guard, not a timing: a correct load never waits for a writer
+    blocked = thread.is_alive()
+    with contextlib.suppress(OSError):  # ENXIO: no reader is waiting, nothing to release
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+    thread.join(30)
+    assert not blocked, f"reading {fifo} blocked, waiting for a writer"
+    return outcome[0]
+
+
+NOT_REGULAR = "is not a regular file but {}; only regular files are read."
+
+
+def test_folder_skips_a_fifo_with_a_line_and_indexes_the_rest(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    shutil.copy(GOOD / "harbour.txt", tmp_path / "harbour.txt")
+    fifo = tmp_path / "wire.txt"
+    os.mkfifo(fifo)
+    with caplog.at_level(logging.WARNING, logger="qa.ingest"):
+        docs = outcome_of(lambda: load([tmp_path]), fifo)
+    assert isinstance(docs, list) and [doc.title for doc in docs] == [
+        "Harbour bridge reopens after repairs"]
+    assert f"Skipping: {fifo} {NOT_REGULAR.format('a FIFO (named pipe)')}" in caplog.text
+
+
+def test_folder_skips_dangling_and_looping_links_with_a_line(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    shutil.copy(GOOD / "harbour.txt", tmp_path / "harbour.txt")
+    (tmp_path / "gone.txt").symlink_to(tmp_path / "deleted.txt")
+    (tmp_path / "ping.txt").symlink_to(tmp_path / "pong.txt")
+    (tmp_path / "pong.txt").symlink_to(tmp_path / "ping.txt")
+    with caplog.at_level(logging.WARNING, logger="qa.ingest"):
+        docs = load([tmp_path])
+    assert [doc.title for doc in docs] == ["Harbour bridge reopens after repairs"]
+    assert f"Skipping: {tmp_path / 'gone.txt'} does not exist." in caplog.text
+    for name in ("ping.txt", "pong.txt"):
+        assert (f"Skipping: {tmp_path / name} cannot be read "
+                f"({os.strerror(errno.ELOOP)}).") in caplog.text
+
+
+@pytest.mark.parametrize("name", ["late.txt", "late.dat"])  # a known format, and a sniffed one
+def test_a_file_that_becomes_a_fifo_after_the_listing_is_refused_when_opened(
+        tmp_path: Path, name: str) -> None:
+    # What the folder does with each file it listed, called once the file became a FIFO
+    fifo = tmp_path / name
+    os.mkfifo(fifo)
+    refused = outcome_of(lambda: ingest._load_file(fifo, named=False, root=tmp_path.resolve()),
+                         fifo)
+    assert isinstance(refused, IngestError)  # not a skip: the folder lists it in its errors
+    assert str(refused) == f"{fifo} {NOT_REGULAR.format('a FIFO (named pipe)')}"
+
+
+def test_a_subfolder_that_cannot_be_listed_is_reported_and_the_rest_indexed(
+        tmp_path: Path) -> None:
+    # A chain of folders deeper than PATH_MAX: the system refuses to list the first folder whose
+    # path is too long, whoever asks (root too, whom permissions would not stop).
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    shutil.copy(GOOD / "harbour.txt", tree / "harbour.txt")
+    name, unlisted, depth = "d" * 250, tree, 0
+    while len(str(unlisted)) < os.pathconf("/", "PC_PATH_MAX"):
+        unlisted, depth = unlisted / name, depth + 1
+    folder = os.open(tree, os.O_RDONLY)
+    try:
+        for _ in range(depth + 1):
+            os.mkdir(name, dir_fd=folder)
+            inner = os.open(name, os.O_RDONLY, dir_fd=folder)
+            os.close(folder)
+            folder = inner
+        file = os.open("lost.txt", os.O_WRONLY | os.O_CREAT, dir_fd=folder)
+        os.write(file, b"Never listed.")
+        os.close(file)
+    finally:
+        os.close(folder)
+    line = f"{unlisted} cannot be read ({os.strerror(errno.ENAMETOOLONG)})."
+    errors: list[str] = []
+    assert [doc.title for doc in load([tree], errors=errors)] == [
+        "Harbour bridge reopens after repairs"]
+    assert errors == [line]
+    with pytest.raises(IngestError) as error:
+        load([tree])
+    assert str(error.value) == line
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0,
+                    reason="file permissions do not stop root from listing a folder")
+def test_an_unreadable_subfolder_is_reported(tmp_path: Path) -> None:
+    shutil.copy(GOOD / "harbour.txt", tmp_path / "harbour.txt")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    (locked / "secret.txt").write_text("Classified.", encoding="utf-8")
+    locked.chmod(0)
+    try:
+        errors: list[str] = []
+        assert len(load([tmp_path], errors=errors)) == 1
+    finally:
+        locked.chmod(0o700)
+    assert errors == [f"{locked} cannot be read (permission denied)."]
+
+
 def test_folder_given_through_a_link_reads_what_it_holds(tmp_path: Path) -> None:
     link = tmp_path / "articles"
     link.symlink_to(GOOD, target_is_directory=True)
@@ -419,6 +532,28 @@ def test_bad_input_raises_one_clear_error_naming_the_path(tmp_path: Path, case: 
 def test_a_single_target_must_be_wrapped_in_a_list() -> None:
     with pytest.raises(TypeError, match="list of targets"):
         load(str(GOOD / "harbour.txt"))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", ["wire.txt", "wire.jsonl.gz", "wire"])  # "wire" is sniffed
+def test_naming_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path: Path, name: str) -> None:
+    fifo = tmp_path / name
+    os.mkfifo(fifo)
+    refused = outcome_of(lambda: load([fifo]), fifo)
+    assert isinstance(refused, IngestError)
+    assert str(refused) == f"{fifo} {NOT_REGULAR.format('a FIFO (named pipe)')}"
+
+
+def test_naming_a_socket_or_a_device_is_refused(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # a socket's path must be short
+    with socket.socket(socket.AF_UNIX) as listening:
+        listening.bind("news.txt")
+        with pytest.raises(IngestError) as error:
+            load([Path("news.txt")])
+    assert str(error.value) == f"news.txt {NOT_REGULAR.format('a socket')}"
+    with pytest.raises(IngestError) as error:
+        load(["/dev/null"])  # read, it would be empty; /dev/zero would never end
+    assert str(error.value) == f"/dev/null {NOT_REGULAR.format('a character device')}"
 
 
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0,
@@ -768,11 +903,11 @@ def test_loopback_is_refused_by_default(server: str) -> None:
     "http://localhost/", "http://[::1]/", "http://10.1.2.3/", "http://192.168.0.1/",
     "http://169.254.169.254/latest/meta-data/", "http://0.0.0.0/", "http://240.0.0.1/",
     "http://224.0.0.1/", "http://[::ffff:127.0.0.1]/", "http://[fe80::1]/", "http://[fc00::1]/",
-    "http://[64:ff9b:1::a00:1]/",
+    "http://[64:ff9b:1::a00:1]/", "http://[fec0::1]/", "http://[feff::a9fe:a9fe]/",
 ])
 def test_private_and_reserved_addresses_are_refused(url: str) -> None:
     with pytest.raises(IngestError, match="non-public address"):
-        Fetcher().fetch(url)
+        Fetcher().check_url(url)  # refused before anything connects
 
 
 @pytest.mark.parametrize(("url", "inner"), [
@@ -782,14 +917,18 @@ def test_private_and_reserved_addresses_are_refused(url: str) -> None:
     ("http://[::ffff:a00:1]:8080/", "10.0.0.1"),  # IPv4-mapped
     ("http://[64:ff9b::a9fe:a9fe]/", "169.254.169.254"),
     ("http://[2002:c0a8:1::1]/", "192.168.0.1"),
+    ("http://[::ffff:0:7f00:1]/", "127.0.0.1"),  # IPv4-translated (RFC 2765)
+    ("http://[::ffff:0:a9fe:a9fe]/", "169.254.169.254"),
+    ("http://[::ffff:0:10.0.0.1]:8080/", "10.0.0.1"),
 ])
 def test_ipv6_forms_are_judged_by_the_ipv4_address_inside(url: str, inner: str) -> None:
     with pytest.raises(IngestError, match=f"non-public address {inner} \\(inside "):
-        Fetcher().fetch(url)
+        Fetcher().check_url(url)  # refused before anything connects
 
 
 @pytest.mark.parametrize("url", ["http://[64:ff9b::808:808]/", "http://[2002:808:808::1]/",
-                                 "http://[::ffff:8.8.8.8]/", "http://8.8.8.8/"])
+                                 "http://[::ffff:8.8.8.8]/", "http://[::ffff:0:808:808]/",
+                                 "http://8.8.8.8/"])
 def test_ipv6_forms_of_a_public_ipv4_address_pass_the_check(url: str) -> None:
     assert Fetcher().check_url(url).addresses  # checked, not connected to
 
@@ -954,3 +1093,34 @@ def test_file_name_that_is_not_utf8_gives_a_printable_title(tmp_path: Path) -> N
                  + b"</p></body></html>")
     [doc] = load([page])
     assert doc.title == "caf\ufffd"
+
+
+# --- a caller's fetch deadline, and over-long URLs in fetch errors ----------------------------
+
+LONG_PATH = "a" * 100_000
+
+
+@pytest.mark.parametrize("url", [
+    f"ftp://example.invalid/{LONG_PATH}",  # not http(s)
+    f"http://example.invalid:{'9' * 100_000}/",  # a port that is no number
+    f"http://127.0.0.1/{LONG_PATH}",  # loopback: refused by the guard before connecting
+])
+def test_an_over_long_url_is_cut_short_in_its_refusal(url: str) -> None:
+    with pytest.raises(IngestError) as error:
+        load_url(url)
+    assert len(str(error.value)) < 400 and f"({len(url):,} characters)" in str(error.value)
+
+
+def test_an_over_long_url_is_cut_short_when_the_server_refuses_it(server: str) -> None:
+    url = f"{server}/{LONG_PATH}"  # past http.server's 64 KB request line: it answers 414
+    with pytest.raises(IngestError) as error:
+        load_url(url, LOCAL)
+    assert len(str(error.value)) < 400 and f"({len(url):,} characters)" in str(error.value)
+
+
+def test_a_callers_deadline_cuts_a_fetch_short_of_its_timeout(server: str) -> None:
+    # /slow answers after SLOW_SECONDS, well inside LOCAL's timeout: only the deadline cuts it
+    with pytest.raises(IngestError, match="/slow took longer than the deadline it was given"):
+        LOCAL.get(f"{server}/slow", deadline=time.monotonic() + SLOW_SECONDS / 10)
+    with pytest.raises(IngestError, match="/slow answered HTTP 404"):  # waited for: not cut
+        LOCAL.get(f"{server}/slow", deadline=time.monotonic() + 60)

@@ -179,3 +179,25 @@ def test_cli_says_in_one_line_that_the_chunk_settings_differ(tmp_path: Path, cap
     assert main(["sources", "--index", index]) == 0
     assert capsys.readouterr().out.endswith("2 document(s)\n")
     assert config_of(manifest_of(Path(index))) == IndexConfig(max_chars=400)
+
+
+@pytest.mark.parametrize(("field", "value", "expected"), [
+    ("dimension", "abc", "a whole number from 1 to 65,536"),
+    ("dimension", -1, "a whole number from 1 to 65,536"),
+    ("dimension", 10**12, "a whole number from 1 to 65,536"),
+    ("dimension", None, "a whole number from 1 to 65,536"),
+    ("dimension", 384.0, "a whole number from 1 to 65,536"),
+    ("embedder", 7, "the name of a model"),
+    ("embedder", "", "the name of a model"),
+])
+def test_a_damaged_manifest_field_is_one_line_naming_it(tmp_path: Path, capsys, field: str,
+                                                          value: object, expected: str) -> None:
+    """Listing the sources reads the manifest and builds the vector index from its dimension,
+    without an embedder to check it against."""
+    index = tmp_path / "index"
+    Store.open(index, embedder_name="test/random", dimension=384).close()
+    write_manifest(index, {**manifest_of(index), field: value})
+    assert main(["sources", "--index", str(index)]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"newsqa: error: The index at {index} is corrupt: {MANIFEST} has {field} {value!r}, "
+        f"not {expected}."]

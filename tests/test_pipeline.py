@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 from qa import cli
-from qa.errors import NewsQAError, QuestionError
-from qa.pipeline import NewsQA
+from qa.errors import IngestError, NewsQAError, QuestionError
+from qa.pipeline import NewsQA, validate_filter
+from qa.retrieve import CONTEXT_TURNS
 from qa.types import Document
 
 
@@ -238,3 +239,83 @@ def test_remember_answers_0_reads_every_question_afresh(tmp_path: Path, embedder
     assert again is not first and again == first
     assert (asker._answers.hits, asker._answers.misses) == (0, 2)
     asker.close()
+
+
+# --- documents, history and date bounds are checked where they enter the facade -----------------
+
+BRIDGE = "The harbour bridge reopened on Monday after repairs that cost 12 million euros."
+
+
+@pytest.mark.parametrize(("bad", "message"), [
+    (Document("b", "The bridge \ud800 reopened."), "text is not valid Unicode (a lone surrogate"),
+    (Document("b", BRIDGE, title="Bridge \udcff"), "title is not valid Unicode"),
+    (Document("b", "x" * 3_000_000), "3,000,000 characters long; the limit is 2,000,000"),
+    (Document("b", " \n\t "), "The document text is empty."),
+    (Document("b", None), "The document text must be text, not NoneType."),  # type: ignore
+    (Document("b", BRIDGE, title=7), "The document title must be text, not int."),  # type: ignore
+    (Document("b", BRIDGE, published="next Tuesday"), "date 'next Tuesday' cannot be read"),
+    (Document(" ", BRIDGE), "has an empty id"),
+])
+def test_a_document_that_cannot_be_indexed_refuses_the_whole_add_before_any_work(
+        tmp_path: Path, bad: Document, message: str) -> None:
+    """Checked as a file's documents are, all before anything is written (no model loads, no
+    index is made), with one line naming the document by its place, or its title."""
+    index = tmp_path / "index"
+    good = Document("a", "The orchard harvest started two weeks early.", title="Harvest")
+    with pytest.raises(IngestError, match=re.escape(message)) as refused:
+        NewsQA(index).add([good, bad])
+    named = "Document 2 ('Bridge \\udcff')" if bad.title == "Bridge \udcff" else "Document 2 "
+    assert str(refused.value).startswith(named) and "\n" not in str(refused.value)
+    assert not index.exists()
+
+
+def test_a_given_document_keeps_its_id_and_has_its_date_read_as_iso(tmp_path: Path,
+                                                                    embedder) -> None:
+    with NewsQA(tmp_path / "index", embedder=embedder) as qa:
+        assert qa.add([Document("mine", BRIDGE, published="18 March 2024")]).added == ["mine"]
+        assert qa.get("mine").published == "2024-03-18"
+
+
+@pytest.mark.parametrize(("history", "message"), [
+    ("Who was named?", "history must be a list of (question, answer) pairs, not str."),
+    ([("Who was named?",)], "history turn 1 is not a (question, answer) pair of text: "
+                            "('Who was named?',)."),
+    ([("Who?", "Ann"), ("When?", None)], "history turn 2 is not a (question, answer) pair"),
+    ([("Who\ud800?", "Ann")], "history turn 1 is not valid Unicode (a lone surrogate)."),
+])
+def test_a_history_that_is_not_one_is_refused_before_any_work(tmp_path: Path, history: object,
+                                                              message: str) -> None:
+    qa = NewsQA(tmp_path / "index")
+    for call in (qa.ask, qa.retrieve):
+        with pytest.raises(NewsQAError, match=re.escape(message)):
+            call("How old is she?", history=history)
+    assert not (tmp_path / "index").exists()
+
+
+def test_a_thousand_turn_follow_up_chain_is_answered(seeded_qa) -> None:
+    """Only the last turns can matter to a follow-up: a chat of 1,000 follow-ups, each referring
+    to the one before, is read as its last ``CONTEXT_TURNS`` are, without running out of
+    stack."""
+    chain = [("How many POWs were on the first list?", "640")] + [("And the next?", "More")] * 999
+    question = "How many were on it?"
+    hits = seeded_qa.retrieve(question, history=chain)
+    assert hits and hits == seeded_qa.retrieve(question, history=chain[-CONTEXT_TURNS:])
+    answer = seeded_qa.ask(question, history=chain)
+    assert answer.question == question and answer.retrieved == [h.chunk for h in hits]
+
+
+@pytest.mark.parametrize("bound", ["2025-13-45", "2024-02-30", "2023-02-29", "0000", "0000-01",
+                                   "2024-06-31", "2024-05-31T24:00", "2024-05-31 12:60"])
+def test_a_date_bound_the_calendar_lacks_is_refused_before_any_work(tmp_path: Path,
+                                                                    bound: str) -> None:
+    qa = NewsQA(tmp_path / "index")
+    for name in ("date_from", "date_to"):
+        for call in (qa.ask, qa.retrieve):
+            with pytest.raises(NewsQAError, match=re.escape(
+                    f"{name} '{bound}' is not a date on the calendar.")):
+                call("How many POWs were on the first list?", **{name: bound})
+    assert not (tmp_path / "index").exists()
+    # the days the calendar has, to the second, as prefixes
+    kept = validate_filter(None, "2024-02-29", "2024-12-31T23:59:59.5", True)
+    assert (kept.date_from, kept.date_to) == ("2024-02-29", "2024-12-31T23:59:59.5")
+    assert validate_filter(None, "0001", "9999-12-31 23", True).date_to == "9999-12-31 23"

@@ -11,7 +11,8 @@ import pytest
 
 from qa.errors import NewsQAError, QuestionError
 from qa.recency import HALF_LIFE_DAYS, RECENCY_WEIGHT, asks_for_current, recency_factor
-from qa.retrieve import RRF_K, ReciprocalRankFusion, Retriever, contextualize, tokenize
+from qa.retrieve import (CONTEXT_TURNS, RRF_K, ReciprocalRankFusion, Retriever, contextualize,
+                         tokenize)
 from qa.store import Store
 from qa.types import Chunk, Document, Filter
 
@@ -309,3 +310,20 @@ def test_recency_factor_halves_its_boost_every_half_life():
     assert asks_for_current("Who is the CEO now?") and asks_for_current("What is the new price?")
     assert not asks_for_current("Who won in 1987?")
     assert not asks_for_current("How many people live in New York?")
+
+
+# ------------------------------------------------------------------------- long conversations
+
+def test_a_follow_up_chain_borrows_only_its_last_turns_however_long():
+    """A chat of 1,000 follow-ups is read without recursion, from its last ``CONTEXT_TURNS``
+    turns: older ones would only push the question out of what the embedder reads."""
+    turns = [(f"And then {n}?", f"answer {n}") for n in range(1000)]
+    query = contextualize("What about it?", turns)
+    assert query == contextualize("What about it?", turns[-CONTEXT_TURNS:])
+    borrowed = " ".join(f"And then {n}? answer {n}" for n in range(1000 - CONTEXT_TURNS, 1000))
+    assert query == f"{borrowed} What about it?"
+    # a self-contained turn still ends the chain, however far back the history goes
+    turns[-2] = ("Who conducts the national orchestra?", "Amara Lindqvist")
+    assert contextualize("What about it?", turns) == (
+        "Who conducts the national orchestra? Amara Lindqvist And then 999? answer 999 "
+        "What about it?")

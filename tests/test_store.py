@@ -4,11 +4,13 @@ Near-duplicates: ``tests/test_dedup.py``; the keyword index: ``tests/test_keywor
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import json
 import os
 import random
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -21,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import mounted
+from qa.cli import main
 from qa.embed import Embedder
 from qa.errors import StoreError
 from qa.store import DATABASE, MANIFEST, EXACT_SPEC, Store
@@ -554,3 +558,136 @@ def test_a_reader_sees_another_processes_commits_and_never_a_dangling_chunk(tmp_
     reader.close()
     assert sorted(p.name for p in index.glob("vectors-*.faiss")) == [
         f"vectors-{n}.faiss" for n in (2, 4)]  # the committed one and the one before it
+
+
+# ------------------------------------------------------------------ writes the system refuses
+
+
+def fill_disk(folder: Path) -> Path:
+    """A file that takes every byte left on ``folder``'s file system (written until it is
+    full)."""
+    filler = folder / "filler"
+    with open(filler, "wb", buffering=0) as handle, pytest.raises(OSError) as full:
+        while True:
+            handle.write(bytes(1 << 16))
+    assert full.value.errno == errno.ENOSPC
+    return filler
+
+
+def test_a_full_disk_is_one_line_and_the_store_keeps_its_last_save(tmp_path):
+    """On a real 16 MiB file system (a tmpfs; the test skips where it cannot be mounted), filled
+    while a change waits in SQLite's cache: ``save()`` writes the change's vector segment
+    first, which the disk refuses. The change is larger than the free space the kernel may
+    still grant after a write was refused (its count of free pages is kept per CPU)."""
+    with mounted(tmp_path / "disk", ("-t", "tmpfs", "-o", "size=16m", "tmpfs")) as disk:
+        index = disk / "index"
+        kept = [f"kept-{n}" for n in range(1_000)]
+        late = [f"late-{n}" for n in range(300)]  # a segment, under a quarter of the index
+        with Store.open(index, embedder_name="test/random", dimension=384) as store:
+            for doc_id in kept:
+                add_random(store, doc_id)
+            store.save()
+            for doc_id in late:
+                add_random(store, doc_id)
+            filler = fill_disk(disk)
+            with pytest.raises(StoreError) as raised:
+                store.save()
+            assert str(raised.value) == (f"The index at {index} could not be written: the disk "
+                                         "is full; it keeps its last saved state.")
+            with store.snapshot():  # rows and vectors as last saved
+                assert [d.id for d in store.documents()] == kept and len(store) == len(kept)
+                [(chunk_id, _)] = store.search(random_vector(late[0]), 1)
+                assert store.chunks_by_ids([chunk_id])[0].doc_id in kept
+            filler.unlink()
+            for doc_id in late:  # the writer goes on once there is room
+                add_random(store, doc_id)
+            store.save()
+            with store.snapshot():
+                assert len(store) == len(kept) + len(late)
+                [(chunk_id, score)] = store.search(random_vector(late[0]), 1)
+                assert store.chunks_by_ids([chunk_id])[0].doc_id == late[0]
+                assert score == pytest.approx(1, abs=1e-5)
+        with Store.open(index, embedder_name="test/random", dimension=384,
+                        create=False) as store:
+            assert [d.id for d in store.documents()] == [*kept, *late]
+            assert len(store) == len(kept) + len(late)
+
+
+def test_an_index_on_a_read_only_mount_is_read_and_refuses_changes_in_one_line(tmp_path,
+                                                                              capsys):
+    """Through a read-only bind mount of its folder (the test skips where it cannot mount): it
+    answers, a change is one line, and what a writer commits through the writable folder is
+    read at the next snapshot."""
+    folder = tmp_path / "folder"
+    index = folder / "index"
+    with Store.open(index, embedder_name="test/random", dimension=384) as store:
+        for doc_id in ("a", "b"):
+            add_random(store, doc_id)
+        store.save()
+    with mounted(tmp_path / "view", ("--bind", str(folder)), ("-o", "remount,ro,bind")) as view:
+        seen = view / "index"
+        refused = (f"The index at {seen} is read-only (a read-only file system): it can be "
+                   "read, not changed.")
+        with Store.open(seen, embedder_name="test/random", dimension=384,
+                        create=False) as reader:
+            with reader.snapshot():
+                assert [d.id for d in reader.documents()] == ["a", "b"]
+                assert reader.search(random_vector("b"), 1)[0][1] == pytest.approx(1, abs=1e-5)
+            with pytest.raises(StoreError) as raised:
+                add_random(reader, "c")
+            assert str(raised.value) == refused
+            with Store.open(index, embedder_name="test/random", dimension=384,
+                            create=False) as writer:
+                add_random(writer, "c")
+                writer.save()
+                with reader.snapshot():
+                    assert [d.id for d in reader.documents()] == ["a", "b", "c"]
+                    [(chunk_id, _)] = reader.search(random_vector("c"), 1)
+                    assert reader.chunks_by_ids([chunk_id])[0].doc_id == "c"
+        assert main(["sources", "--index", str(seen)]) == 0
+        assert capsys.readouterr().out.splitlines()[-1] == "3 document(s)"
+        assert main(["sources", "delete", "a", "--index", str(seen)]) == 1
+        assert capsys.readouterr().err == f"newsqa: error: {refused}\n"
+
+
+def unprivileged(*args: str) -> subprocess.CompletedProcess:
+    """``newsqa args`` in a process that file permissions bind: as root, without the
+    capabilities that override them (``setpriv``); as another user, as it is."""
+    command = [sys.executable, "-m", "qa.cli", *args]
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("as root, file permissions bind only a process without "
+                        "CAP_DAC_OVERRIDE: this test needs setpriv to drop it")
+        capabilities = "-dac_override,-dac_read_search"
+        command = ["setpriv", f"--inh-caps={capabilities}", f"--bounding-set={capabilities}",
+                   *command]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def test_an_index_one_may_not_write_is_read_and_one_it_may_not_read_is_one_line(tmp_path):
+    index = tmp_path / "index"
+    with Store.open(index, embedder_name="test/random", dimension=384) as store:
+        for doc_id in ("a", "b"):
+            add_random(store, doc_id)
+        store.save()
+    files = sorted(index.iterdir())
+    try:
+        for path in [index, *files]:
+            path.chmod(path.stat().st_mode & ~0o222)
+        listed = unprivileged("sources", "--index", str(index))
+        assert listed.returncode == 0, listed.stderr
+        assert listed.stdout.splitlines()[-1] == "2 document(s)"
+        deleted = unprivileged("sources", "delete", "a", "--index", str(index))
+        assert deleted.returncode == 1
+        assert deleted.stderr == (f"newsqa: error: The index at {index} is read-only (no "
+                                  "permission to write its files): it can be read, not "
+                                  "changed.\n")
+        index.chmod(0)
+        unreadable = unprivileged("sources", "--index", str(index))
+        assert unreadable.returncode == 1
+        assert unreadable.stderr == (f"newsqa: error: The index at {index} cannot be read "
+                                     "(Permission denied).\n")
+    finally:
+        index.chmod(0o755)
+        for path in files:
+            path.chmod(0o644)

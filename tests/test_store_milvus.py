@@ -13,6 +13,7 @@ import logging
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 from pathlib import Path
 
@@ -220,3 +221,81 @@ def test_a_server_without_bm25_searches_by_vectors_only_and_says_so(
         assert store.keyword_search("library", 5) == []
     finally:
         store.close()
+
+
+# ------------------------------------------------------------------------- milvus-lite
+
+
+# A process holding a milvus-lite index: it opens it, adds a document (which takes the writer
+# lease), saves it or not, says "ready", and closes it when told to (or never: it is killed).
+LITE_HOLDER = textwrap.dedent("""
+    import sys
+    import numpy as np
+    from qa.store_milvus import MilvusStore
+    from qa.types import Chunk, Document
+
+    uri, doc_id, save = sys.argv[1], sys.argv[2], sys.argv[3] == "save"
+    store = MilvusStore.open(uri, embedder_name="test/random", dimension=8)
+    text = f"Document {doc_id}"
+    store.add(Document(doc_id, text), [Chunk(doc_id, 0, len(text), text)],
+              np.full((1, 8), 8 ** -0.5, dtype=np.float32))
+    if save:
+        store.save()
+    print("ready", flush=True)
+    sys.stdin.readline()
+    store.close()
+""")
+
+
+def hold(uri: str, doc_id: str, save: bool) -> subprocess.Popen:
+    holder = subprocess.Popen([sys.executable, "-c", LITE_HOLDER, uri, doc_id,
+                               "save" if save else "keep"], cwd=ROOT, text=True,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+    assert holder.stdout.readline() == "ready\n", holder.communicate()[1]
+    return holder
+
+
+def newsqa(*args: str) -> list[str]:
+    return [sys.executable, "-m", "qa.cli", *args]
+
+
+@pytest.fixture
+def lite_uri(tmp_path) -> str:
+    pytest.importorskip("milvus_lite", reason="milvus-lite: pip install 'newsqa[milvus]'")
+    return f"milvus://{tmp_path}/index.db"
+
+
+def test_a_second_process_on_a_milvus_lite_file_gets_one_line_or_waits(lite_uri) -> None:
+    holder = hold(lite_uri, "held", save=True)
+    try:
+        refused = subprocess.run(newsqa("sources", "--index", lite_uri), cwd=ROOT,
+                                 capture_output=True, text=True, timeout=120)
+        assert refused.returncode == 1
+        assert refused.stderr.splitlines() == [
+            f"newsqa: error: The index at {lite_uri} is open in another process (milvus-lite "
+            "lets one process at a time open it); try again when it has finished, or wait for "
+            "it (--wait)."]
+        waiting = subprocess.Popen(newsqa("sources", "--json", "--wait", "--index", lite_uri),
+                                   cwd=ROOT, text=True, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE)
+        time.sleep(3)
+        assert waiting.poll() is None  # still waiting for the file
+    finally:
+        holder.communicate("close\n", timeout=120)
+    out, err = waiting.communicate(timeout=120)
+    assert waiting.returncode == 0, err
+    assert [d["id"] for d in json.loads(out)] == ["held"]
+
+
+def test_the_lease_of_a_killed_milvus_lite_writer_is_taken_over(lite_uri) -> None:
+    killed = hold(lite_uri, "lost", save=False)  # holds the writer lease, saved nothing
+    killed.kill()
+    killed.communicate(timeout=60)
+    after = hold(lite_uri, "kept", save=True)
+    after.communicate("close\n", timeout=120)
+    assert after.returncode == 0
+    listed = subprocess.run(newsqa("sources", "--json", "--index", lite_uri), cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    assert [d["id"] for d in json.loads(listed.stdout)] == ["kept"]

@@ -1,5 +1,6 @@
 """The Gradio app: replies are escaped HTML with offset-based highlights, and the served app
-answers, follows up, indexes uploads without running their scripts, and serves ``/ask``."""
+answers, follows up, indexes uploads without running their scripts, serves ``/ask``, and refuses
+a request over its size cap or naming a file that was not uploaded to it."""
 from __future__ import annotations
 
 import contextlib
@@ -13,7 +14,8 @@ import sys
 import time
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -241,13 +243,14 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_app(command: list[str], log_path: Path) -> Iterator[str]:
-    """``command`` (app.py or ``newsqa serve``) on a free loopback port: its URL once it
-    answers, and the server stopped after the block."""
+def running_app(command: list[str], log_path: Path,
+                env: dict[str, str] | None = None) -> Iterator[str]:
+    """``command`` (app.py or ``newsqa serve``) on a free loopback port, with ``env`` added to
+    its environment: its URL once it answers, and the server stopped after the block."""
     if not (READER / "config.json").is_file():
         pytest.skip(f"no reader model in {READER} (train it with `newsqa train-reader`)")
     port = free_port()
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", **(env or {})}
     with log_path.open("w") as log:
         proc = subprocess.Popen([*command, "--port", str(port)], cwd=ROOT, stdout=log,
                                 stderr=subprocess.STDOUT, env=env)
@@ -575,6 +578,152 @@ def test_oversized_upload_is_refused(app_url: str) -> None:
                           files={"files": ("big.txt", big, "text/plain")}, timeout=60)
     assert response.status_code == 413
     assert "maximum allowed size" in response.text
+
+
+# ---- what a request may carry ------------------------------------------------------------------
+def call(url: str, api_name: str, data: list) -> tuple[str, Any]:
+    """``/gradio_api/call/<api_name>`` with ``data``, as a program calls it over HTTP: the last
+    event of its stream ("complete" or "error") and that event's data."""
+    posted = httpx.post(f"{url}/gradio_api/call/{api_name}", json={"data": data}, timeout=60)
+    event = ""
+    with httpx.stream("GET", f"{url}/gradio_api/call/{api_name}/{posted.json()['event_id']}",
+                      timeout=STARTUP_LIMIT_S) as stream:  # a hang guard, as for startup
+        for line in stream.iter_lines():
+            if line.startswith("event: "):
+                event = line.removeprefix("event: ")
+            elif line.startswith("data: ") and event in ("complete", "error"):
+                return event, json.loads(line.removeprefix("data: "))
+    pytest.fail(f"the event stream of {api_name} ended without a result")
+
+
+@pytest.mark.parametrize("top_k", ["abc", 2.5, True])
+def test_api_reports_a_bad_top_k_in_one_line(app_url: str, top_k: object) -> None:
+    """``top_k`` reaches the facade as the client sent it: not cut to an int (2.5 is not 2), and
+    text gets the facade's line rather than an error without a message."""
+    event, data = call(app_url, "ask", [FIRST_LIST, top_k])
+    assert event == "error" and data is not None  # not an error without a message
+    assert data["error"] == f"top_k must be a whole number of at least 1, not {top_k!r}."
+
+
+def exchange(url: str, request: bytes) -> tuple[int, str]:
+    """``request``, raw bytes, sent on a new connection to the app at ``url``: the status and
+    body of its answer, read until the app closes the connection."""
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=60) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body.decode()
+
+
+def test_a_request_body_over_the_cap_is_refused_before_it_is_read(app_url: str) -> None:
+    """A body declared one byte over ``MAX_REQUEST_MB`` is refused before it is sent; one that
+    declares no length (chunked) is refused once one byte more than the cap has come, without
+    waiting for its end; a chunked body under the cap is read, and the app answers on."""
+    cap = ui.MAX_REQUEST_MB * 2**20
+    refusal = (413, f"A request other than an upload may hold at most {ui.MAX_REQUEST_MB} MB.")
+    head = "POST /gradio_api/call/ask HTTP/1.1\r\nHost: app\r\nContent-Type: application/json\r\n"
+    assert exchange(app_url, f"{head}Content-Length: {cap + 1}\r\n\r\n".encode()) == refusal
+
+    def chunked(body: bytes) -> bytes:  # in 64 KiB chunks
+        return b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 2**16]), body[i:i + 2**16])
+                        for i in range(0, len(body), 2**16))
+
+    over = json.dumps({"data": ["x" * cap, 5]}).encode()[:cap + 1]  # the rest never comes
+    chunked_head = f"{head}Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n".encode()
+    assert exchange(app_url, chunked_head + chunked(over)) == refusal
+    under = json.dumps({"data": [FIRST_LIST, 5]}).encode()
+    status, text = exchange(app_url, chunked_head + chunked(under) + b"0\r\n\r\n")
+    assert status == 200 and "event_id" in json.loads(text)
+    event, (answer,) = call(app_url, "ask", [FIRST_LIST, 5])
+    assert event == "complete" and "640" in answer["text"]
+
+
+PROXIED_TITLE = "Varne lighthouse keeper retires"
+PROXIED_PAGE = (f"<!DOCTYPE html><html><head><title>{PROXIED_TITLE}</title></head><body>"
+                f"<article><h1>{PROXIED_TITLE}</h1><p>The keeper of the Varne lighthouse retired "
+                "on Friday after thirty-one years, and the light will now be run from the "
+                "harbour office in Folkestone.</p></article></body></html>").encode()
+
+
+class Proxy(LoopbackServer):
+    """An HTTP proxy on loopback that records the URL of every request it is asked to make and
+    answers each with ``PROXIED_PAGE``, so a fetch that gets through is indexed too."""
+
+    def __init__(self) -> None:
+        super().__init__(ProxyHandler)
+        self.requested: list[str] = []
+
+
+class ProxyHandler(QuietHandler):
+    server: Proxy
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server API)
+        self.server.requested.append(self.path)
+        self._answer(200, {"Content-Type": "text/html; charset=utf-8"}, PROXIED_PAGE)
+
+
+@pytest.fixture(scope="module")
+def proxied_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Proxy]]:
+    """``python app.py`` whose outgoing HTTP goes through ``Proxy``: gradio's own downloader
+    sends huggingface.co URLs through a configured proxy unchecked, so the proxy sees every
+    fetch gradio makes for a request."""
+    tmp = tmp_path_factory.mktemp("proxied")
+    command = [sys.executable, str(ROOT / "app.py"), "--index", str(tmp / "index")]
+    with serving(Proxy()) as proxy:
+        env = {"HTTP_PROXY": proxy.url, "http_proxy": proxy.url,
+               "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
+        with running_app(command, tmp / "app.log", env) as url:
+            yield url, proxy
+
+
+def fn_index(url: str, api_name: str) -> int:
+    """The number the browser posts to ``/gradio_api/queue/join`` to run the event
+    ``api_name``."""
+    config = httpx.get(f"{url}/config", timeout=60).json()
+    return next(d["id"] for d in config["dependencies"] if d["api_name"] == api_name)
+
+
+def test_an_event_may_name_only_a_file_uploaded_to_the_app(proxied_app: tuple[str, Proxy],
+                                                            tmp_path: Path) -> None:
+    """Gradio fetches a file an event names by URL, or copies one named by a server path, before
+    any handler runs: whatever the event (the upload button's, or /ask's), it is refused at
+    once and the proxy is never asked for the URL; the same page uploaded is then read, and
+    added as new, so nothing of it was indexed before."""
+    url, proxy = proxied_app
+    remote = "http://huggingface.co/lighthouse.html"
+    local = tmp_path / "lighthouse.html"
+    local.write_bytes(PROXIED_PAGE)
+    upload = fn_index(url, "add_files")
+    for path in (remote, str(local)):
+        named = {"path": path, "url": path, "orig_name": "lighthouse.html",
+                 "meta": {"_type": "gradio.FileData"}}
+        for route, body in (("queue/join", {"fn_index": upload, "data": [[named]],
+                                            "session_hash": "s1", "trigger_id": None}),
+                            ("call/ask", {"data": [named, 5]})):
+            response = httpx.post(f"{url}/gradio_api/{route}", json=body, timeout=60)
+            assert (response.status_code, response.text) == (
+                400, f"{path!r} is not a file uploaded to this app: files are never fetched "
+                     "from a URL or read from a server path.")
+    assert remote not in proxy.requested
+
+    (stored,) = httpx.post(f"{url}/gradio_api/upload", timeout=60, files={
+        "files": ("lighthouse.html", PROXIED_PAGE, "text/html")}).json()
+    uploaded = {"path": stored, "url": f"{url}/gradio_api/file={stored}",  # as the browser sends
+                "orig_name": "lighthouse.html", "size": len(PROXIED_PAGE),
+                "mime_type": "text/html", "meta": {"_type": "gradio.FileData"}}
+    joined = httpx.post(f"{url}/gradio_api/queue/join", timeout=60, json={
+        "fn_index": upload, "data": [[uploaded]], "session_hash": "s2", "trigger_id": None})
+    assert joined.status_code == 200
+    with httpx.stream("GET", f"{url}/gradio_api/queue/data", params={"session_hash": "s2"},
+                      timeout=STARTUP_LIMIT_S) as stream:
+        done = next(message for line in stream.iter_lines() if line.startswith("data: ")
+                    and (message := json.loads(line.removeprefix("data: ")))["msg"]
+                    == "process_completed")
+    status = done["output"]["data"][0]
+    assert status == f"Added 1 article(s), 1 passage(s):<br>• {PROXIED_TITLE}"
 
 
 # ---- sources that differ, and feeds: an app that may fetch from loopback ------------------------
