@@ -1,17 +1,20 @@
-"""Keyword search: SQLite FTS5 (``qa.keywords``) against ``bm25s`` and the replaced ``rank_bm25``.
+"""Keyword search: SQLite FTS5 (``qa.store.local.keywords``) against ``bm25s`` and the replaced
+``rank_bm25``.
 
     python benchmarks/keyword.py [--questions N] [--leads N] [--fused] [--embedder-backend onnx]
 
 Needs ``pip install bm25s rank_bm25`` in the venv (for this comparison only: neither is a project
-dependency). All three use the same vocabulary, ``qa.retrieve.tokenize``, on the query side; FTS5
+dependency). All three use the same vocabulary, ``qa.text.tokenize``, on the query side; FTS5
 splits the indexed text with its unicode61 tokenizer, the others with ``tokenize`` too.
 
 Speed, on the BBC corpus (2,225 articles) chunked as NewsQA chunks it (``qa.chunk.Chunker``):
 
-- build: index the chunks of the first 2,125 articles. FTS5: ``qa.keywords.create`` (how the
+- build: index the chunks of the first 2,125 articles. FTS5: ``qa.store.local.keywords.create`` (how
+the
   first writer of an older index builds its keyword index: one INSERT ... SELECT over the stored
   chunks), then commit. bm25s and rank_bm25: tokenise and index in memory, nothing stored.
-- add 100: index the last 100 articles. FTS5: ``qa.keywords.add`` per article in one transaction,
+- add 100: index the last 100 articles. FTS5: ``qa.store.local.keywords.add`` per article in one
+transaction,
   then commit, as ``Store.add`` and ``save`` do. bm25s and rank_bm25 cannot add (nor delete): they
   index the whole corpus again.
 - query p50/p95: milliseconds per question for the top 50 chunks (the Retriever's candidates),
@@ -72,12 +75,13 @@ import bm25s
 import numpy as np
 from rank_bm25 import BM25Okapi
 
-from qa import keywords
 from qa.chunk import Chunker
 from qa.embed import Embedder
 from qa.ingest import load
-from qa.retrieve import Retriever, tokenize
-from qa.store import DATABASE, Store
+from qa.retrieve import Retriever
+from qa.store.local import keywords
+from qa.store.local.store import DATABASE, Store
+from qa.text import tokenize
 from qa.types import Chunk, Document, Filter
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -106,7 +110,7 @@ def every_term(query: str) -> list[str]:
 
 
 class Fts5:
-    """``qa.keywords`` over a store's database, with the given (title, text) weights."""
+    """``qa.store.local.keywords`` over a store's database, with the given (title, text) weights."""
 
     def __init__(self, db: sqlite3.Connection, title_weight: float,
                  single_letters: bool = False) -> None:

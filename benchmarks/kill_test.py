@@ -28,10 +28,10 @@ Operations, written the way the facade writes (``qa/pipeline.py``):
   it reported saved.
 
 Writers use the Store directly with random 384-d unit vectors, not ``NewsQA.add`` with the real
-embedder: crash safety lives in ``qa/store.py``, and loading and running the embedder in each
-of hundreds of writers would make a round take seconds instead of a fraction of one. Processes
-are forked from a ``forkserver`` that has imported ``qa.store`` once, for the same reason
-(importing ``qa.store`` alone takes ~1.7 s on a busy 2-core machine).
+embedder: crash safety lives in ``qa/store/local/store.py``, and loading and running the embedder in
+each of hundreds of writers would make a round take seconds instead of a fraction of one. Processes
+are forked from a ``forkserver`` that has imported ``qa.store.local.store`` once, for the same
+reason (importing ``qa.store.local.store`` alone takes ~1.7 s on a busy 2-core machine).
 
 Exit status 1 if any check failed; a broken index is kept as ``broken-<round>`` in the work
 folder (which is then kept and printed) and a fresh one is used for the remaining rounds.
@@ -56,11 +56,12 @@ from typing import Callable
 
 import numpy as np
 
-from qa.store import Store, utc_now
+from qa.store.base import utc_now
+from qa.store.local.store import Store
 from qa.types import Chunk, Document
 
 EMBEDDER = "kill-test/random"
-DIMENSION = 384  # all-MiniLM-L6-v2's, as in tests/test_store.py
+DIMENSION = 384  # all-MiniLM-L6-v2's, as in tests/store/test_local_store.py
 SEED_DOCS = 80  # in the index before the first kill
 MIN_DOCS, MAX_DOCS = 40, 400  # keep the index small: below MIN only index, above MAX only delete
 MAX_SAVES = 8  # a writer is killed within its first MAX_SAVES saves
@@ -450,8 +451,9 @@ def main() -> int:
         ap.error("--kills must be >= 1 and --reader-share in [0, 1]")
 
     ctx = multiprocessing.get_context("forkserver")
-    # Writers and readers fork with qa.store loaded. By name: Python 3.11 ignores "__main__" here.
-    ctx.set_forkserver_preload(["qa.store"])
+    # Writers and readers fork with qa.store.local.store loaded. By name: Python 3.11 ignores
+    # "__main__" here.
+    ctx.set_forkserver_preload(["qa.store.local.store"])
     rng = random.Random(args.seed)
     work = Path(tempfile.mkdtemp(prefix="kill-test-"))
     path = work / "index"

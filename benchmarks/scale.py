@@ -17,8 +17,8 @@ answers. Queries, embedded the same way: the first ``--queries`` questions of ne
 (CNN articles, none of them indexed: far neighbours) and as many headlines of indexed articles
 (close ones, as a question about the archive has).
 
-Measured one query at a time through the store as the app uses it (``qa.store.Store`` in a
-``snapshot()``): dense search p50/p95 and recall@10 against exact search (an ``IndexFlatIP``
+Measured one query at a time through the store as the app uses it (``qa.store.local.store.Store`` in
+a ``snapshot()``): dense search p50/p95 and recall@10 against exact search (an ``IndexFlatIP``
 over the same float vectors, which is also timed) at NPROBE and at half and twice it,
 keyword search p50/p95, ``Retriever.retrieve()`` p50 without a filter and with date filters,
 the RAM of a process that opens the index and searches, the disk, and the time and bytes
@@ -49,13 +49,13 @@ from typing import Iterator
 import faiss
 import numpy as np
 
-from qa import vectors as faiss_vectors
 from qa.chunk import Chunker
 from qa.embed import Embedder
 from qa.ingest import document_id
 from qa.pipeline import ADD_BATCH_DOCS
 from qa.retrieve import Retriever
-from qa.store import DATABASE, Store
+from qa.store.local import vectors as faiss_vectors
+from qa.store.local.store import DATABASE, Store
 from qa.types import Chunk, Document, Filter
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,7 +75,7 @@ FILTERS = {  # bounds on whole years, so that ``kept`` can count what they keep
 RAM_PROBE = textwrap.dedent("""
     import json, sys, time
     import numpy as np
-    from qa.store import Store
+    from qa.store.local.store import Store
 
     def rss():
         for line in open("/proc/self/status"):

@@ -1,7 +1,7 @@
 """Exact vs approximate FAISS search latency over N random 384-d vectors.
 
-Justifies ``qa.store.APPROXIMATE_FROM`` (the size at which the store switches from an exact
-``IDMap2,Flat`` index to ``IVF{nlist},Flat``). Queries are database vectors plus noise, so
+Justifies ``qa.store.local.vectors.APPROXIMATE_FROM`` (the size at which the store switches from an
+exact ``IDMap2,Flat`` index to ``IVF{nlist},Flat``). Queries are database vectors plus noise, so
 each query has a true near neighbour (as a question has its passage); "hit" says whether it was
 found, "recall@k" how much of the exact top-k the approximate index returned.
 
@@ -15,7 +15,7 @@ import time
 import faiss
 import numpy as np
 
-from qa.vectors import EXACT_SPEC, ivf_spec
+from qa.store.local.vectors import EXACT_SPEC, ivf_spec
 
 DIMENSION = 384
 

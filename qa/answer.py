@@ -1,28 +1,14 @@
 """Turn the reader's spans into an Answer: one best candidate, cited, plus alternatives."""
 from __future__ import annotations
 
-import re
-import string
 from datetime import date
 from typing import Callable, Mapping, Sequence
 
 from qa.decide import Decision, evidence
 from qa.errors import NewsQAError
 from qa.recency import parse_day, recency_factor, resolve_relative_date
+from qa.text import normalize_answer
 from qa.types import Answer, Chunk, Citation, Document, Hit, Span
-
-_PUNCTUATION = set(string.punctuation)
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
-
-
-def normalize_answer(text: str) -> str:
-    """Lowercase, drop punctuation and articles, squeeze whitespace.
-
-    The official SQuAD v1.1 normalisation, step for step, so exact match and F1 computed with it
-    are comparable with published numbers; it also decides which spans are "the same answer".
-    """
-    text = "".join(ch for ch in text.lower() if ch not in _PUNCTUATION)
-    return " ".join(_ARTICLES.sub(" ", text).split())
 
 
 def compose_answer(question: str, spans: Sequence[Span], documents: Mapping[str, Document],

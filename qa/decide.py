@@ -23,7 +23,7 @@ from typing import Mapping, Protocol, Sequence
 
 from qa.errors import NewsQAError
 from qa.read import CALIBRATION_FILE, Reader
-from qa.retrieve import tokenize
+from qa.text import tokenize
 from qa.types import Answer, Document, Hit
 
 

@@ -11,7 +11,7 @@ costs the other feeds that long at most. An item whose page was not fetched by t
 no summary, is left for the next poll, which sends no validators: a 304 must not hide it.
 
 This module only reads the network; ``NewsQA.refresh_feeds`` stores the documents and the
-subscription's state (``qa.store.Feed``) in the index, so that a restart resumes.
+subscription's state (``qa.store.base.Feed``) in the index, so that a restart resumes.
 """
 from __future__ import annotations
 
@@ -24,9 +24,9 @@ from typing import Collection
 import feedparser
 
 from qa.errors import IngestError, NewsQAError, clip
-from qa.ingest import (Fetcher, records_to_documents, entry_date, entry_fields, feed_headers,
-                       parse_feed, load_article)
-from qa.store import Feed
+from qa.ingest import (Fetcher, entry_date, entry_fields, feed_headers, load_article, parse_feed,
+                       records_to_documents)
+from qa.store.base import Feed
 from qa.types import Document
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 Pure functions of their arguments, so the report's numbers are reproducible and testable by hand.
 EM and F1 follow the official SQuAD 2.0 script: answers are normalised
-(``qa.answer.normalize_answer``) and a prediction scores the best match over the gold answers; a
+(``qa.text.normalize_answer``) and a prediction scores the best match over the gold answers; a
 question with no gold answer scores 1 only for the empty prediction ("not found").
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ import re
 from collections import Counter
 from typing import Sequence
 
-from qa.answer import normalize_answer
+from qa.text import normalize_answer
 
 QUESTION_TYPES = ("who", "what", "when", "where", "how many", "other")
 

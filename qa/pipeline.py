@@ -25,12 +25,12 @@ from qa.embed import Embedder
 from qa.errors import IngestError, NewsQAError, QuestionError, StoreError, clip
 from qa.feeds import parse_interval, poll
 from qa.ingest import Fetcher, check_document, load, load_uploads, load_urls
-from qa.manifest import check_same_settings
 from qa.read import Reader
 from qa.recency import asks_for_current, parse_day, today
 from qa.retrieve import CONTEXT_TURNS, ReciprocalRankFusion, Retriever, contextualize
-from qa.storage import MILVUS_SCHEME, DocumentStore, open_store, redacted
-from qa.store import DocumentInfo, Feed, utc_now
+from qa.store import open_store
+from qa.store.base import MILVUS_SCHEME, DocumentInfo, DocumentStore, Feed, redacted, utc_now
+from qa.store.manifest import check_same_settings
 from qa.types import Answer, Document, Filter, Hit, IndexConfig, whole_number
 
 log = logging.getLogger(__name__)
@@ -223,7 +223,7 @@ class NewsQA:
         question afresh, as a latency benchmark must (asking again still waits for a read of the
         same question that is under way)."""
         remember_answers = whole_number(remember_answers, "remember_answers", 0)
-        # an index directory, or a ``milvus://`` URI (``qa.storage``), which a Path would mangle
+        # an index directory, or a ``milvus://`` URI (``qa.store.base``), which a Path would mangle
         milvus = str(index_dir).startswith(MILVUS_SCHEME)
         self.location = str(index_dir) if milvus else Path(index_dir)
         self.index_dir = Path(index_dir)

@@ -7,31 +7,15 @@ its keyword index up to date as articles come and go. Fusion rules are small cla
 """
 from __future__ import annotations
 
-import re
 from datetime import date
 from typing import Protocol, Sequence
 
 from qa.embed import Embedder
 from qa.errors import NewsQAError, QuestionError
 from qa.recency import asks_for_current, recency_factor, today
-from qa.storage import DocumentStore
+from qa.store.base import DocumentStore
+from qa.text import WORD, tokenize
 from qa.types import Filter, Hit
-
-_WORD = re.compile(r"\w+")
-STOPWORDS = frozenset(
-    """a about after again all also an and any are as at be been before being between both but by
-    can could did do does doing during each few for from had has have having he her here hers him
-    his how i if in into is it its itself just me more most my no nor not of off on once only or
-    other our ours out over own same she should so some such than that the their theirs them then
-    there these they this those through to too under until up very was we were what when where
-    which while who whom why will with would you your yours""".split()
-)
-
-
-def tokenize(text: str) -> list[str]:
-    """Lower-cased words without English stopwords: the BM25 vocabulary."""
-    return [word for word in _WORD.findall(text.lower()) if word not in STOPWORDS]
-
 
 # Words that point back to an earlier turn ("How old is she?", "When did that happen?").
 REFERRING = frozenset("he she it they him her them his hers its their theirs this that these "
@@ -62,7 +46,7 @@ def contextualize(question: str, history: Sequence[tuple[str, str]] = ()) -> str
 
 def _stands_alone(question: str) -> bool:
     """Whether a question needs no earlier turn: no pronoun refers back, and it is not short."""
-    words = set(_WORD.findall(question.lower()))
+    words = set(WORD.findall(question.lower()))
     return not words & REFERRING and len(tokenize(question)) > FOLLOW_UP_TERMS
 
 

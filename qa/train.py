@@ -23,9 +23,9 @@ import numpy as np
 import torch
 from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
-from qa import keywords
 from qa.errors import NewsQAError
 from qa.reader_backends import load_torch_model
+from qa.store.local import keywords
 
 log = logging.getLogger("qa.train")
 
@@ -78,7 +78,8 @@ class HardNegatives:
     """Paragraphs of *other* articles that match a question best by BM25 and hold none of its
     answers: what the product's retrieval hands the reader when the article that answers is not
     in the index, where the reader must say "not found" (issue 10). Searched with the product's
-    own keyword index (``qa.keywords``, SQLite FTS5) in memory, titles included as in an index.
+    own keyword index (``qa.store.local.keywords``, SQLite FTS5) in memory, titles included as in an
+    index.
     """
 
     def __init__(self, paragraphs: Iterable[tuple[str, str]]) -> None:

@@ -48,7 +48,7 @@ def date_label(published: str, date_source: str) -> str:
 
 @dataclass(frozen=True)
 class Filter:
-    """Which articles a search may return; every backend translates it (``qa.storage``).
+    """Which articles a search may return; every backend translates it (``qa.store.base``).
 
     ``sources`` match case-insensitively. ``date_from``/``date_to`` are inclusive ISO prefixes
     (``date_to="2024-05"`` keeps all of May 2024), checked by the facade. Undated articles pass
@@ -197,7 +197,7 @@ class IndexConfig:
 
     Index-defining settings (``INDEX_DEFINING``: how documents are cut into chunks) are fixed
     when the index is created: chunks cut otherwise would mix two kinds of passage in one index,
-    so asking to open it with other values is an error (``qa.manifest.check_same_settings``);
+    so asking to open it with other values is an error (``qa.store.manifest.check_same_settings``);
     a process that asks for none takes the index's (``NewsQA``). The embedder is index-defining
     too; the manifest records it beside this config (``embedder``, ``dimension``) and the store
     checks it when the model loads.
@@ -221,7 +221,7 @@ class IndexConfig:
     # ~8 s; its answer decision is fitted for it, see qa/decide.py) or "torch"
     backend: str = "onnx"
     # the backend holding the index: "faiss" (a directory) or "milvus"; the index location
-    # decides it (``qa.storage.open_store``), and ``NewsQA`` records it here
+    # decides it (``qa.store.open_store``), and ``NewsQA`` records it here
     store: str = "faiss"
 
     INDEX_DEFINING: ClassVar[tuple[str, ...]] = ("max_chars", "overlap_sentences")

@@ -6,10 +6,11 @@ from datetime import date
 
 import pytest
 
-from qa.answer import CLOSE_SHARE, compose_answer, normalize_answer
+from qa.answer import CLOSE_SHARE, compose_answer
 from qa.decide import LogisticDecision, ReaderScore
 from qa.errors import NewsQAError
 from qa.recency import recency_factor, with_resolved
+from qa.text import normalize_answer
 from qa.types import Chunk, Document, Hit, Span
 
 A = Document("a", "Filler. The 640 POWs were freed in May. Officials said 640 POWs went home.",

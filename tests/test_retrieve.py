@@ -11,9 +11,9 @@ import pytest
 
 from qa.errors import NewsQAError, QuestionError
 from qa.recency import HALF_LIFE_DAYS, RECENCY_WEIGHT, asks_for_current, recency_factor
-from qa.retrieve import (CONTEXT_TURNS, RRF_K, ReciprocalRankFusion, Retriever, contextualize,
-                         tokenize)
-from qa.store import Store
+from qa.retrieve import CONTEXT_TURNS, RRF_K, ReciprocalRankFusion, Retriever, contextualize
+from qa.store.local.store import Store
+from qa.text import tokenize
 from qa.types import Chunk, Document, Filter
 
 ARTICLES = [

@@ -74,13 +74,12 @@ from urllib.parse import unquote, urlsplit
 
 import numpy as np
 
-from qa.dedup import NearDuplicates, signature
 from qa.errors import StoreError
-from qa.manifest import Described, check_manifest, check_same_embedder, new_manifest
-from qa.retrieve import STOPWORDS, tokenize
-from qa.storage import (LOCK_GRACE_SECONDS, MILVUS_SCHEME, OneWriter, checked_addition,
-                        redacted)
-from qa.store import DocumentInfo, Feed, utc_now
+from qa.store.base import (LOCK_GRACE_SECONDS, MILVUS_SCHEME, DocumentInfo, Feed, OneWriter,
+                           checked_addition, redacted, utc_now)
+from qa.store.dedup import NearDuplicates, signature
+from qa.store.manifest import Described, check_manifest, check_same_embedder, new_manifest
+from qa.text import STOPWORDS, tokenize
 from qa.types import Chunk, Document, Filter, IndexConfig
 
 log = logging.getLogger(__name__)
@@ -103,7 +102,7 @@ SETTLE_SECONDS = 10
 # Milvus before 2.6 needs a vector field in every collection: a constant 2-d placeholder.
 PLACEHOLDER = [0.0, 0.0]
 # The keyword index's analyzer: words, lower-cased, without the stopwords that the local
-# index leaves out (``qa.retrieve.tokenize``), so that both backends match the same words.
+# index leaves out (``qa.text.tokenize``), so that both backends match the same words.
 # (milvus-lite ignores "asciifolding": there "café" and "cafe" stay two words.)
 ANALYZER = {"tokenizer": "standard",
             "filter": ["lowercase", "asciifolding",
@@ -423,16 +422,16 @@ class _Pending:
     doc: Document
     chunks: Sequence[Chunk]
     vectors: np.ndarray
-    signature: bytes  # its MinHash (``qa.dedup.signature``)
+    signature: bytes  # its MinHash (``qa.store.dedup.signature``)
     added: int  # time.time_ns() of the add: documents() lists in this order
 
 
 class MilvusStore(OneWriter, Described):
     """Documents, chunks and vectors of one index in Milvus. Use ``MilvusStore.open``.
 
-    The same observable behaviour as ``qa.store.Store``, over the generations described in the
-    module docstring. Changes are kept in this process until ``save()``, which writes them and
-    commits; ``close()`` without ``save()`` discards them, having written nothing. The first
+    The same observable behaviour as ``qa.store.local.store.Store``, over the generations described
+    in the module docstring. Changes are kept in this process until ``save()``, which writes them
+    and commits; ``close()`` without ``save()`` discards them, having written nothing. The first
     change takes the writer lease (``wait_for_writer``: wait instead of failing when another
     process holds it); ``save()`` gives it back unless ``writing()`` holds it.
     """
@@ -473,7 +472,7 @@ class MilvusStore(OneWriter, Described):
         """Open the index at ``location`` (a ``milvus://`` URI), creating it if allowed and
         absent. An int ``dimension`` is checked, with ``embedder_name``, now; a function is
         called only to create the index; ``config`` is recorded in an index this creates (see
-        ``qa.store.Store.open``)."""
+        ``qa.store.local.store.Store.open``)."""
         where = parse_location(location)
         location = redacted(location)  # from here on, only shown
         if where.lite and not create and not os.path.exists(where.uri):
@@ -826,7 +825,7 @@ class MilvusStore(OneWriter, Described):
     def find_near_duplicate(self, doc: Document, threshold: float = 0.8, *,
                             pending: Sequence[Document] = ()) -> str | None:
         """The id of an indexed or ``pending`` document whose text is a near-duplicate of
-        ``doc``'s (``qa.dedup``)."""
+        ``doc``'s (``qa.store.dedup``)."""
         return self._near_duplicates.find(doc, threshold, pending=pending)
 
     def _signatures(self) -> Iterator[tuple[str, bytes]]:

@@ -16,7 +16,7 @@ writer's transaction (``create``: one pass over the stored chunks, once); until 
 one warning and searches by vectors only, since a reader writes nothing.
 
 User text never reaches FTS5 as query syntax: a question is cut into the retrieval vocabulary
-(``qa.retrieve.tokenize``: lower-cased words without stopwords), each word becomes a quoted FTS5
+(``qa.text.tokenize``: lower-cased words without stopwords), each word becomes a quoted FTS5
 string, and the words are OR-ed. A question without such a word matches nothing.
 
 Single letters are left out of the query: they are what possessives and initials leave ("world's"
@@ -55,7 +55,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from qa.retrieve import tokenize
+from qa.text import tokenize
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""Near-duplicate detection (``qa.dedup``) through the store that keeps each document's signature.
+"""Near-duplicate detection (``qa.store.dedup``) through the store that keeps each document's
+signature.
 
 The vectors are random: near-duplicates are found from the text alone.
 """
@@ -11,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa.dedup import jaccard, shingles
 from qa.errors import NewsQAError
-from qa.store import Store
+from qa.store.dedup import jaccard, shingles
+from qa.store.local.store import Store
 from qa.types import Chunk, Document
 
-SEED = Path(__file__).resolve().parents[1] / "seeds" / "000_2ffe86633dc2dc73.txt"
+SEED = Path(__file__).resolve().parents[2] / "seeds" / "000_2ffe86633dc2dc73.txt"
 OTHERS = [  # unrelated stories already in the index
     "The harbour bridge will close for six weeks from April so that engineers can replace "
     "corroded cables. The city council said ferries would run every ten minutes.",

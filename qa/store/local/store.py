@@ -2,13 +2,15 @@
 
 Layout of an index directory::
 
-    manifest.json          what built the index: embedder, settings, index type (``qa.manifest``)
+    manifest.json          what built the index: embedder, settings, index type
+                           (``qa.store.manifest``)
     store.sqlite           the source of truth: documents, chunks and their vectors (float32 blobs),
-                           the keyword index over the chunks (``qa.keywords``, SQLite FTS5), and
-                           the feeds subscribed to, with what their polls learnt
+                           the keyword index over the chunks (``qa.store.local.keywords``, SQLite
+                           FTS5), and the feeds subscribed to, with what their polls learnt
     vectors-<gen>.faiss    the FAISS index as of database generation <gen> (a base), and
-    vectors-<gen>.seg      the vectors that generation <gen> added after it (``qa.vectors``):
-                           a cache, rebuildable from the stored vectors
+    vectors-<gen>.seg      the vectors that generation <gen> added after it
+                           (``qa.store.local.vectors``): a cache, rebuildable from the stored
+                           vectors
     write.lock             held (``flock``) by the one process that is writing, with its pid
 
 One writer, many readers. A process that changes the index first takes ``write.lock`` (another
@@ -44,22 +46,21 @@ import json
 import os
 import sqlite3
 import time
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
 import faiss
 import numpy as np
 
-from qa import keywords, vectors
-from qa.dedup import NearDuplicates, signature
 from qa.errors import StoreError
-from qa.manifest import (MANIFEST, Described, check_same_embedder, new_manifest, read_manifest,
-                         write_manifest)
-from qa.storage import LOCK_GRACE_SECONDS, OneWriter, checked_addition
+from qa.store.base import (LOCK_GRACE_SECONDS, DocumentInfo, Feed, OneWriter, checked_addition,
+                           utc_now)
+from qa.store.dedup import NearDuplicates, signature
+from qa.store.local import keywords, vectors
+from qa.store.local.vectors import EXACT_SPEC, ChunkAttributes, FaissVectors, VectorIndex
+from qa.store.manifest import (MANIFEST, Described, check_same_embedder, new_manifest,
+                               read_manifest, write_manifest)
 from qa.types import Chunk, Document, Filter, IndexConfig
-from qa.vectors import EXACT_SPEC, ChunkAttributes, FaissVectors, VectorIndex
 
 DATABASE = "store.sqlite"
 WRITE_LOCK = "write.lock"
@@ -97,39 +98,6 @@ CREATE TABLE IF NOT EXISTS chunks (
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks (doc_id);
 """ + "".join(f"{statement};\n"
              for statement in (*_FEED_TABLES, keywords.SCHEMA, *vectors.SCHEMA))
-
-
-@dataclass(frozen=True)
-class DocumentInfo:
-    """One indexed document as listed to the user (no text)."""
-
-    id: str
-    title: str
-    source: str
-    url: str
-    published: str
-    chunks: int
-    date_source: str = ""
-
-
-@dataclass(frozen=True)
-class Feed:
-    """A subscribed feed and what its polls learnt: times are ISO 8601 UTC, "" for never."""
-
-    url: str
-    added: str
-    title: str = ""
-    last_poll: str = ""
-    last_success: str = ""
-    etag: str = ""  # the validators the feed last sent, for a conditional request
-    last_modified: str = ""
-    last_error: str = ""  # the last poll's problem: the feed's, or its first skipped item's
-    items_seen: int = 0  # guids and links remembered as indexed
-
-
-def utc_now() -> str:
-    """Now, as the index records times: ISO 8601 in UTC, to the second."""
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def _read_only_error(path: Path, reason: str) -> StoreError:
@@ -327,8 +295,8 @@ class Store(OneWriter, Described):
 
     @_writes
     def save(self) -> None:
-        """Write the new generation's vector files (only what changed, ``qa.vectors``), commit,
-        and release the writer lock."""
+        """Write the new generation's vector files (only what changed, ``qa.store.local.vectors``),
+        commit, and release the writer lock."""
         if not self._changing:
             return
         if self._generation != self._saved_generation:
@@ -385,7 +353,7 @@ class Store(OneWriter, Described):
 
     def _catch_up(self) -> None:
         """Hold the committed generation's vectors: only what changed since the one held, when
-        another process has moved it on (``qa.vectors``)."""
+        another process has moved it on (``qa.store.local.vectors``)."""
         generation = _committed_generation(self._db)
         self._vectors.catch_up(self._db, generation)  # also notices a base re-recorded by a tidy
         if generation == self._saved_generation == self._generation:
@@ -543,11 +511,12 @@ class Store(OneWriter, Described):
 
     def _allowed(self, filter: Filter | None) -> np.ndarray | None:
         """The chunk ids of the articles ``filter`` keeps (None: no filter, all of them), as a
-        mask that ``qa.vectors`` hands to FAISS as a bitmap and ``qa.keywords`` checks its ranked
-        matches against: numpy over per-chunk columns, no Python object per chunk. The columns
-        load the chunks added since the last filtered search, and no others (ids only grow).
-        The first load reads the chunks_doc index, not the chunk rows, which hold text and
-        vector (2 s at 1M chunks, where reading the rows took 4 to 13)."""
+        mask that ``qa.store.local.vectors`` hands to FAISS as a bitmap and
+        ``qa.store.local.keywords`` checks its ranked matches against: numpy over per-chunk columns,
+        no Python object per chunk. The columns load the chunks added since the last filtered
+        search, and no others (ids only grow). The first load reads the chunks_doc index, not the
+        chunk rows, which hold text and vector (2 s at 1M chunks, where reading the rows took 4 to
+        13)."""
         if filter is None or filter.empty:
             return None
         since = self._attributes.last_id
@@ -563,7 +532,7 @@ class Store(OneWriter, Described):
                        filter: Filter | None = None) -> list[tuple[int, float]]:
         """The ``k`` chunks that best match ``query``'s words (BM25 over chunk text and title,
         higher is better), best first, among the articles ``filter`` keeps; chunks sharing no
-        word with it are left out (``qa.keywords``)."""
+        word with it are left out (``qa.store.local.keywords``)."""
         if not keywords.exists(self._db):
             keywords.warn_missing(self.path)
             return []
@@ -575,7 +544,7 @@ class Store(OneWriter, Described):
         self, doc: Document, threshold: float = 0.8, *, pending: Sequence[Document] = ()
     ) -> str | None:
         """The id of an indexed or ``pending`` document that is a near-duplicate of ``doc``
-        (``qa.dedup``)."""
+        (``qa.store.dedup``)."""
         return self._near_duplicates.find(doc, threshold, pending=pending)
 
     # ----------------------------------------------------------------- feed subscriptions
@@ -729,8 +698,8 @@ def _committed_generation(db: sqlite3.Connection) -> int:
 
 
 class _StoredVectors:
-    """The float vectors in the chunks table: what ``qa.vectors`` rebuilds an index from (a
-    rebuild only; searches read the vector files)."""
+    """The float vectors in the chunks table: what ``qa.store.local.vectors`` rebuilds an index from
+    (a rebuild only; searches read the vector files)."""
 
     def __init__(self, db: Callable[[], sqlite3.Connection]) -> None:
         self._db = db  # the store's connection, which a read-only reader may open anew

@@ -1,6 +1,7 @@
 """The index directory: persistence, incremental changes, filters, corruption, crashes.
 
-Near-duplicates: ``tests/test_dedup.py``; the keyword index: ``tests/test_keywords.py``."""
+Near-duplicates: ``tests/store/test_dedup.py``; the keyword index:
+``tests/store/test_keywords.py``."""
 from __future__ import annotations
 
 import dataclasses
@@ -27,10 +28,12 @@ from conftest import mounted
 from qa.cli import main
 from qa.embed import Embedder
 from qa.errors import StoreError
-from qa.store import DATABASE, MANIFEST, EXACT_SPEC, Store
+from qa.store.local.store import DATABASE, Store
+from qa.store.local.vectors import EXACT_SPEC
+from qa.store.manifest import MANIFEST
 from qa.types import Chunk, Document, Filter
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 ARTICLES = [
     dict(
@@ -378,7 +381,7 @@ CHILD = textwrap.dedent(
     import sys
     import zlib
     import numpy as np
-    from qa.store import Store
+    from qa.store.local.store import Store
     from qa.types import Chunk, Document
 
     path, round_ = sys.argv[1], int(sys.argv[2])
@@ -444,7 +447,7 @@ def test_killing_a_save_loses_nothing_saved(tmp_path):
 
 def test_large_collections_switch_to_ivf_and_keep_working(tmp_path, monkeypatch):
     """The switch normally happens at 20k vectors; lower it so the test stays fast."""
-    monkeypatch.setattr("qa.vectors.APPROXIMATE_FROM", 300)
+    monkeypatch.setattr("qa.store.local.vectors.APPROXIMATE_FROM", 300)
     index = tmp_path / "index"
     ids = [f"d{i}" for i in range(400)]
     with Store.open(index, embedder_name="test/random", dimension=384) as store:
@@ -481,7 +484,7 @@ WRITER = textwrap.dedent(
     """
     import sys
     import numpy as np
-    from qa.store import Store
+    from qa.store.local.store import Store
     from qa.types import Chunk, Document
 
     path, doc_id, wait = sys.argv[1], sys.argv[2], sys.argv[3] == "wait"

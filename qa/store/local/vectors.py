@@ -1,7 +1,7 @@
 """Chunk vectors for dense search: the narrow interface the store uses, and its FAISS version.
 
-``VectorIndex`` is what ``qa.store.Store`` needs from a vector index over chunk ids: add and
-remove vectors, search with an optional mask of the ids a filter keeps, count, save the changes
+``VectorIndex`` is what ``qa.store.local.store.Store`` needs from a vector index over chunk ids: add
+and remove vectors, search with an optional mask of the ids a filter keeps, count, save the changes
 of a generation and catch up with one that another process saved. ``FaissVectors`` implements
 it in an index directory, beside the store's database, saving only what changed::
 
@@ -63,7 +63,7 @@ import faiss
 import numpy as np
 
 from qa.errors import StoreError
-from qa.manifest import atomic_file
+from qa.store.manifest import atomic_file
 from qa.types import Filter
 
 EXACT_SPEC = "IVF1,Flat"

@@ -12,10 +12,10 @@ from qa.chunk import Chunker
 from qa.cli import main
 from qa.errors import StoreError
 from qa.ingest import make_document
-from qa.manifest import (MANIFEST, atomic_file, check_same_settings, config_of, new_manifest,
-                         read_manifest, write_manifest)
 from qa.pipeline import NewsQA
-from qa.store import Store
+from qa.store.local.store import Store
+from qa.store.manifest import (MANIFEST, atomic_file, check_same_settings, config_of, new_manifest,
+                               read_manifest, write_manifest)
 from qa.types import IndexConfig
 
 # ~2,000 characters of whole sentences: cut into 400- and 600-character chunks, they differ

@@ -10,12 +10,12 @@ import faiss
 import numpy as np
 import pytest
 
-from qa import vectors
 from qa.errors import StoreError
+from qa.store.local import vectors
+from qa.store.local.vectors import EXACT_SPEC, ChunkAttributes, FaissVectors, date_key
 from qa.types import Filter
-from qa.vectors import EXACT_SPEC, ChunkAttributes, FaissVectors, date_key
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DIMENSION = 384
 DATABASE = "test.sqlite"
 

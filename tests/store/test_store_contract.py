@@ -1,9 +1,9 @@
-"""The storage contract: the same assertions on every ``DocumentStore`` backend (``qa.storage``).
+"""The storage contract: the same assertions on every ``DocumentStore`` backend (``qa.store.base``).
 
 Each test runs on the local index (a directory: SQLite and FAISS) and on milvus-lite (a Milvus
 engine in this process, ``milvus:///…/index.db``), with real MiniLM vectors. What only one
-backend does (FAISS files and crashes, the Milvus server) is tested in ``tests/test_store.py``
-and ``tests/test_store_milvus.py``.
+backend does (FAISS files and crashes, the Milvus server) is tested in
+``tests/store/test_local_store.py`` and ``tests/store/test_milvus_store.py``.
 """
 from __future__ import annotations
 
@@ -21,11 +21,11 @@ from qa.chunk import Chunker
 from qa.embed import Embedder
 from qa.errors import StoreError
 from qa.pipeline import NewsQA
-from qa.storage import DocumentStore, open_store
-from qa.store import Feed
+from qa.store import open_store
+from qa.store.base import DocumentStore, Feed
 from qa.types import Document, Filter, IndexConfig
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BACKENDS = ("faiss", pytest.param("milvus-lite", marks=pytest.mark.skipif(
     importlib.util.find_spec("milvus_lite") is None,
     reason="the Milvus backend needs: pip install 'newsqa[milvus]'")))

@@ -3,7 +3,7 @@
 The server is the standalone Milvus 2.3.5 that the ``milvus`` package embeds (a test extra,
 Linux only), started in a temporary folder on free ports; about 20 s here. Milvus 2.3 has no
 BM25 function, so this also covers the dense-only fallback. What every backend does is in
-``tests/test_storage_contract.py`` (on milvus-lite); the URI forms and the filter expression
+``tests/store/test_store_contract.py`` (on milvus-lite); the URI forms and the filter expression
 are checked here without a server.
 """
 from __future__ import annotations
@@ -22,11 +22,11 @@ import pytest
 from qa.errors import StoreError
 from qa.ingest import document_id
 from qa.pipeline import NewsQA
-from qa.storage import redacted
-from qa.store_milvus import MilvusLocation, filter_expression, has_bm25, parse_location
+from qa.store.base import redacted
+from qa.store.milvus.store import MilvusLocation, filter_expression, has_bm25, parse_location
 from qa.types import Filter
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # ------------------------------------------------------------------------- without a server
@@ -207,10 +207,10 @@ def test_two_processes_share_one_index_one_writing_one_answering(
 @pytest.mark.slow
 def test_a_server_without_bm25_searches_by_vectors_only_and_says_so(
         server, embedder, caplog) -> None:
-    from qa.store_milvus import MilvusStore
+    from qa.store.milvus.store import MilvusStore
 
     uri = f"milvus://{server}/dense_{uuid.uuid4().hex[:8]}"
-    with caplog.at_level(logging.WARNING, logger="qa.store_milvus"):
+    with caplog.at_level(logging.WARNING, logger="qa.store.milvus.store"):
         store = MilvusStore.open(uri, embedder_name=embedder.name,
                                  dimension=embedder.dimension)
     try:
@@ -231,7 +231,7 @@ def test_a_server_without_bm25_searches_by_vectors_only_and_says_so(
 LITE_HOLDER = textwrap.dedent("""
     import sys
     import numpy as np
-    from qa.store_milvus import MilvusStore
+    from qa.store.milvus.store import MilvusStore
     from qa.types import Chunk, Document
 
     uri, doc_id, save = sys.argv[1], sys.argv[2], sys.argv[3] == "save"

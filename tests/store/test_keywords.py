@@ -1,4 +1,5 @@
-"""The keyword index (``qa.keywords``): SQLite FTS5 beside the chunks, in the store's transaction.
+"""The keyword index (``qa.store.local.keywords``): SQLite FTS5 beside the chunks, in the store's
+transaction.
 
 The vectors are random: only the keyword side is searched here.
 """
@@ -14,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa import keywords
-from qa.retrieve import tokenize
-from qa.store import DATABASE, Store
+from qa.store.local import keywords
+from qa.store.local.store import DATABASE, Store
+from qa.text import tokenize
 from qa.types import Chunk, Document, Filter
 
 ARTICLES = [
@@ -249,9 +250,9 @@ def test_an_index_without_the_keyword_table_is_read_without_it_and_upgraded_by_a
     with sqlite3.connect(index / DATABASE) as db:  # as an older newsqa left it
         db.execute(f"DROP TABLE {keywords.TABLE}")
     with open_store(index) as reader, open_store(index) as writer:
-        with caplog.at_level(logging.WARNING, logger="qa.keywords"), reader.snapshot():
+        with caplog.at_level(logging.WARNING, logger="qa.store.local.keywords"), reader.snapshot():
             assert found(reader, "harbour") == [] and found(reader, "conductor") == []
-        warnings = [r for r in caplog.records if r.name == "qa.keywords"]
+        warnings = [r for r in caplog.records if r.name == "qa.store.local.keywords"]
         assert len(warnings) == 1 and "no keyword index" in warnings[0].getMessage()
         add(writer, docs[2])  # the first change builds the table, old chunks included
         assert doc_ids(writer, "harbour") == {docs[0].id, docs[1].id, docs[2].id}

@@ -1,34 +1,69 @@
-"""The storage seam: what the pipeline needs from an index, and which backend serves a location.
+"""The storage seam: what the pipeline needs from an index, and what every backend shares.
 
 Two backends implement ``DocumentStore``:
 
-- ``qa.store.Store`` (a directory: SQLite for documents, chunks, the keyword index and feeds,
-  FAISS for vectors). One machine; one writer and many reader processes.
-- ``qa.store_milvus.MilvusStore`` (``milvus://host:19530`` for a Milvus server or cluster,
+- ``qa.store.local.store.Store`` (a directory: SQLite for documents, chunks, the keyword index
+  and feeds, FAISS for vectors). One machine; one writer and many reader processes.
+- ``qa.store.milvus.store.MilvusStore`` (``milvus://host:19530`` for a Milvus server or cluster,
   ``milvus:///path/to/db.db`` for milvus-lite embedded in the process). Everything a query needs
   lives in Milvus, so several app processes on several machines can serve one index.
 
-``tests/test_storage_contract.py`` runs the same assertions on every backend.
+Both build on this module (the protocol, ``OneWriter``'s life cycle, the records they list)
+and never on ``qa.store.open_store``, the factory that picks one for a location.
+``tests/store/test_store_contract.py`` runs the same assertions on every backend.
 """
 from __future__ import annotations
 
 import contextlib
 import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import (TYPE_CHECKING, Callable, ContextManager, Iterable, Iterator, Protocol, Self,
-                    Sequence)
+from typing import TYPE_CHECKING, ContextManager, Iterable, Iterator, Protocol, Self, Sequence
 
 import numpy as np
 
 from qa.errors import StoreError
 
 if TYPE_CHECKING:
-    from qa.store import DocumentInfo, Feed
     from qa.types import Chunk, Document, Filter, IndexConfig
 
 MILVUS_SCHEME = "milvus://"
 _PASSWORD = re.compile(r"(//[^/@:]*:)[^/@]*@")  # user:password@ in a URI
 LOCK_GRACE_SECONDS = 0.5  # a writer waits this long before saying that another one writes
+
+
+@dataclass(frozen=True)
+class DocumentInfo:
+    """One indexed document as listed to the user (no text)."""
+
+    id: str
+    title: str
+    source: str
+    url: str
+    published: str
+    chunks: int
+    date_source: str = ""
+
+
+@dataclass(frozen=True)
+class Feed:
+    """A subscribed feed and what its polls learnt: times are ISO 8601 UTC, "" for never."""
+
+    url: str
+    added: str
+    title: str = ""
+    last_poll: str = ""
+    last_success: str = ""
+    etag: str = ""  # the validators the feed last sent, for a conditional request
+    last_modified: str = ""
+    last_error: str = ""  # the last poll's problem: the feed's, or its first skipped item's
+    items_seen: int = 0  # guids and links remembered as indexed
+
+
+def utc_now() -> str:
+    """Now, as the index records times: ISO 8601 in UTC, to the second."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 class DocumentStore(Protocol):
@@ -46,7 +81,7 @@ class DocumentStore(Protocol):
     def check_embedder(self, embedder_name: str, dimension: int) -> None: ...
     @property
     def config(self) -> IndexConfig:
-        """The settings the index was created with (``qa.manifest``)."""
+        """The settings the index was created with (``qa.store.manifest``)."""
     @property
     def version(self) -> int: ...
     def __len__(self) -> int: ...
@@ -77,7 +112,8 @@ class DocumentStore(Protocol):
 
 
 class WriterGuard(Protocol):
-    """What keeps an index to one writer: ``qa.store``'s lock file, ``qa.store_milvus``'s lease."""
+    """What keeps an index to one writer: ``qa.store.local``'s lock file, ``qa.store.milvus``'s
+    lease."""
 
     def acquire(self, wait: bool) -> bool:
         """Take it (``wait``: block while another process holds it, else fail with a clear
@@ -184,22 +220,6 @@ class OneWriter:
 def redacted(location: str | Path) -> str:
     """``location`` as messages and logs show it: a password in a URI replaced by ``***``."""
     return _PASSWORD.sub(r"\1***@", str(location))
-
-
-def open_store(location: str | Path, *, embedder_name: str, dimension: int | Callable[[], int],
-               create: bool = True, wait_for_writer: bool = False,
-               config: IndexConfig | None = None) -> DocumentStore:
-    """The store at ``location``: a ``milvus://`` URI, else an index directory. ``config`` is
-    recorded in an index this creates."""
-    if str(location).startswith(MILVUS_SCHEME):
-        from qa.store_milvus import MilvusStore  # pymilvus loads only for a Milvus index
-
-        return MilvusStore.open(str(location), embedder_name=embedder_name, dimension=dimension,
-                                create=create, wait_for_writer=wait_for_writer, config=config)
-    from qa.store import Store
-
-    return Store.open(location, embedder_name=embedder_name, dimension=dimension,
-                      create=create, wait_for_writer=wait_for_writer, config=config)
 
 
 def checked_addition(doc: Document, chunks: Sequence[Chunk], vectors: np.ndarray,
