@@ -80,7 +80,8 @@ from qa.embed import Embedder
 from qa.ingest import load
 from qa.retrieve import Retriever
 from qa.store.local import keywords
-from qa.store.local.store import DATABASE, Store
+from qa.store.local.database import DATABASE
+from qa.store.local.store import Store
 from qa.text import tokenize
 from qa.types import Chunk, Document, Filter
 

@@ -55,7 +55,8 @@ from qa.ingest import document_id
 from qa.pipeline import ADD_BATCH_DOCS
 from qa.retrieve import Retriever
 from qa.store.local import vectors as faiss_vectors
-from qa.store.local.store import DATABASE, Store
+from qa.store.local.database import DATABASE
+from qa.store.local.store import Store
 from qa.types import Chunk, Document, Filter
 
 ROOT = Path(__file__).resolve().parents[1]

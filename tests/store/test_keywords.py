@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from qa.store.local import keywords
-from qa.store.local.store import DATABASE, Store
+from qa.store.local.database import DATABASE
+from qa.store.local.store import Store
 from qa.text import tokenize
 from qa.types import Chunk, Document, Filter
 

@@ -28,7 +28,8 @@ from conftest import mounted
 from qa.cli import main
 from qa.embed import Embedder
 from qa.errors import StoreError
-from qa.store.local.store import DATABASE, Store
+from qa.store.local.database import DATABASE
+from qa.store.local.store import Store
 from qa.store.local.vectors import EXACT_SPEC
 from qa.store.manifest import MANIFEST
 from qa.types import Chunk, Document, Filter

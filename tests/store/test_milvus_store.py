@@ -23,7 +23,8 @@ from qa.errors import StoreError
 from qa.ingest import document_id
 from qa.pipeline import NewsQA
 from qa.store.base import redacted
-from qa.store.milvus.store import MilvusLocation, filter_expression, has_bm25, parse_location
+from qa.store.milvus.client import MilvusLocation, has_bm25, parse_location
+from qa.store.milvus.expressions import filter_expression
 from qa.types import Filter
 
 ROOT = Path(__file__).resolve().parents[2]

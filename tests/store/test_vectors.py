@@ -12,7 +12,8 @@ import pytest
 
 from qa.errors import StoreError
 from qa.store.local import vectors
-from qa.store.local.vectors import EXACT_SPEC, ChunkAttributes, FaissVectors, date_key
+from qa.store.local.attributes import ChunkAttributes, date_key
+from qa.store.local.vectors import EXACT_SPEC, FaissVectors
 from qa.types import Filter
 
 ROOT = Path(__file__).resolve().parents[2]

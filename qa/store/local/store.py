@@ -40,12 +40,10 @@ reader switches to ``mode=ro`` at its next snapshot once a writer elsewhere star
 from __future__ import annotations
 
 import errno
-import fcntl
 import functools
 import json
 import os
 import sqlite3
-import time
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
@@ -53,153 +51,37 @@ import faiss
 import numpy as np
 
 from qa.errors import StoreError
-from qa.store.base import (LOCK_GRACE_SECONDS, DocumentInfo, Feed, OneWriter, checked_addition,
-                           utc_now)
+from qa.store.base import DocumentInfo, Feed, OneWriter, checked_addition, utc_now
 from qa.store.dedup import NearDuplicates, signature
-from qa.store.local import keywords, vectors
-from qa.store.local.vectors import EXACT_SPEC, ChunkAttributes, FaissVectors, VectorIndex
+from qa.store.local import keywords
+from qa.store.local.attributes import ChunkAttributes
+from qa.store.local.database import (DATABASE, WRITE_LOCK, Database, DatabaseVectors,
+                                     committed_generation, connect, date_source_sql,
+                                     has_feed_tables, refusal, upgrade_schema, wal, why_read_only)
+from qa.store.local.lock import WriterLock
+from qa.store.local.vectors import EXACT_SPEC, FaissVectors, VectorIndex
 from qa.store.manifest import (MANIFEST, Described, check_same_embedder, new_manifest,
                                read_manifest, write_manifest)
 from qa.types import Chunk, Document, Filter, IndexConfig
-
-DATABASE = "store.sqlite"
-WRITE_LOCK = "write.lock"
-SQLITE_BUSY_SECONDS = 30  # a reader waits this long for a checkpoint; writers never hold it long
-# SQLite's errors that say the system refused a read or a write (of the database, its journal,
-# its shared memory), not that the database or this code is wrong
-_REFUSED = ("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM")
-_FULL = (errno.ENOSPC, errno.EDQUOT)
-
-# Feed subscriptions and what each poll learnt (``qa.feeds``); ``feed_items`` holds the guids
-# and links of the items already indexed, so that a feed's old items are not fetched again.
-# Indexes made before feeds existed get these tables from their next writer (``_upgrade_schema``).
-_FEED_TABLES = (
-    "CREATE TABLE IF NOT EXISTS feeds ("
-    " url TEXT PRIMARY KEY, title TEXT NOT NULL DEFAULT '', added TEXT NOT NULL,"
-    " last_poll TEXT NOT NULL DEFAULT '', last_success TEXT NOT NULL DEFAULT '',"
-    " etag TEXT NOT NULL DEFAULT '', last_modified TEXT NOT NULL DEFAULT '',"
-    " last_error TEXT NOT NULL DEFAULT '')",
-    "CREATE TABLE IF NOT EXISTS feed_items ("
-    " feed_url TEXT NOT NULL REFERENCES feeds (url) ON DELETE CASCADE, key TEXT NOT NULL,"
-    " PRIMARY KEY (feed_url, key)) WITHOUT ROWID",
-)
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-INSERT OR IGNORE INTO meta (key, value) VALUES ('generation', 0);
-CREATE TABLE IF NOT EXISTS documents (
-    id TEXT PRIMARY KEY, title TEXT NOT NULL, source TEXT NOT NULL, url TEXT NOT NULL,
-    published TEXT NOT NULL, text TEXT NOT NULL, added_at TEXT NOT NULL, minhash BLOB NOT NULL,
-    date_source TEXT NOT NULL DEFAULT '');
-CREATE TABLE IF NOT EXISTS chunks (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    doc_id TEXT NOT NULL REFERENCES documents (id),
-    start_char INTEGER NOT NULL, end_char INTEGER NOT NULL, text TEXT NOT NULL,
-    vector BLOB NOT NULL);
-CREATE INDEX IF NOT EXISTS chunks_doc ON chunks (doc_id);
-""" + "".join(f"{statement};\n"
-             for statement in (*_FEED_TABLES, keywords.SCHEMA, *vectors.SCHEMA))
-
-
-def _read_only_error(path: Path, reason: str) -> StoreError:
-    return StoreError(f"The index at {path} is read-only ({reason}): it can be read, not "
-                      "changed.")
-
-
-def _refusal(path: Path, error: OSError | sqlite3.Error) -> StoreError | None:
-    """One line for a write to the index at ``path`` that the system refused (a full disk, a
-    read-only file system, a file this user may not write); None for an SQLite error of
-    another kind, which is a bug or damage that its own traceback shows better."""
-    name = getattr(error, "sqlite_errorname", None) or ""
-    if isinstance(error, sqlite3.Error) and not name.startswith(_REFUSED):
-        return None
-    number = getattr(error, "errno", None)
-    if name == "SQLITE_FULL" or number in _FULL:
-        return StoreError(f"The index at {path} could not be written: the disk is full; it "
-                          "keeps its last saved state.")
-    if number == errno.EROFS:
-        return _read_only_error(path, "a read-only file system")
-    if name.startswith("SQLITE_READONLY"):
-        return _read_only_error(path, _read_only(path) or "its database may not be written")
-    reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-    return StoreError(f"The index at {path} could not be written ({reason}); it keeps its "
-                      "last saved state.")
-
 
 _Result = TypeVar("_Result")
 
 
 def _writes(change: Callable[..., _Result]) -> Callable[..., _Result]:
     """A ``Store`` method that writes: a write the system refuses is one ``StoreError`` line
-    (``_refusal``), after which the store holds its last committed generation again."""
+    (``refusal``), after which the store holds its last committed generation again."""
 
     @functools.wraps(change)
     def writing(store: Store, *args: object, **kwargs: object) -> _Result:
         try:
             return change(store, *args, **kwargs)
         except (OSError, sqlite3.Error) as error:
-            failure = _refusal(store.path, error)
+            failure = refusal(store.path, error)
             if failure is None:
                 raise
             store._abandon()
             raise failure from error
     return writing
-
-
-class WriterLock:
-    """The index's single-writer lock: an ``flock`` on ``write.lock``, which holds the pid.
-
-    The kernel drops an ``flock`` when its process dies, so a killed writer never leaves the index
-    locked. Re-entrant within one process: a long job (``newsqa index``) holds it across many saves.
-    """
-
-    def __init__(self, path: Path, read_only: str | None = None) -> None:
-        self.path = path / WRITE_LOCK
-        self.read_only = read_only  # why this process may not write the index, if it may not
-        self._handle: int | None = None
-        self._depth = 0
-
-    @property
-    def held(self) -> bool:
-        return self._depth > 0
-
-    def acquire(self, wait: bool = False) -> bool:
-        """Take the lock (True the first time); ``StoreError`` naming the holder unless ``wait``."""
-        if self._depth:
-            self._depth += 1
-            return False
-        if self.read_only is not None:
-            raise _read_only_error(self.path.parent, self.read_only)
-        try:
-            handle = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as error:
-            raise _refusal(self.path.parent, error) from error
-        deadline = time.monotonic() + LOCK_GRACE_SECONDS
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() < deadline:  # a reader tidying after a crash: milliseconds
-                    time.sleep(0.02)
-                    continue
-                holder = os.pread(handle, 32, 0).decode("ascii", "replace").strip() or "unknown"
-                os.close(handle)
-                raise StoreError(f"The index at {self.path.parent} is being written by another "
-                                 f"process (pid {holder}); try again when it has finished, or "
-                                 "wait for it (--wait).") from None
-        pid = f"{os.getpid()}\n".encode("ascii")
-        os.pwrite(handle, pid, 0)  # then truncate: a reader never sees an empty file
-        os.ftruncate(handle, len(pid))
-        self._handle, self._depth = handle, 1
-        return True
-
-    def release(self) -> None:
-        if self._depth == 0:
-            return
-        self._depth -= 1
-        if self._depth == 0 and self._handle is not None:
-            os.close(self._handle)  # closing drops the flock
-            self._handle = None
 
 
 class Store(OneWriter, Described):
@@ -210,14 +92,14 @@ class Store(OneWriter, Described):
     failing when another process holds it); ``save()`` releases it unless ``writing()`` holds it.
     """
 
-    def __init__(self, path: Path, manifest: dict, db: _Database, *,
+    def __init__(self, path: Path, manifest: dict, db: Database, *,
                  wait_for_writer: bool = False, read_only: str | None = None) -> None:
         self.path = path
         self.wait_for_writer = wait_for_writer
         self._manifest = manifest
         self._db = db
         self._vectors: VectorIndex = FaissVectors(path, int(manifest["dimension"]),
-                                                  _StoredVectors(lambda: self._db))
+                                                  DatabaseVectors(lambda: self._db))
         self._attributes = ChunkAttributes()  # what filters read, loaded as searches need it
         self._mask_memo: tuple[tuple[Filter, int], np.ndarray] | None = None  # the last mask
         self._generation = self._saved_generation = -1  # -1: before the first catch-up
@@ -270,8 +152,8 @@ class Store(OneWriter, Described):
         if not os.access(db_path, os.R_OK):
             raise StoreError(f"The index at {path} cannot be read (its database {DATABASE}: "
                              f"{os.strerror(errno.EACCES)}).")
-        read_only = _read_only(path)
-        db = _connect(db_path, read_only=read_only is not None)
+        read_only = why_read_only(path)
+        db = connect(db_path, read_only=read_only is not None)
         try:
             store = cls(path, manifest, db, wait_for_writer=wait_for_writer,
                         read_only=read_only)
@@ -285,9 +167,9 @@ class Store(OneWriter, Described):
         return store
 
     def _start_reading(self) -> None:
-        if self._db.immutable and _wal(self.path / DATABASE).exists():
+        if self._db.immutable and wal(self.path / DATABASE).exists():
             self._db.close()  # a writer elsewhere has begun: read with SQLite's locks again
-            self._db = _connect(self.path / DATABASE, read_only=True)
+            self._db = connect(self.path / DATABASE, read_only=True)
         self._db.execute("BEGIN")  # a WAL read transaction: one generation throughout
 
     def _stop_reading(self) -> None:
@@ -330,31 +212,12 @@ class Store(OneWriter, Described):
 
     def _start_changing(self) -> None:
         self._db.execute("BEGIN IMMEDIATE")
-        self._upgrade_schema()
-
-    def _upgrade_schema(self) -> None:
-        """Give an index made by an older newsqa what this one stores, in the writer's own
-        transaction: opening to read writes nothing, so readers cope with the old schema."""
-        for statement in (*_FEED_TABLES, *vectors.SCHEMA):
-            self._db.execute(statement)
-        if not self._has_date_sources():
-            self._db.execute("ALTER TABLE documents "
-                             "ADD COLUMN date_source TEXT NOT NULL DEFAULT ''")
-        if not keywords.exists(self._db):
-            keywords.create(self._db)
-
-    def _has_date_sources(self) -> bool:
-        columns = self._db.execute("PRAGMA table_info(documents)")
-        return any(row[1] == "date_source" for row in columns)
-
-    def _date_source_sql(self, prefix: str = "") -> str:
-        """The ``date_source`` column in a query, or "" on an index made before it existed."""
-        return f"{prefix}date_source" if self._has_date_sources() else "''"
+        upgrade_schema(self._db)
 
     def _catch_up(self) -> None:
         """Hold the committed generation's vectors: only what changed since the one held, when
         another process has moved it on (``qa.store.local.vectors``)."""
-        generation = _committed_generation(self._db)
+        generation = committed_generation(self._db)
         self._vectors.catch_up(self._db, generation)  # also notices a base re-recorded by a tidy
         if generation == self._saved_generation == self._generation:
             return
@@ -377,7 +240,7 @@ class Store(OneWriter, Described):
         except StoreError:
             return  # the process that writes tidies after its own saves
         try:
-            if _committed_generation(self._db) != self._saved_generation:
+            if committed_generation(self._db) != self._saved_generation:
                 return  # another writer committed since this store last looked: its files
             self._vectors.tidy(self._db)
         finally:
@@ -456,7 +319,7 @@ class Store(OneWriter, Described):
 
     def get(self, doc_id: str) -> Document:
         row = self._db.execute(
-            f"SELECT id, text, title, source, url, published, {self._date_source_sql()} "
+            f"SELECT id, text, title, source, url, published, {date_source_sql(self._db)} "
             "FROM documents WHERE id = ?", (doc_id,)
         ).fetchone()
         if row is None:
@@ -467,7 +330,7 @@ class Store(OneWriter, Described):
         """All documents in the order they were added, with their chunk counts."""
         rows = self._db.execute(
             "SELECT d.id, d.title, d.source, d.url, d.published, COUNT(c.id), "
-            f"{self._date_source_sql('d.')} FROM documents d "
+            f"{date_source_sql(self._db, 'd.')} FROM documents d "
             "LEFT JOIN chunks c ON c.doc_id = d.id GROUP BY d.id ORDER BY d.rowid"
         )
         return [DocumentInfo(*row) for row in rows]
@@ -551,7 +414,7 @@ class Store(OneWriter, Described):
 
     def feeds(self) -> list[Feed]:
         """The subscribed feeds in the order they were added (none before the first one)."""
-        if not self._has_feed_tables():
+        if not has_feed_tables(self._db):
             return []
         rows = self._db.execute(
             "SELECT f.url, f.added, f.title, f.last_poll, f.last_success, f.etag, f.last_modified, "
@@ -561,7 +424,7 @@ class Store(OneWriter, Described):
 
     def feed_items(self, url: str) -> set[str]:
         """The guids and links of the feed's items that are already indexed."""
-        if not self._has_feed_tables():
+        if not has_feed_tables(self._db):
             return set()
         return {row[0] for row in
                 self._db.execute("SELECT key FROM feed_items WHERE feed_url = ?", (url,))}
@@ -594,11 +457,6 @@ class Store(OneWriter, Described):
                                  ((feed.url, key) for key in seen))
         return updated
 
-    def _has_feed_tables(self) -> bool:
-        return self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' "
-                                "AND name = 'feed_items'").fetchone() is not None
-
-
 # --------------------------------------------------------------------- helpers for open()
 
 
@@ -608,7 +466,7 @@ def _create(path: Path, embedder_name: str, dimension: int, wait: bool,
     complete index), so that two processes creating one index at once end with one."""
     try:
         path.mkdir(parents=True, exist_ok=True)
-        cannot = _read_only(path)
+        cannot = why_read_only(path)
     except OSError as error:
         cannot = "a read-only file system" if error.errno == errno.EROFS else error.strerror
     if cannot is not None:
@@ -618,98 +476,12 @@ def _create(path: Path, embedder_name: str, dimension: int, wait: bool,
     try:
         if (path / MANIFEST).exists():  # another process created it while we waited
             return read_manifest(path)
-        _connect(path / DATABASE, create=True).close()
+        connect(path / DATABASE, create=True).close()
         manifest = new_manifest(embedder_name, dimension, config, index_type=EXACT_SPEC,
                                 faiss_version=faiss.__version__, created=utc_now())
         write_manifest(path, manifest)
         return manifest
     except OSError as error:
-        raise _refusal(path, error) from error
+        raise refusal(path, error) from error
     finally:
         lock.release()
-
-
-def _read_only(path: Path) -> str | None:
-    """Why this process may not write the index at ``path`` (its folder, database or lock
-    file is not writable for it), or None when it may."""
-    parts = [path, path / DATABASE, path / WRITE_LOCK]
-    if all(os.access(p, os.W_OK) for p in parts if p.exists()):
-        return None
-    if os.statvfs(path).f_flag & os.ST_RDONLY:
-        return "a read-only file system"
-    return "no permission to write its files"
-
-
-def _wal(database: Path) -> Path:
-    return database.with_name(f"{database.name}-wal")
-
-
-class _Database(sqlite3.Connection):
-    """The index database, knowing whether it was opened ``immutable`` (see the module)."""
-
-    immutable = False
-
-
-def _connect(path: Path, *, create: bool = False, read_only: bool = False) -> _Database:
-    """Open the database in WAL mode (readers never block the writer, nor it them); a corrupt
-    file is a StoreError. Only a new index gets the schema: that is a write, which would wait
-    for a writer's open transaction. ``read_only``: with SQLite's ``mode=ro``, or ``immutable``
-    when that cannot make the ``-wal`` file it needs and no writer has made one (see the
-    module)."""
-    try:
-        try:
-            return _open_database(path, "mode=ro" if read_only else "", create)
-        except sqlite3.OperationalError as error:  # it could not make the -wal file
-            if not (read_only and not _wal(path).exists()
-                    and error.sqlite_errorname.startswith(("SQLITE_CANTOPEN", "SQLITE_READONLY"))):
-                raise
-            return _open_database(path, "immutable=1", create)
-    except sqlite3.DatabaseError as error:
-        if error.sqlite_errorname.startswith(("SQLITE_FULL", "SQLITE_READONLY")):
-            raise _refusal(path.parent, error) from error
-        problem = "cannot be opened" if error.sqlite_errorname.startswith(_REFUSED) else \
-            "is corrupt"
-        raise StoreError(f"The index database {path} {problem} ({error}).") from error
-
-
-def _open_database(path: Path, mode: str, create: bool) -> _Database:
-    """The database at ``path`` opened with the URI parameter ``mode`` ("" to read and write),
-    its generation read (which is when SQLite finds that it cannot open or read it)."""
-    uri = path.absolute().as_uri() + (f"?{mode}" if mode else "")
-    # check_same_thread: app worker threads use it, serialised by the facade's lock
-    db = sqlite3.connect(uri, uri=True, timeout=SQLITE_BUSY_SECONDS, check_same_thread=False,
-                         factory=_Database)
-    db.immutable = mode == "immutable=1"
-    try:
-        if not mode:
-            db.execute("PRAGMA journal_mode = WAL")
-        db.execute("PRAGMA foreign_keys = ON")
-        if create:
-            db.executescript(_SCHEMA)
-        _committed_generation(db)
-    except BaseException:
-        db.close()
-        raise
-    return db
-
-
-def _committed_generation(db: sqlite3.Connection) -> int:
-    return db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0]
-
-
-class _StoredVectors:
-    """The float vectors in the chunks table: what ``qa.store.local.vectors`` rebuilds an index from
-    (a rebuild only; searches read the vector files)."""
-
-    def __init__(self, db: Callable[[], sqlite3.Connection]) -> None:
-        self._db = db  # the store's connection, which a read-only reader may open anew
-
-    def count(self) -> int:
-        return self._db().execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
-
-    def batches(self, size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        rows = self._db().execute("SELECT id, vector FROM chunks ORDER BY id")
-        while batch := rows.fetchmany(size):
-            ids = np.array([row[0] for row in batch], dtype=np.int64)
-            yield ids, np.frombuffer(b"".join(row[1] for row in batch),
-                                     dtype=np.float32).reshape(len(batch), -1)

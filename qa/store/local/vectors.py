@@ -1,3 +1,6 @@
+# Over 500 lines on purpose (issue 27): one class, FaissVectors, whose save, catch-up and tidy
+# are one crash-safety protocol over the files that this docstring describes; split, it would
+# read in two places. The filter masks (ChunkAttributes) live in attributes.py.
 """Chunk vectors for dense search: the narrow interface the store uses, and its FAISS version.
 
 ``VectorIndex`` is what ``qa.store.local.store.Store`` needs from a vector index over chunk ids: add
@@ -36,11 +39,11 @@ Index kinds (``index_type``, a FAISS factory string):
   bytes a vector: 0.77 GB at 1M x 384), trained on a sample of the stored vectors, retrained
   when the collection has grown fourfold. Unlike HNSW, IVF removes ids in place.
 
-A filter is a boolean mask over chunk ids (``ChunkAttributes.mask`` makes one from a ``Filter``
-without a Python object per chunk), handed to FAISS as an ``IDSelectorBitmap``. IVF probes
-``NPROBE / sqrt(share)`` lists for a mask keeping ``share`` of the index: the k nearest allowed
-vectors lie further out than the k nearest of all, but a probe reaches far more than k vectors.
-At 1M chunks, a date filter keeping 9%: recall@10 among the allowed vectors 0.952 / 0.978 /
+A filter is a boolean mask over chunk ids (``qa.store.local.attributes`` makes one from a
+``Filter`` without a Python object per chunk), handed to FAISS as an ``IDSelectorBitmap``. IVF
+probes ``NPROBE / sqrt(share)`` lists for a mask keeping ``share`` of the index: the k nearest
+allowed vectors lie further out than the k nearest of all, but a probe reaches far more than k
+vectors. At 1M chunks, a date filter keeping 9%: recall@10 among the allowed vectors 0.952 / 0.978 /
 0.984 / 0.992 probing 128 / 256 / 512 / 1024 lists, in 2.4 / 5.1 / 9.9 / 19.4 ms (questions
 about other articles; 0.985 and up for headlines of indexed ones); the rule probes 425. A mask
 keeping under ``NPROBE**2 / nlist**2`` of the index, or fewer vectors than asked for, probes
@@ -57,14 +60,14 @@ import secrets
 import sqlite3
 import struct
 from pathlib import Path
-from typing import Iterable, Iterator, Protocol
+from typing import Iterator, Protocol
 
 import faiss
 import numpy as np
 
 from qa.errors import StoreError
+from qa.store.local.attributes import grown
 from qa.store.manifest import atomic_file
-from qa.types import Filter
 
 EXACT_SPEC = "IVF1,Flat"
 # When to switch from exact to approximate search. Exact search reads every float vector:
@@ -489,7 +492,7 @@ class FaissVectors:
     def _mark(self, ids: np.ndarray, live: bool) -> None:
         if not len(ids):
             return
-        self._live = _grown(self._live, int(ids.max()) + 1)
+        self._live = grown(self._live, int(ids.max()) + 1)
         self._live[ids] = live
 
     # ----------------------------------------------------------------- files
@@ -526,82 +529,3 @@ class FaissVectors:
             generation = _file_generation(path.name)
             if generation is not None:
                 yield path.name, generation
-
-
-class ChunkAttributes:
-    """Per chunk id, its article's source and publication date, as numpy columns: what turns a
-    ``Filter`` into a mask over chunk ids for ``VectorIndex.search`` without a Python object per
-    chunk. Rows only ever arrive (chunk ids are never reused); removed chunks are masked by the
-    vector index, which no longer holds them.
-
-    Dates compare as the store's keyword filter compares them, as ISO prefixes: ``date_to``
-    "2024-05" keeps all of May 2024. A date becomes a 14-digit number (YYYYMMDDhhmmss), its
-    missing fields 0s in a date or a lower bound and 9s in an upper bound. Undated articles
-    (and dates that are not ISO) pass the bounds unless ``include_undated`` is False.
-    """
-
-    UNDATED = -1
-
-    def __init__(self) -> None:
-        self._source = np.zeros(0, dtype=np.int32)
-        self._published = np.zeros(0, dtype=np.int64)
-        self._codes: dict[str, int] = {}
-        self.last_id = 0  # the highest id added
-
-    def extend(self, rows: Iterable[tuple[int, str, str]]) -> None:
-        """Add (chunk id, source, published) rows of ids above ``last_id``."""
-        rows = list(rows)
-        if not rows:
-            return
-        ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
-        keys: dict[str, int] = {}
-        published = np.fromiter(
-            (keys[row[2]] if row[2] in keys else keys.setdefault(row[2], date_key(row[2]))
-             for row in rows), dtype=np.int64, count=len(rows))
-        source = np.fromiter((self._codes.setdefault(row[1].lower(), len(self._codes))
-                              for row in rows), dtype=np.int32, count=len(rows))
-        top = int(ids.max()) + 1
-        self._source, self._published = _grown(self._source, top), _grown(self._published, top)
-        self._source[ids], self._published[ids] = source, published
-        self.last_id = max(self.last_id, top - 1)
-
-    def mask(self, filter: Filter) -> np.ndarray:
-        """True for the chunk ids whose article ``filter`` keeps (ids never added are False)."""
-        size = self.last_id + 1
-        mask = np.ones(size, dtype=bool)
-        if filter.sources:
-            codes = [self._codes[s.lower()] for s in filter.sources if s.lower() in self._codes]
-            mask &= np.isin(self._source[:size], codes)
-        published = self._published[:size]
-        undated = published == self.UNDATED
-        if not filter.include_undated:
-            mask &= ~undated
-        for bound, upper in ((filter.date_from, False), (filter.date_to, True)):
-            if bound is not None:
-                key = date_key(bound, upper=upper)
-                mask &= (published <= key if upper else published >= key) | undated
-        return mask
-
-
-def _grown(column: np.ndarray, size: int) -> np.ndarray:
-    """``column`` with room for ``size`` ids, zero-filled; grown geometrically, as ids arrive in
-    increasing order."""
-    if size <= len(column):
-        return column
-    grown = np.zeros(max(size, 2 * len(column)), dtype=column.dtype)
-    grown[:len(column)] = column
-    return grown
-
-
-_ISO_DATE = re.compile(
-    r"(\d{4})(?:-(\d{2})(?:-(\d{2})(?:[T ](\d{2})(?::(\d{2})(?::(\d{2}))?)?)?)?)?")
-
-
-def date_key(value: str, *, upper: bool = False) -> int:
-    """An ISO date prefix as a number that orders as prefixes compare (see ``ChunkAttributes``);
-    ``ChunkAttributes.UNDATED`` when ``value`` does not start with an ISO date."""
-    match = _ISO_DATE.match(value)
-    if match is None:
-        return ChunkAttributes.UNDATED
-    digits = "".join(part for part in match.groups() if part)
-    return int(digits.ljust(14, "9" if upper else "0"))

@@ -55,378 +55,41 @@ field, one log line says so, and ``keyword_search`` returns nothing (retrieval i
 """
 from __future__ import annotations
 
-import contextlib
 import functools
-import importlib.util
 import json
 import logging
-import logging.handlers
 import os
-import re
-import socket
 import time
-import uuid
-from dataclasses import dataclass, replace
-from datetime import datetime, timezone
-from importlib import metadata
-from typing import Any, Callable, Iterable, Iterator, Sequence
-from urllib.parse import unquote, urlsplit
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
 from qa.errors import StoreError
-from qa.store.base import (LOCK_GRACE_SECONDS, MILVUS_SCHEME, DocumentInfo, Feed, OneWriter,
-                           checked_addition, redacted, utc_now)
+from qa.store.base import DocumentInfo, Feed, OneWriter, checked_addition, redacted
 from qa.store.dedup import NearDuplicates, signature
-from qa.store.manifest import Described, check_manifest, check_same_embedder, new_manifest
-from qa.text import STOPWORDS, tokenize
+from qa.store.manifest import Described, check_manifest, check_same_embedder
+from qa.store.milvus.client import Milvus, MilvusLocation, connect, parse_location
+from qa.store.milvus.expressions import both, filter_expression, literal, strings
+from qa.store.milvus.feeds import FeedCollections
+from qa.store.milvus.lease import Lease
+from qa.store.milvus.schema import (DOCUMENT_FIELDS, PLACEHOLDER, Pending, chunk_rows_of,
+                                    create_collections, document_rows_of)
+from qa.text import tokenize
 from qa.types import Chunk, Document, Filter, IndexConfig
 
 log = logging.getLogger(__name__)
 
-INSTALL_HINT = "pip install 'newsqa[milvus]'"
-DEFAULT_NAME = "newsqa"
-TEXT_PART_CHARS = 16_000  # at most 4 bytes a character: within Milvus's 65,535-byte VARCHAR
-MAX_TEXT_BYTES = 65_535
 PAGE_ROWS = 1_000  # rows a query returns at a time (Milvus caps one query at 16,384)
 INSERT_ROWS = 1_000  # rows an insert sends at a time, well within gRPC's message limit
-LEASE_SECONDS = 300  # a writer that has not renewed its lease this long is taken to be dead
-LEASE_SETTLE_SECONDS = 0.1  # the pause between writing the lease and reading it back
-LITE_POLL_SECONDS = 1.0  # the longest pause between tries to open a milvus-lite file in use
 PURGE_AFTER_SECONDS = 60  # tombstoned rows stay this long for queries that began before
 # Reads of a generation committed this long ago use Bounded consistency, which sees every write
 # older than Milvus's ``common.gracefulTime`` (5 s by default), with 5 s to spare for clocks;
 # younger ones read Strong, which waits for the server's next time tick (0.4 s a read on the
 # Milvus 2.3.5 standalone here, 4 ms Bounded).
 SETTLE_SECONDS = 10
-# Milvus before 2.6 needs a vector field in every collection: a constant 2-d placeholder.
-PLACEHOLDER = [0.0, 0.0]
-# The keyword index's analyzer: words, lower-cased, without the stopwords that the local
-# index leaves out (``qa.text.tokenize``), so that both backends match the same words.
-# (milvus-lite ignores "asciifolding": there "café" and "cafe" stay two words.)
-ANALYZER = {"tokenizer": "standard",
-            "filter": ["lowercase", "asciifolding",
-                       {"type": "stop", "stop_words": sorted(STOPWORDS)}]}
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,200}")
-_VERSION = re.compile(r"(\d+)\.(\d+)")
-
-DOCUMENT_FIELDS = ("key", "doc_id", "gen", "part", "text", "title", "source", "url",
-                   "published", "date_source", "added", "minhash", "chunks", "dead",
-                   "deleted_at", "placeholder")
-FEED_FIELDS = ("url", "added", "title", "last_poll", "last_success", "etag", "last_modified",
-               "last_error")
 
 
-@dataclass(frozen=True)
-class MilvusLocation:
-    """Where a Milvus index lives: what ``MilvusClient`` connects to, and the collections'
-    name prefix."""
-
-    uri: str  # a milvus-lite file (``….db``) or ``http://host:port``
-    name: str = DEFAULT_NAME
-    token: str = ""  # "user:password" for a server with authentication
-    lite: bool = False
-
-    def collection(self, kind: str) -> str:
-        return f"{self.name}_{kind}"
-
-
-def parse_location(location: str) -> MilvusLocation:
-    """``milvus:///path/x.db`` or ``milvus://x.db`` (milvus-lite), ``milvus://host:port[/name]``
-    (a server); a ``StoreError`` naming the expected forms for anything else."""
-    rest = location[len(MILVUS_SCHEME):] if location.startswith(MILVUS_SCHEME) else ""
-    if rest.endswith(".db"):
-        return MilvusLocation(uri=rest, lite=True)
-    parts = urlsplit(f"//{rest}")
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    name = parts.path.strip("/") or DEFAULT_NAME
-    if rest.startswith("/") or not parts.hostname or port is None or not _NAME.fullmatch(name):
-        raise StoreError(f"{redacted(location)!r} is not a Milvus index: use milvus:///path/"
-                         "to/index.db (milvus-lite) or milvus://host:19530[/name] (a server).")
-    token = ""
-    if parts.username:
-        token = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
-    return MilvusLocation(uri=f"http://{parts.hostname}:{port}", name=name, token=token)
-
-
-def _literal(value: str) -> str:
-    """A Milvus string literal (double quotes, backslash escapes: JSON's are valid)."""
-    return json.dumps(value, ensure_ascii=False)
-
-
-def _strings(values: Iterable[str]) -> str:
-    return "[" + ", ".join(_literal(v) for v in values) + "]"
-
-
-def filter_expression(filter: Filter | None) -> str:
-    """``filter`` as a Milvus boolean expression over the chunk fields ("" keeps all).
-
-    Sources are compared lower-cased (the chunk stores its source lower-cased). Date bounds are
-    inclusive ISO prefixes, compared as strings: ``published >= from`` keeps every date from
-    ``from`` on, and ``published <= to or published like "to%"`` every date up to the end of
-    ``to`` (``"2024-05"`` keeps all of May). Undated articles pass the bounds unless
-    ``include_undated`` is False.
-    """
-    if filter is None or filter.empty:
-        return ""
-    terms = []
-    if filter.sources:
-        terms.append(f"source_lc in {_strings(sorted({s.lower() for s in filter.sources}))}")
-    undated = 'published == "" or ' if filter.include_undated else ""
-    if filter.date_from is not None:
-        terms.append(f"({undated}published >= {_literal(filter.date_from)})")
-    if filter.date_to is not None:
-        to = filter.date_to
-        terms.append(f"({undated}published <= {_literal(to)} or "
-                     f"published like {_literal(to + '%')})")
-    if not filter.include_undated:
-        terms.append('published != ""')
-    return " and ".join(terms)
-
-
-def _both(*expressions: str) -> str:
-    return " and ".join(f"({e})" for e in expressions if e)
-
-
-def has_bm25(server_version: str) -> bool:
-    """Whether a Milvus of this version computes BM25 (server 2.5 and later, milvus-lite 3)."""
-    if server_version.startswith("milvus_lite"):
-        return True
-    found = _VERSION.search(server_version)
-    return found is not None and (int(found[1]), int(found[2])) >= (2, 5)
-
-
-class _Milvus:
-    """A ``MilvusClient`` whose every error is one ``StoreError`` line naming the index."""
-
-    def __init__(self, client: Any, where: str, errors: type[Exception]) -> None:
-        self._client, self._where, self._errors = client, where, errors
-
-    def __getattr__(self, name: str) -> Callable[..., Any]:
-        method = getattr(self._client, name)
-
-        @functools.wraps(method)
-        def call(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return method(*args, **kwargs)
-            except self._errors as error:
-                message = getattr(error, "message", "") or str(error)
-                raise StoreError(f"Milvus at {self._where}: {message}") from None
-        return call
-
-
-def connect(where: MilvusLocation, shown: str, wait: bool = False) -> _Milvus:
-    """A client of the Milvus at ``where``; a ``StoreError`` when pymilvus (or milvus-lite)
-    is missing, the server cannot be reached, or another process has the milvus-lite file
-    open (``wait``: try again, with pauses up to ``LITE_POLL_SECONDS``, until it is free)."""
-    try:
-        from pymilvus import MilvusClient
-        from pymilvus.exceptions import MilvusException
-    except ImportError:
-        raise StoreError(f"pymilvus is not installed: {INSTALL_HINT}") from None
-    if where.lite and importlib.util.find_spec("milvus_lite") is None:  # pymilvus starts it
-        raise StoreError(f"milvus-lite is not installed: {INSTALL_HINT}")
-    pause = 0.05
-    while True:
-        with _lite_logs() as logged:
-            try:
-                client = MilvusClient(uri=where.uri, token=where.token)
-                return _Milvus(client, shown, MilvusException)
-            except MilvusException as error:
-                causes = [record.exc_info[1] for record in logged if record.exc_info]
-                message = str(causes[0]) if causes else error.message
-        if not (where.lite and _in_use(causes)):
-            raise StoreError(f"Cannot open the Milvus index {shown}: {message}")
-        if not wait:
-            raise StoreError(f"The index at {shown} is open in another process (milvus-lite "
-                             "lets one process at a time open it); try again when it has "
-                             "finished, or wait for it (--wait).")
-        time.sleep(pause)
-        pause = min(2 * pause, LITE_POLL_SECONDS)
-
-
-@contextlib.contextmanager
-def _lite_logs() -> Iterator[list[logging.LogRecord]]:
-    """milvus-lite's log records while pymilvus starts it, kept out of the log: it logs a
-    traceback when it cannot open its file, whose cause ``connect`` says in one line."""
-    logger = logging.getLogger("milvus_lite")
-    kept = logging.handlers.BufferingHandler(capacity=1_000)
-    propagate, logger.propagate = logger.propagate, False
-    logger.addHandler(kept)
-    try:
-        yield kept.buffer
-    finally:
-        logger.removeHandler(kept)
-        logger.propagate = propagate
-
-
-def _in_use(causes: list[BaseException | None]) -> bool:
-    """Whether milvus-lite failed to start because another process has its file open."""
-    from milvus_lite.exceptions import DataDirLockedError
-
-    return any(isinstance(cause, DataDirLockedError) for cause in causes)
-
-
-def _schemas(db: _Milvus, dimension: int, bm25: bool) -> dict[str, tuple[Any, Any]]:
-    """Each collection's schema and index parameters, by kind."""
-    from pymilvus import DataType, Function, FunctionType
-
-    def schema(key: tuple[str, Any, int], *fields: tuple, auto_id: bool = False) -> Any:
-        result = db.create_schema(auto_id=auto_id, enable_dynamic_field=False)
-        result.add_field(key[0], key[1], is_primary=True,
-                         **({"max_length": key[2]} if key[1] == DataType.VARCHAR else {}))
-        for name, dtype, *options in fields:
-            result.add_field(name, dtype, **(options[0] if options else {}))
-        return result
-
-    def text(name: str, **extra: Any) -> tuple:
-        return name, DataType.VARCHAR, {"max_length": MAX_TEXT_BYTES, **extra}
-
-    def number(name: str) -> tuple:
-        return name, DataType.INT64
-
-    placeholder = ("placeholder", DataType.FLOAT_VECTOR, {"dim": len(PLACEHOLDER)})
-
-    def indexes(*specs: tuple[str, str, str]) -> Any:
-        params = db.prepare_index_params()
-        for field, index_type, metric in specs:
-            params.add_index(field_name=field, index_type=index_type, metric_type=metric)
-        return params
-
-    small = indexes(("placeholder", "FLAT", "L2"))
-    keyword = (("sparse", "SPARSE_INVERTED_INDEX", "BM25"),) if bm25 else ()
-    keyword_field = ((text("keywords", enable_analyzer=True, analyzer_params=ANALYZER),)
-                     if bm25 else ())
-    chunks = schema(("id", DataType.INT64, 0), text("doc_id"), text("doc_key"), number("gen"),
-                    number("start"), number("end"),
-                    text("text"), *keyword_field, text("source_lc"), text("published"),
-                    ("vector", DataType.FLOAT_VECTOR, {"dim": dimension}), auto_id=True)
-    if bm25:
-        chunks.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
-        chunks.add_function(Function(name="bm25", function_type=FunctionType.BM25,
-                                     input_field_names=["keywords"],
-                                     output_field_names=["sparse"]))
-    return {
-        "meta": (schema(("key", DataType.VARCHAR, 64), number("value"), text("text"),
-                        placeholder), small),
-        "documents": (schema(("key", DataType.VARCHAR, 256), text("doc_id"), number("gen"),
-                             number("part"), text("text"), text("title"), text("source"),
-                             text("url"), text("published"), text("date_source"),
-                             number("added"), text("minhash"), number("chunks"),
-                             number("dead"), number("deleted_at"), placeholder), small),
-        "chunks": (chunks, indexes(("vector", "AUTOINDEX", "IP"), *keyword)),
-        "feeds": (schema(("url", DataType.VARCHAR, MAX_TEXT_BYTES), number("added_order"),
-                         *(text(f) for f in FEED_FIELDS[1:]), placeholder), small),
-        "feed_items": (schema(("key", DataType.VARCHAR, MAX_TEXT_BYTES), text("feed_url"),
-                              text("item"), placeholder), small),
-    }
-
-
-class _Lease:
-    """The single-writer lease in ``<name>_meta`` (see the module docstring). Re-entrant:
-    a long job holds it across many saves."""
-
-    KEY = "writer"
-
-    def __init__(self, store: MilvusStore) -> None:
-        self._store = store
-        self._owner = uuid.uuid4().hex
-        self._depth = 0
-        self._expires = 0.0
-
-    @property
-    def held(self) -> bool:
-        return self._depth > 0
-
-    def acquire(self, wait: bool) -> bool:
-        """Take the lease (True the first time); ``StoreError`` naming the holder unless
-        ``wait``, which polls until it is free."""
-        if self._depth:
-            self._depth += 1
-            return False
-        deadline = time.monotonic() + LOCK_GRACE_SECONDS
-        while True:
-            holder = self._holder()
-            if (holder is None or holder["owner"] == self._owner or holder["expired"]
-                    or self._dead(holder)):
-                self._write()
-                time.sleep(LEASE_SETTLE_SECONDS)
-                holder = self._holder()
-                if holder is not None and holder["owner"] == self._owner:
-                    self._depth = 1
-                    return True
-            if not wait and time.monotonic() >= deadline:
-                raise StoreError(
-                    f"The index at {self._store.location} is being written by another process "
-                    f"(pid {holder['pid'] if holder else 'unknown'} on "
-                    f"{holder['host'] if holder else 'unknown'}); try again when it has "
-                    "finished, or wait for it (--wait).")
-            time.sleep(0.05 if not wait else 0.5)
-
-    def _dead(self, holder: dict) -> bool:
-        """Whether the holder of an unexpired lease has died without giving it back (a killed
-        writer): then it is taken over now, as the kernel frees a dead process's ``flock`` of
-        an index directory. In a milvus-lite file, which one process at a time opens, every
-        other process's lease is a dead one's; on a server, only a lease of a process of this
-        machine is known to be dead, when no process has its pid."""
-        this_machine = holder["host"] == socket.gethostname()
-        if self._store._where.lite:
-            return not (this_machine and holder["pid"] == os.getpid())
-        if not this_machine:
-            return False
-        try:
-            os.kill(holder["pid"], 0)  # signal 0: only asks whether the process exists
-        except ProcessLookupError:
-            return True
-        except PermissionError:  # it exists, as another user's
-            pass
-        return False
-
-    def renew(self) -> None:
-        """Extend the lease once half of it has passed (a long add keeps it)."""
-        if self._depth and time.time() > self._expires - LEASE_SECONDS / 2:
-            self._write()
-
-    def release(self) -> None:
-        if self._depth == 0:
-            return
-        self._depth -= 1
-        if self._depth == 0:
-            holder = self._holder()
-            if holder is not None and holder["owner"] == self._owner:
-                self._store._db.delete(self._store._meta, filter=f"key == {_literal(self.KEY)}")
-
-    def _holder(self) -> dict | None:
-        rows = self._store._db.query(self._store._meta, filter=f"key == {_literal(self.KEY)}",
-                                     output_fields=["value", "text"])
-        if not rows:
-            return None
-        holder = json.loads(rows[0]["text"])
-        return {**holder, "expired": rows[0]["value"] / 1000 < time.time()}
-
-    def _write(self) -> None:
-        self._expires = time.time() + LEASE_SECONDS
-        owner = {"owner": self._owner, "pid": os.getpid(), "host": socket.gethostname()}
-        self._store._db.upsert(self._store._meta, [{
-            "key": self.KEY, "value": int(self._expires * 1000), "text": json.dumps(owner),
-            "placeholder": PLACEHOLDER}])
-
-
-@dataclass
-class _Pending:
-    """A document added since the last save, with what ``save()`` writes for it."""
-
-    doc: Document
-    chunks: Sequence[Chunk]
-    vectors: np.ndarray
-    signature: bytes  # its MinHash (``qa.store.dedup.signature``)
-    added: int  # time.time_ns() of the add: documents() lists in this order
-
-
-class MilvusStore(OneWriter, Described):
+class MilvusStore(FeedCollections, OneWriter, Described):
     """Documents, chunks and vectors of one index in Milvus. Use ``MilvusStore.open``.
 
     The same observable behaviour as ``qa.store.local.store.Store``, over the generations described
@@ -436,7 +99,7 @@ class MilvusStore(OneWriter, Described):
     process holds it); ``save()`` gives it back unless ``writing()`` holds it.
     """
 
-    def __init__(self, location: str, where: MilvusLocation, db: _Milvus, manifest: dict, *,
+    def __init__(self, location: str, where: MilvusLocation, db: Milvus, manifest: dict, *,
                  wait_for_writer: bool = False) -> None:
         self.location = location
         self.wait_for_writer = wait_for_writer
@@ -446,14 +109,14 @@ class MilvusStore(OneWriter, Described):
         self._meta, self._documents, self._chunks, self._feeds, self._feed_items = (
             where.collection(kind)
             for kind in ("meta", "documents", "chunks", "feeds", "feed_items"))
-        self._guard = _Lease(self)
+        self._guard = Lease(self)
         self._generation = -1  # the committed generation this store reads
         self._committed_at = 0.0  # when it was committed (Unix seconds, the writer's clock)
         self._dead: list[str] = []  # doc keys tombstoned at that generation, not yet purged
         self._count: int | None = None  # chunks visible at that generation
         self._snapshots = 0
         self._changing = False
-        self._adds: dict[str, _Pending] = {}
+        self._adds: dict[str, Pending] = {}
         self._deletes: set[str] = set()
         self._indexed: set[str] | None = None  # every document's id, while writing() holds
         self._feed_changes: dict[str, Feed | None] = {}  # None: unsubscribed
@@ -494,7 +157,7 @@ class MilvusStore(OneWriter, Described):
                 db.close()
                 raise StoreError(f"There is no index at {location}.")
             size = dimension if isinstance(dimension, int) else dimension()
-            manifest = _create(db, where, embedder_name, size,
+            manifest = create_collections(db, where, embedder_name, size,
                                config or IndexConfig(store="milvus"))
         try:
             check_manifest(manifest, location, "its manifest")
@@ -517,7 +180,7 @@ class MilvusStore(OneWriter, Described):
         ``has`` answers from the ids of the documents indexed, read once: no one else writes,
         and a read per document (Strong, while the job's own saves are recent) is slow."""
         self._indexed = {row["doc_id"] for row in self._rows(
-            self._documents, _both("part == 0", self._visible_documents()),
+            self._documents, both("part == 0", self._visible_documents()),
             ["key", "doc_id"], "key")}
 
     def _stopped_writing(self) -> None:
@@ -583,30 +246,14 @@ class MilvusStore(OneWriter, Described):
         now = int(time.time())
         if self._deletes:
             rows = list(self._rows(self._documents,
-                                   f"doc_id in {_strings(self._deletes)} and dead == 0",
+                                   f"doc_id in {strings(self._deletes)} and dead == 0",
                                    list(DOCUMENT_FIELDS), "key"))
             self._upsert(self._documents,
                          [{**row, "dead": generation, "deleted_at": now} for row in rows])
         chunk_rows, document_rows = [], []
-        keywords = self.keyword_search_available
         for pending in self._adds.values():
-            doc = pending.doc
-            doc_key = f"{doc.id}:{generation}"
-            chunk_rows += [{"doc_id": doc.id, "doc_key": doc_key, "gen": generation,
-                            "start": c.start, "end": c.end, "text": c.text,
-                            "source_lc": doc.source.lower(), "published": doc.published,
-                            "vector": v.tolist(),
-                            **({"keywords": f"{doc.title}\n{c.text}"} if keywords else {})}
-                           for c, v in zip(pending.chunks, pending.vectors)]
-            document_rows += [{
-                "key": f"{doc_key}:{part}", "doc_id": doc.id, "gen": generation,
-                "part": part, "text": doc.text[start:start + TEXT_PART_CHARS],
-                "title": doc.title, "source": doc.source, "url": doc.url,
-                "published": doc.published, "date_source": doc.date_source,
-                "added": pending.added, "minhash": pending.signature.hex() if part == 0 else "",
-                "chunks": len(pending.chunks), "dead": 0, "deleted_at": 0,
-                "placeholder": PLACEHOLDER}
-                for part, start in enumerate(range(0, max(len(doc.text), 1), TEXT_PART_CHARS))]
+            chunk_rows += chunk_rows_of(pending, generation, self.keyword_search_available)
+            document_rows += document_rows_of(pending, generation)
         for start in range(0, len(chunk_rows), INSERT_ROWS):
             self._db.insert(self._chunks, chunk_rows[start:start + INSERT_ROWS])
         self._upsert(self._documents, document_rows)
@@ -634,7 +281,7 @@ class MilvusStore(OneWriter, Described):
             self._documents, f"dead > 0 and deleted_at < {before}", ["key", "doc_id", "gen"],
             "key")}
         if dead:
-            self._db.delete(self._chunks, filter=f"doc_key in {_strings(dead)}")
+            self._db.delete(self._chunks, filter=f"doc_key in {strings(dead)}")
             self._db.delete(self._documents, filter=f"dead > 0 and deleted_at < {before}")
 
     def _put_meta(self, **values: int) -> None:
@@ -644,7 +291,7 @@ class MilvusStore(OneWriter, Described):
                                      for key, value in values.items()])
 
     def _meta_values(self, *keys: str, level: str = "Strong") -> dict[str, int]:
-        rows = self._db.query(self._meta, filter=f"key in {_strings(keys)}",
+        rows = self._db.query(self._meta, filter=f"key in {strings(keys)}",
                               output_fields=["key", "value"], consistency_level=level)
         return {row["key"]: row["value"] for row in rows}
 
@@ -659,14 +306,14 @@ class MilvusStore(OneWriter, Described):
         pymilvus's own query iterator does; that one logs a warning on every use here)."""
         after = ""
         while True:
-            rows = self._db.query(collection, filter=_both(expression, after),
+            rows = self._db.query(collection, filter=both(expression, after),
                                   output_fields=fields, limit=PAGE_ROWS,
                                   consistency_level=level or self._level())
             yield from rows
             if len(rows) < PAGE_ROWS:
                 return
             last = rows[-1][key]
-            after = f"{key} > {_literal(last) if isinstance(last, str) else last}"
+            after = f"{key} > {literal(last) if isinstance(last, str) else last}"
 
     # ----------------------------------------------------------------- what a query sees
 
@@ -675,8 +322,8 @@ class MilvusStore(OneWriter, Described):
         return f"gen <= {g} and (dead == 0 or dead > {g})"
 
     def _visible_chunks(self) -> str:
-        dead = f"doc_key not in {_strings(self._dead)}" if self._dead else ""
-        return _both(f"gen <= {self._generation}", dead)
+        dead = f"doc_key not in {strings(self._dead)}" if self._dead else ""
+        return both(f"gen <= {self._generation}", dead)
 
     # ----------------------------------------------------------------- properties
 
@@ -709,7 +356,7 @@ class MilvusStore(OneWriter, Described):
             raise StoreError(f"Document {doc.id} is already in the index.")
         self._guard.renew()
         minhash = signature(doc.text)
-        self._adds[doc.id] = _Pending(doc, chunks, vectors, minhash, time.time_ns())
+        self._adds[doc.id] = Pending(doc, chunks, vectors, minhash, time.time_ns())
         self._near_duplicates.added(doc.id, minhash)
 
     def delete(self, doc_id: str) -> bool:
@@ -732,7 +379,7 @@ class MilvusStore(OneWriter, Described):
         if self._indexed is not None:
             return doc_id in self._indexed
         return bool(self._db.query(
-            self._documents, filter=_both(f"doc_id == {_literal(doc_id)} and part == 0",
+            self._documents, filter=both(f"doc_id == {literal(doc_id)} and part == 0",
                                           self._visible_documents()),
             output_fields=["key"], limit=1, consistency_level=self._level()))
 
@@ -741,7 +388,7 @@ class MilvusStore(OneWriter, Described):
         if pending is not None:
             return pending.doc
         rows = [] if doc_id in self._deletes else list(self._rows(
-            self._documents, _both(f"doc_id == {_literal(doc_id)}", self._visible_documents()),
+            self._documents, both(f"doc_id == {literal(doc_id)}", self._visible_documents()),
             ["key", "part", "text", "title", "source", "url", "published", "date_source"],
             "key"))
         if not rows:
@@ -754,7 +401,7 @@ class MilvusStore(OneWriter, Described):
     def documents(self) -> list[DocumentInfo]:
         """All documents in the order they were added, with their chunk counts."""
         rows = [row for row in self._rows(
-            self._documents, _both("part == 0", self._visible_documents()),
+            self._documents, both("part == 0", self._visible_documents()),
             ["key", "doc_id", "title", "source", "url", "published", "chunks", "date_source",
              "added"], "key") if row["doc_id"] not in self._deletes]
         rows += [{"doc_id": p.doc.id, "title": p.doc.title, "source": p.doc.source,
@@ -771,7 +418,7 @@ class MilvusStore(OneWriter, Described):
         for start in range(0, len(ids), PAGE_ROWS):
             page = ids[start:start + PAGE_ROWS]
             rows = self._db.query(
-                self._chunks, filter=_both(f"id in [{', '.join(str(int(i)) for i in page)}]",
+                self._chunks, filter=both(f"id in [{', '.join(str(int(i)) for i in page)}]",
                                            self._visible_chunks()),
                 output_fields=["id", *fields], limit=len(page),
                 consistency_level=self._level())
@@ -815,7 +462,7 @@ class MilvusStore(OneWriter, Described):
     def _search(self, data: list, field: str, metric: str, k: int,
                 filter: Filter | None) -> list[tuple[int, float]]:
         hits = self._db.search(self._chunks, data=data, anns_field=field, limit=k,
-                               filter=_both(self._visible_chunks(), filter_expression(filter)),
+                               filter=both(self._visible_chunks(), filter_expression(filter)),
                                output_fields=["id"], search_params={"metric_type": metric},
                                consistency_level=self._level())
         return [(int(hit["id"]), float(hit["distance"])) for hit in hits[0]]
@@ -830,101 +477,12 @@ class MilvusStore(OneWriter, Described):
 
     def _signatures(self) -> Iterator[tuple[str, bytes]]:
         """Every document's MinHash signature, this writer's unsaved ones included."""
-        for row in self._rows(self._documents, _both("part == 0", self._visible_documents()),
+        for row in self._rows(self._documents, both("part == 0", self._visible_documents()),
                               ["key", "doc_id", "minhash"], "key"):
             if row["doc_id"] not in self._deletes:
                 yield row["doc_id"], bytes.fromhex(row["minhash"])
         for doc_id, added in self._adds.items():
             yield doc_id, added.signature
-
-    # ----------------------------------------------------------------- feed subscriptions
-
-    def feeds(self) -> list[Feed]:
-        """The subscribed feeds in the order they were added."""
-        rows = sorted(self._rows(self._feeds, "added_order >= 0",
-                                 ["added_order", *FEED_FIELDS], "url", "Strong"),
-                      key=lambda row: row["added_order"])
-        committed = {row["url"]: self._remember(row) for row in rows}
-        found = []
-        for url in [*committed, *(u for u in self._feed_changes if u not in committed)]:
-            feed = self._feed_changes.get(url, committed.get(url))
-            if feed is not None:
-                found.append(replace(feed, items_seen=self._count_items(url)))
-        return found
-
-    def _count_items(self, url: str) -> int:
-        if url in self._items_added or url in self._feeds_dropped:
-            return len(self.feed_items(url))
-        rows = self._db.query(self._feed_items, filter=f"feed_url == {_literal(url)}",
-                              output_fields=["count(*)"])
-        return int(rows[0]["count(*)"])
-
-    def _feed(self, url: str) -> Feed | None:
-        if url in self._feed_changes:
-            return self._feed_changes[url]
-        rows = self._db.query(self._feeds, filter=f"url == {_literal(url)}",
-                              output_fields=["added_order", *FEED_FIELDS])
-        return self._remember(rows[0]) if rows else None
-
-    def _remember(self, row: dict) -> Feed:
-        """The feed of a committed row, keeping its place in the list for ``save()``."""
-        self._feed_order[row["url"]] = row["added_order"]
-        return Feed(**{f: row[f] for f in FEED_FIELDS})
-
-    def feed_items(self, url: str) -> set[str]:
-        """The guids and links of the feed's items that are already indexed."""
-        committed = set() if url in self._feeds_dropped else {
-            row["item"] for row in self._rows(self._feed_items, f"feed_url == {_literal(url)}",
-                                              ["key", "item"], "key", "Strong")}
-        return committed | self._items_added.get(url, set())
-
-    def add_feed(self, url: str) -> bool:
-        """Subscribe to the feed at ``url``; False when it already is."""
-        self._begin_change()
-        if self._feed(url) is not None:
-            return False
-        self._feed_changes[url] = Feed(url, added=utc_now())
-        self._feed_order[url] = time.time_ns()
-        return True
-
-    def remove_feed(self, url: str) -> bool:
-        """Forget the feed and its items (their documents stay); False when not subscribed."""
-        self._begin_change()
-        if self._feed(url) is None:
-            return False
-        self._feed_changes[url] = None
-        self._feeds_dropped.add(url)
-        self._items_added.pop(url, None)
-        return True
-
-    def record_poll(self, feed: Feed, seen: Iterable[str] = ()) -> bool:
-        """Store what a poll of ``feed`` learnt, and the guids and links of the items it
-        indexed; False, storing nothing, when the feed was unsubscribed while it was polled."""
-        self._begin_change()
-        current = self._feed(feed.url)
-        if current is None:
-            return False
-        self._feed_changes[feed.url] = replace(
-            current, title=feed.title, last_poll=feed.last_poll,
-            last_success=feed.last_success, etag=feed.etag, last_modified=feed.last_modified,
-            last_error=feed.last_error)
-        self._items_added.setdefault(feed.url, set()).update(seen)
-        return True
-
-    def _write_feeds(self) -> None:
-        for url in self._feeds_dropped:
-            self._db.delete(self._feeds, filter=f"url == {_literal(url)}")
-            self._db.delete(self._feed_items, filter=f"feed_url == {_literal(url)}")
-        rows = [{"url": feed.url, "added_order": self._feed_order[feed.url],
-                 **{f: getattr(feed, f) for f in FEED_FIELDS[1:]}, "placeholder": PLACEHOLDER}
-                for feed in self._feed_changes.values() if feed is not None]
-        self._upsert(self._feeds, rows)
-        self._upsert(self._feed_items, [
-            {"key": f"{url}\n{item}", "feed_url": url, "item": item,
-             "placeholder": PLACEHOLDER}
-            for url, items in self._items_added.items() for item in sorted(items)])
-        self._feed_changes, self._feeds_dropped, self._items_added = {}, set(), {}
-
 
 @functools.lru_cache(maxsize=None)  # one line per index and process, not one per open
 def _warn_no_bm25(location: str) -> None:
@@ -932,24 +490,3 @@ def _warn_no_bm25(location: str) -> None:
                 "keyword search is off, retrieval is dense only.", location)
 
 
-def _create(db: _Milvus, where: MilvusLocation, embedder_name: str, dimension: int,
-            config: IndexConfig) -> dict:
-    """Create the collections, then the manifest (it marks a complete index). A second
-    process creating the same index at once finds the collections there and goes on."""
-    bm25 = has_bm25(db.get_server_version())
-    for kind, (schema, indexes) in _schemas(db, dimension, bm25).items():
-        name = where.collection(kind)
-        if not db.has_collection(name):
-            db.create_collection(name, schema=schema, consistency_level="Strong")
-            # sync=False: waiting here asks for a timestamp that milvus-lite lacks, and its
-            # server logs a traceback; an empty collection's index is ready at once anyway
-            db.create_index(name, indexes, sync=False)
-    manifest = new_manifest(
-        embedder_name, dimension, config, index_type="Milvus AUTOINDEX (inner product)",
-        keyword_search=bm25, milvus_version=db.get_server_version(),
-        pymilvus_version=metadata.version("pymilvus"),
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    db.upsert(where.collection("meta"), [{"key": "manifest", "value": 0,
-                                          "text": json.dumps(manifest),
-                                          "placeholder": PLACEHOLDER}])
-    return manifest

@@ -1,0 +1,193 @@
+"""The index database (``store.sqlite``) of an index directory: its schema and the upgrades
+an older index gets from its next writer, how it is opened (WAL; read-only with SQLite's
+``mode=ro``, or ``immutable``: see ``qa.store.local.store``), and the one line for a read or a
+write that the system refused (a full disk, a read-only file system, missing permissions).
+"""
+from __future__ import annotations
+
+import errno
+import os
+import sqlite3
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from qa.errors import StoreError
+from qa.store.local import keywords, vectors
+
+DATABASE = "store.sqlite"
+WRITE_LOCK = "write.lock"
+SQLITE_BUSY_SECONDS = 30  # a reader waits this long for a checkpoint; writers never hold it long
+# SQLite's errors that say the system refused a read or a write (of the database, its journal,
+# its shared memory), not that the database or this code is wrong
+_REFUSED = ("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM")
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+# Feed subscriptions and what each poll learnt (``qa.feeds``); ``feed_items`` holds the guids
+# and links of the items already indexed, so that a feed's old items are not fetched again.
+# Indexes made before feeds existed get these tables from their next writer (``upgrade_schema``).
+FEED_TABLES = (
+    "CREATE TABLE IF NOT EXISTS feeds ("
+    " url TEXT PRIMARY KEY, title TEXT NOT NULL DEFAULT '', added TEXT NOT NULL,"
+    " last_poll TEXT NOT NULL DEFAULT '', last_success TEXT NOT NULL DEFAULT '',"
+    " etag TEXT NOT NULL DEFAULT '', last_modified TEXT NOT NULL DEFAULT '',"
+    " last_error TEXT NOT NULL DEFAULT '')",
+    "CREATE TABLE IF NOT EXISTS feed_items ("
+    " feed_url TEXT NOT NULL REFERENCES feeds (url) ON DELETE CASCADE, key TEXT NOT NULL,"
+    " PRIMARY KEY (feed_url, key)) WITHOUT ROWID",
+)
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('generation', 0);
+CREATE TABLE IF NOT EXISTS documents (
+    id TEXT PRIMARY KEY, title TEXT NOT NULL, source TEXT NOT NULL, url TEXT NOT NULL,
+    published TEXT NOT NULL, text TEXT NOT NULL, added_at TEXT NOT NULL, minhash BLOB NOT NULL,
+    date_source TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    doc_id TEXT NOT NULL REFERENCES documents (id),
+    start_char INTEGER NOT NULL, end_char INTEGER NOT NULL, text TEXT NOT NULL,
+    vector BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS chunks_doc ON chunks (doc_id);
+""" + "".join(f"{statement};\n"
+             for statement in (*FEED_TABLES, keywords.SCHEMA, *vectors.SCHEMA))
+
+
+def read_only_error(path: Path, reason: str) -> StoreError:
+    return StoreError(f"The index at {path} is read-only ({reason}): it can be read, not "
+                      "changed.")
+
+
+def refusal(path: Path, error: OSError | sqlite3.Error) -> StoreError | None:
+    """One line for a write to the index at ``path`` that the system refused (a full disk, a
+    read-only file system, a file this user may not write); None for an SQLite error of
+    another kind, which is a bug or damage that its own traceback shows better."""
+    name = getattr(error, "sqlite_errorname", None) or ""
+    if isinstance(error, sqlite3.Error) and not name.startswith(_REFUSED):
+        return None
+    number = getattr(error, "errno", None)
+    if name == "SQLITE_FULL" or number in _FULL:
+        return StoreError(f"The index at {path} could not be written: the disk is full; it "
+                          "keeps its last saved state.")
+    if number == errno.EROFS:
+        return read_only_error(path, "a read-only file system")
+    if name.startswith("SQLITE_READONLY"):
+        return read_only_error(path, why_read_only(path) or "its database may not be written")
+    reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+    return StoreError(f"The index at {path} could not be written ({reason}); it keeps its "
+                      "last saved state.")
+
+
+def why_read_only(path: Path) -> str | None:
+    """Why this process may not write the index at ``path`` (its folder, database or lock
+    file is not writable for it), or None when it may."""
+    parts = [path, path / DATABASE, path / WRITE_LOCK]
+    if all(os.access(p, os.W_OK) for p in parts if p.exists()):
+        return None
+    if os.statvfs(path).f_flag & os.ST_RDONLY:
+        return "a read-only file system"
+    return "no permission to write its files"
+
+
+def wal(database: Path) -> Path:
+    return database.with_name(f"{database.name}-wal")
+
+
+class Database(sqlite3.Connection):
+    """The index database, knowing whether it was opened ``immutable`` (see
+    ``qa.store.local.store``)."""
+
+    immutable = False
+
+
+def connect(path: Path, *, create: bool = False, read_only: bool = False) -> Database:
+    """Open the database in WAL mode (readers never block the writer, nor it them); a corrupt
+    file is a StoreError. Only a new index gets the schema: that is a write, which would wait
+    for a writer's open transaction. ``read_only``: with SQLite's ``mode=ro``, or ``immutable``
+    when that cannot make the ``-wal`` file it needs and no writer has made one (see
+    ``qa.store.local.store``)."""
+    try:
+        try:
+            return _open_database(path, "mode=ro" if read_only else "", create)
+        except sqlite3.OperationalError as error:  # it could not make the -wal file
+            if not (read_only and not wal(path).exists()
+                    and error.sqlite_errorname.startswith(("SQLITE_CANTOPEN", "SQLITE_READONLY"))):
+                raise
+            return _open_database(path, "immutable=1", create)
+    except sqlite3.DatabaseError as error:
+        if error.sqlite_errorname.startswith(("SQLITE_FULL", "SQLITE_READONLY")):
+            raise refusal(path.parent, error) from error
+        problem = "cannot be opened" if error.sqlite_errorname.startswith(_REFUSED) else \
+            "is corrupt"
+        raise StoreError(f"The index database {path} {problem} ({error}).") from error
+
+
+def _open_database(path: Path, mode: str, create: bool) -> Database:
+    """The database at ``path`` opened with the URI parameter ``mode`` ("" to read and write),
+    its generation read (which is when SQLite finds that it cannot open or read it)."""
+    uri = path.absolute().as_uri() + (f"?{mode}" if mode else "")
+    # check_same_thread: app worker threads use it, serialised by the facade's lock
+    db = sqlite3.connect(uri, uri=True, timeout=SQLITE_BUSY_SECONDS, check_same_thread=False,
+                         factory=Database)
+    db.immutable = mode == "immutable=1"
+    try:
+        if not mode:
+            db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA foreign_keys = ON")
+        if create:
+            db.executescript(_SCHEMA)
+        committed_generation(db)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def committed_generation(db: sqlite3.Connection) -> int:
+    return db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0]
+
+
+def upgrade_schema(db: sqlite3.Connection) -> None:
+    """Give an index made by an older newsqa what this one stores, in the writer's own
+    transaction: opening to read writes nothing, so readers cope with the old schema."""
+    for statement in (*FEED_TABLES, *vectors.SCHEMA):
+        db.execute(statement)
+    if not has_date_sources(db):
+        db.execute("ALTER TABLE documents "
+                   "ADD COLUMN date_source TEXT NOT NULL DEFAULT ''")
+    if not keywords.exists(db):
+        keywords.create(db)
+
+
+def has_date_sources(db: sqlite3.Connection) -> bool:
+    columns = db.execute("PRAGMA table_info(documents)")
+    return any(row[1] == "date_source" for row in columns)
+
+
+def date_source_sql(db: sqlite3.Connection, prefix: str = "") -> str:
+    """The ``date_source`` column in a query, or "" on an index made before it existed."""
+    return f"{prefix}date_source" if has_date_sources(db) else "''"
+
+
+def has_feed_tables(db: sqlite3.Connection) -> bool:
+    return db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' "
+                      "AND name = 'feed_items'").fetchone() is not None
+
+
+class DatabaseVectors:
+    """The float vectors in the chunks table: what ``qa.store.local.vectors`` rebuilds an index from
+    (a rebuild only; searches read the vector files)."""
+
+    def __init__(self, db: Callable[[], sqlite3.Connection]) -> None:
+        self._db = db  # the store's connection, which a read-only reader may open anew
+
+    def count(self) -> int:
+        return self._db().execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+
+    def batches(self, size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        rows = self._db().execute("SELECT id, vector FROM chunks ORDER BY id")
+        while batch := rows.fetchmany(size):
+            ids = np.array([row[0] for row in batch], dtype=np.int64)
+            yield ids, np.frombuffer(b"".join(row[1] for row in batch),
+                                     dtype=np.float32).reshape(len(batch), -1)
