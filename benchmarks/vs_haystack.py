@@ -96,7 +96,7 @@ from qa.evaluate import Question, load_questions  # noqa: E402
 from qa.ingest import load, make_document  # noqa: E402
 from qa.metrics import exact_match, f1  # noqa: E402
 from qa.pipeline import NewsQA  # noqa: E402
-from qa.read import Reader  # noqa: E402
+from qa.reader.model import Reader  # noqa: E402
 from qa.resources import DEFAULT_READER, SEEDS  # noqa: E402
 from qa.types import Document, IndexConfig  # noqa: E402
 
@@ -106,7 +106,7 @@ DEFAULT_CORPUS = DATA / "corpora" / "bbc_news_2225.jsonl.gz"
 DEFAULT_QUESTIONS = DATA / "qa" / "dev" / "squad_v1.1_dev_public.jsonl"
 CACHE = ROOT / "runs" / "vs_haystack" / "chunk_vectors.npz"
 WARM_UP_QUESTIONS = 3  # from the end of the file, never among the timed ones
-READER_WINDOW, READER_STRIDE = 256, 96  # qa.read.Reader's defaults, given to Haystack's reader
+READER_WINDOW, READER_STRIDE = 256, 96  # qa.reader.model.Reader's defaults, for Haystack's reader
 # NewsQA's settings per variant: ONNX Runtime (int8 embedder and reader), torch (int8 reader on
 # the CPU), and torch with the reader in fp32 as Haystack runs it, which tells the int8 speed-up
 # apart from the rest. ``IndexConfig().backend`` is the shipped default.

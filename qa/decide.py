@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Mapping, Protocol, Sequence
 
 from qa.errors import NewsQAError
-from qa.read import CALIBRATION_FILE, Reader
+from qa.reader.model import CALIBRATION_FILE, Reader
 from qa.text import tokenize
 from qa.types import Answer, Document, Hit
 

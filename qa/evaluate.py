@@ -27,13 +27,12 @@ from tqdm.auto import tqdm
 
 import qa
 from qa.decide import ReaderScore
-from qa.embed import BACKENDS as EMBEDDER_BACKENDS
-from qa.embed import Embedder
+from qa.embed import BACKENDS as EMBEDDER_BACKENDS, Embedder
 from qa.errors import NewsQAError, QuestionError
 from qa.ingest import make_document
 from qa.pipeline import NewsQA, validate_question
-from qa.read import Reader
-from qa.reader_backends import BACKENDS
+from qa.reader.backends import BACKENDS
+from qa.reader.model import Reader
 from qa.report import QuestionResult, build_report, write_report
 from qa.types import Answer, Document, IndexConfig
 

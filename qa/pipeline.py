@@ -25,7 +25,7 @@ from qa.embed import Embedder
 from qa.errors import IngestError, NewsQAError, QuestionError, StoreError, clip
 from qa.feeds import parse_interval, poll
 from qa.ingest import Fetcher, check_document, load, load_uploads, load_urls
-from qa.read import Reader
+from qa.reader.model import Reader
 from qa.recency import asks_for_current, parse_day, today
 from qa.retrieve import CONTEXT_TURNS, ReciprocalRankFusion, Retriever, contextualize
 from qa.store import open_store

@@ -113,7 +113,7 @@ def embedder():
 @pytest.fixture(scope="session")
 def shipped_reader():
     """The real shipped reader under models/reader, loaded once."""
-    from qa.read import Reader
+    from qa.reader.model import Reader
 
     reader = Reader()
     reader.warm_up()

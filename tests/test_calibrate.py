@@ -9,7 +9,7 @@ import pytest
 
 from qa.calibrate import fit_decision, fit_logistic, in_fit_half, main
 from qa.decide import LogisticDecision, load_decision
-from qa.read import Reader
+from qa.reader.model import Reader
 from qa.report import QuestionResult, build_report, write_report
 from qa.types import IndexConfig
 

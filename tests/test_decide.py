@@ -8,7 +8,7 @@ import pytest
 
 from qa.decide import LogisticDecision, ReaderScore, evidence, load_decision
 from qa.errors import NewsQAError
-from qa.read import Reader
+from qa.reader.model import Reader
 from qa.types import Answer, Chunk, Citation, Document, Hit
 
 A = Document("a", "Kyiv said 640 prisoners of war came home. The list was handed over in Istanbul.")

@@ -18,8 +18,8 @@ from qa.errors import NewsQAError
 from qa.ingest import make_document
 from qa.metrics import exact_match
 from qa.pipeline import NewsQA
-from qa.read import DEFAULT_READER
 from qa.report import PLOTS
+from qa.resources import DEFAULT_READER
 
 ROOT = Path(__file__).resolve().parents[1]
 PREDICTION_KEYS = {"id", "prediction", "score", "doc_id", "start", "end", "retrieved"}

@@ -14,9 +14,9 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from qa.read import Reader
-from qa.train import (DEFAULT_MIX, parse_device, parse_fraction, parse_mix, parse_positive,
-                      project, sample_examples)
+from qa.reader.model import Reader
+from qa.train import (DEFAULT_MIX, parse_device, parse_fraction, parse_mix, parse_positive, project,
+                      sample_examples)
 from qa.types import Chunk
 
 pytestmark = pytest.mark.slow

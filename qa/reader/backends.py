@@ -1,7 +1,7 @@
 """Model backends of the reader: token windows in, start/end logits out.
 
-The reader (qa/read.py) windows text and decodes spans without knowing what runs the model, so a
-backend only turns a batch of windows into logits. ``torch`` runs the shipped weights (fp32, or
+The reader (qa/reader/model.py) windows text and decodes spans without knowing what runs the model,
+so a backend only turns a batch of windows into logits. ``torch`` runs the shipped weights (fp32, or
 int8 Linear layers on the CPU); ``onnx`` runs them in ONNX Runtime from an export made on first
 use and cached (``<cache>/reader-onnx/<weights sha256>/<precision>-v2.onnx``, where ``<cache>`` is
 ``$XDG_CACHE_HOME/newsqa`` or ``~/.cache/newsqa``). Answering through ONNX Runtime needs no torch,

@@ -13,11 +13,11 @@ import pytest
 
 from qa.chunk import Chunker
 from qa.errors import NewsQAError
-from qa.read import Reader, Windower
-from qa.reader_backends import OnnxBackend, make_backend, onnx_session
+from qa.reader.backends import OnnxBackend, make_backend, onnx_session
+from qa.reader.model import Reader, Windower
 from qa.types import Chunk, Document
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SEED_ARTICLE = ROOT / "seeds" / "000_2ffe86633dc2dc73.txt"
 SEED_QUESTIONS = ROOT / "tests" / "data" / "seed_questions.jsonl"
 QUESTION = "Who bought the café, and for how much?"
@@ -112,7 +112,7 @@ def test_onnx_reader_answers_without_torch(tiny_model, tiny_onnx, onnx_cache):
     code = (
         "import sys, json\n"
         "from pathlib import Path\n"
-        "from qa.read import Reader\n"
+        "from qa.reader.model import Reader\n"
         "from qa.types import Chunk\n"
         f"r = Reader(Path({str(tiny_model)!r}), max_length=64, stride=16, backend='onnx',"
         f" cache_dir=Path({str(onnx_cache)!r}))\n"

@@ -2,7 +2,7 @@
 
 Three parts, so that what runs the model can change without touching the rest: ``Windower`` cuts
 (question, chunk) pairs into overlapping token windows with character offsets (the model's fast
-tokenizer, through ``tokenizers``); a backend from ``qa.reader_backends`` (torch, or ONNX
+tokenizer, through ``tokenizers``); a backend from ``qa.reader.backends`` (torch, or ONNX
 Runtime) turns windows into start/end logits; ``decode_spans`` turns one window's logits into
 scored spans, which ``Reader`` locates in the document and merges across windows and chunks.
 """
@@ -19,7 +19,7 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from qa.errors import NewsQAError, QuestionError
-from qa.reader_backends import RunsOnBackend, make_backend, weights_digest
+from qa.reader.backends import RunsOnBackend, make_backend, weights_digest
 from qa.resources import DEFAULT_READER
 from qa.types import Chunk, Span
 
@@ -46,7 +46,7 @@ class Reader(RunsOnBackend):
 
     ``backend`` picks what runs the model: "torch" (int8 Linear layers on the CPU by default,
     fp32 with ``quantize=False`` or on a GPU) or "onnx" (ONNX Runtime on the CPU, int8 by
-    default, exported once into ``cache_dir``; see ``qa.reader_backends``).
+    default, exported once into ``cache_dir``; see ``qa.reader.backends``).
     """
 
     def __init__(self, model: str | Path | None = None, *, max_length: int = 256,

@@ -20,14 +20,15 @@ import pytest
 import torch
 from transformers import AutoTokenizer, BertForQuestionAnswering
 
-import qa.read
+import qa.reader.model
 from qa.chunk import Chunker
 from qa.errors import NewsQAError, QuestionError
-from qa.read import DEFAULT_READER, Reader, Windower, best_spans, decode_spans, trim
-from qa.reader_backends import make_backend
+from qa.reader.backends import make_backend
+from qa.reader.model import Reader, Windower, best_spans, decode_spans, trim
+from qa.resources import DEFAULT_READER
 from qa.types import Chunk, Document, Span
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SEED_ARTICLE = ROOT / "seeds" / "000_2ffe86633dc2dc73.txt"
 SEED_QUESTIONS = ROOT / "tests" / "data" / "seed_questions.jsonl"
 
@@ -240,7 +241,7 @@ def test_bad_model_path_raises(tmp_path):
 
 
 def test_missing_default_model_says_how_to_train(tmp_path, monkeypatch):
-    monkeypatch.setattr(qa.read, "DEFAULT_READER", tmp_path / "reader")
+    monkeypatch.setattr(qa.reader.model, "DEFAULT_READER", tmp_path / "reader")
     with pytest.raises(NewsQAError, match="newsqa train-reader"):
         Reader().warm_up()
 
