@@ -6,7 +6,7 @@ backend.
 Several backends are measured in one run on one index, taking turns question by question, so
 that load from other processes on the machine falls on all of them alike. Each backend runs at
 its default precision (int8 on the CPU). "load s" is the reader's warm-up; the onnx backend's
-first one ever also exports and quantises the weights (then cached, see qa/reader/backends.py).
+first one ever also exports and quantises the weights (then cached, see qa/runtime/onnx.py).
 """
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 
 from qa.pipeline import NewsQA
-from qa.reader.backends import BACKENDS
 from qa.reader.model import Reader
+from qa.runtime import BACKENDS
 
 ROOT = Path(__file__).resolve().parents[1]
 QUESTIONS = ROOT / "tests" / "data" / "seed_questions.jsonl"

@@ -28,10 +28,10 @@ import numpy as np
 from qa.decide import LogisticDecision
 from qa.errors import NewsQAError
 from qa.metrics import best_threshold, exact_match, f1
-from qa.reader.backends import BACKENDS
 from qa.reader.model import CALIBRATION_FILE, Reader
 from qa.report import QuestionResult, build_report, read_results
 from qa.resources import DEFAULT_READER
+from qa.runtime import BACKENDS
 from qa.types import IndexConfig
 
 FEATURES = ("reader", "margin", "support", "answer_words", "dense_top", "dense_answer",

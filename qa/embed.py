@@ -6,7 +6,7 @@ newsqa works offline; any other sentence-transformers model id or local path can
 Two backends compute the same vectors. ``torch`` runs the model with sentence-transformers.
 ``onnx`` runs its transformer in ONNX Runtime, from an export made on first use and cached like
 the reader's (``<cache>/embedder-onnx/<weights sha256>/<precision>-v2.onnx``, see
-``qa.reader.backends``), tokenises with ``tokenizers`` and mean-pools in numpy: no torch, so a
+``qa.runtime.onnx``), tokenises with ``tokenizers`` and mean-pools in numpy: no torch, so a
 cold start is short. Its fp32 vectors equal sentence-transformers' to about 1e-6; its int8 ones
 (the default) are about 2.5x faster to compute and find the same chunks. An index records the
 model's name, not the backend's, so either backend reads an index that the other built.
@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Protocol, Sequence
 import numpy as np
 
 from qa.errors import NewsQAError
-from qa.reader.backends import RunsOnBackend, no_loading_bar
+from qa.runtime import BACKENDS, RunsOnBackend
+from qa.runtime.weights import no_loading_bar
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
     from tokenizers import Encoding, Tokenizer
 
 DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
-BACKENDS = ("torch", "onnx")
 # sentence-transformers modules that the onnx backend reproduces (the model's modules.json).
 ONNX_MODULES = ("Transformer", "Pooling", "Normalize")
 ONNX_OUTPUT = "last_hidden_state"
@@ -191,7 +191,7 @@ class OnnxEmbedding:
     name = "onnx"
 
     def __init__(self, quantize: bool, cache_dir: Path | None) -> None:
-        from qa.reader.backends import default_cache_dir
+        from qa.runtime.onnx import default_cache_dir
 
         self.precision = "int8" if quantize else "fp32"
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
@@ -204,7 +204,7 @@ class OnnxEmbedding:
     def load(self, source: Path | str, local_only: bool) -> int:
         from tokenizers import Tokenizer
 
-        from qa.reader.backends import export_path, onnx_session
+        from qa.runtime.onnx import export_path, onnx_session
 
         model_dir = Path(source)
         if not model_dir.is_dir():
@@ -296,7 +296,8 @@ def export_transformer(model_dir: Path, out: Path, *, quantize: bool) -> None:
     import torch
     from transformers import AutoModel
 
-    from qa.reader.backends import export_onnx, fusion, model_inputs
+    from qa.runtime.onnx import export_onnx, fusion
+    from qa.runtime.weights import model_inputs
 
     class LastHiddenState(torch.nn.Module):
         """The model called with its inputs by name (the tracer passes them by position, which

@@ -27,13 +27,13 @@ from tqdm.auto import tqdm
 
 import qa
 from qa.decide import ReaderScore
-from qa.embed import BACKENDS as EMBEDDER_BACKENDS, Embedder
+from qa.embed import Embedder
 from qa.errors import NewsQAError, QuestionError
 from qa.ingest import make_document
 from qa.pipeline import NewsQA, validate_question
-from qa.reader.backends import BACKENDS
 from qa.reader.model import Reader
 from qa.report import QuestionResult, build_report, write_report
+from qa.runtime import BACKENDS
 from qa.types import Answer, Document, IndexConfig
 
 DEFAULT_BACKEND = IndexConfig().backend  # measure what NewsQA runs by default
@@ -359,7 +359,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "use and cached)")
     p.add_argument("--reader-device", default="cpu",
                    help="where a torch reader runs: cpu, or cuda for a large model on a GPU")
-    p.add_argument("--embedder-backend", choices=EMBEDDER_BACKENDS, default=DEFAULT_BACKEND,
+    p.add_argument("--embedder-backend", choices=BACKENDS, default=DEFAULT_BACKEND,
                    help="what runs the embedder (e2e): torch, or ONNX Runtime (int8, exported on "
                         "first use and cached)")
     p.add_argument("--threshold", type=float,

@@ -24,7 +24,7 @@ import torch
 from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
 from qa.errors import NewsQAError
-from qa.reader.backends import load_torch_model
+from qa.runtime.weights import load_torch_model
 from qa.store.local import keywords
 
 log = logging.getLogger("qa.train")

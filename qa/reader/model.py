@@ -19,8 +19,10 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from qa.errors import NewsQAError, QuestionError
-from qa.reader.backends import RunsOnBackend, make_backend, weights_digest
+from qa.reader.backends import make_backend
 from qa.resources import DEFAULT_READER
+from qa.runtime import RunsOnBackend
+from qa.runtime.weights import weights_digest
 from qa.types import Chunk, Span
 
 CALIBRATION_FILE = "newsqa_reader.json"

@@ -13,8 +13,9 @@ import pytest
 
 from qa.chunk import Chunker
 from qa.errors import NewsQAError
-from qa.reader.backends import OnnxBackend, make_backend, onnx_session
+from qa.reader.backends import OnnxBackend, make_backend
 from qa.reader.model import Reader, Windower
+from qa.runtime.onnx import onnx_session
 from qa.types import Chunk, Document
 
 ROOT = Path(__file__).resolve().parents[2]
