@@ -1,10 +1,11 @@
 """Extractive reader: find answer spans in retrieved chunks, located by document offsets.
 
-Three parts, so that what runs the model can change without touching the rest: ``Windower`` cuts
-(question, chunk) pairs into overlapping token windows with character offsets (the model's fast
-tokenizer, through ``tokenizers``); a backend from ``qa.reader.backends`` (torch, or ONNX
-Runtime) turns windows into start/end logits; ``decode_spans`` turns one window's logits into
-scored spans, which ``Reader`` locates in the document and merges across windows and chunks.
+Three parts, so that what runs the model can change without touching the rest: ``Windower``
+(``qa.reader.windows``) cuts (question, chunk) pairs into overlapping token windows with
+character offsets (the model's fast tokenizer, through ``tokenizers``); a backend from
+``qa.reader.backends`` (torch, or ONNX Runtime) turns windows into start/end logits;
+``decode_spans`` (``qa.reader.spans``) turns one window's logits into scored spans, which
+``Reader`` locates in the document and merges across windows and chunks.
 """
 from __future__ import annotations
 
@@ -16,10 +17,11 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from tokenizers import Tokenizer
 
 from qa.errors import NewsQAError, QuestionError
 from qa.reader.backends import make_backend
+from qa.reader.spans import best_spans, decode_spans, trim
+from qa.reader.windows import Windower
 from qa.resources import DEFAULT_READER
 from qa.runtime import RunsOnBackend
 from qa.runtime.weights import weights_digest
@@ -27,20 +29,12 @@ from qa.types import Chunk, Span
 
 CALIBRATION_FILE = "newsqa_reader.json"
 CALIBRATION_HASH_CHARS = 16
-TOKENIZER_FILE = "tokenizer.json"
 # What a model named by a Hugging Face Hub id needs locally: configs, tokenizer and weights.
 HUB_FILES = ["*.json", "*.safetensors", "pytorch_model.bin"]
 
 # Candidates decoded per window for each span asked for: most of a window's best candidates are
 # variants of one span ("640", "640 POWs", "the 640 POWs") that collapse into one, so ask for more.
 CANDIDATES_PER_SPAN = 4
-# Two spans of one document are the same answer when their overlap covers at least this share of
-# the shorter one (containment or near-containment, e.g. "Obama" and "Barack Obama").
-OVERLAP_SAME_ANSWER = 0.5
-
-_EDGE_PUNCTUATION = ",;:!?\"'“”‘’«»"
-_OPENERS = {"(": ")", "[": "]", "{": "}"}
-_CLOSERS = {c: o for o, c in _OPENERS.items()}
 
 
 class Reader(RunsOnBackend):
@@ -274,164 +268,3 @@ class _Request:
             raise self.error
         assert self.spans is not None
         return self.spans
-
-
-@dataclass(frozen=True)
-class Windows:
-    """Token windows of (question, text) pairs, padded to one length, as a model reads them."""
-
-    inputs: dict[str, np.ndarray]  # input_ids, attention_mask, token_type_ids: int64 [w, tokens]
-    pairs: list[int]  # the (question, text) pair that each window reads
-    offsets: list[list[tuple[int, int]]]  # each token's character span in its pair's text
-    context: np.ndarray  # bool [w, tokens]: the token is part of the text (not question/special)
-
-
-class Windower:
-    """Cuts (question, text) pairs into overlapping windows of the model's tokens.
-
-    The model's fast tokenizer (``tokenizer.json``) runs through the ``tokenizers`` library:
-    the same windows as transformers' tokenizer with ``truncation="only_second"``, a stride,
-    overflowing windows and padding to the longest (a test compares them), without importing
-    transformers or torch.
-    """
-
-    def __init__(self, model_dir: Path, max_length: int, stride: int) -> None:
-        path = model_dir / TOKENIZER_FILE
-        if not path.is_file():
-            raise FileNotFoundError(f"it has no {TOKENIZER_FILE} (a fast tokenizer), which "
-                                    "character offsets need")
-        config_path = model_dir / "tokenizer_config.json"
-        config = (json.loads(config_path.read_text(encoding="utf-8"))
-                  if config_path.is_file() else {})
-        limit = config.get("model_max_length")
-        if limit is not None and max_length > limit:
-            raise NewsQAError(f"The reader max_length {max_length} exceeds the model's limit of "
-                              f"{limit} tokens.")
-        self._plain = _load_tokenizer(path)
-        self._plain.no_truncation()
-        self._plain.no_padding()
-        pad = config.get("pad_token")
-        pad = pad.get("content") if isinstance(pad, dict) else pad
-        pad_id = self._plain.token_to_id(pad) if isinstance(pad, str) else None
-        if pad_id is None:
-            raise ValueError(f"its tokenizer has no padding token ({config_path.name})")
-        self._pairs = _load_tokenizer(path)
-        self._pairs.enable_truncation(max_length, stride=stride, strategy="only_second")
-        self._pairs.enable_padding(pad_id=pad_id, pad_token=pad,
-                                   pad_type_id=config.get("pad_token_type_id", 0))
-        self.question_room = (max_length - stride - 1
-                              - self._plain.num_special_tokens_to_add(True))
-
-    def question_tokens(self, question: str) -> int:
-        """How many tokens ``question`` takes in a window."""
-        return len(self._plain.encode(question, add_special_tokens=False).ids)
-
-    def windows(self, questions: Sequence[str], texts: Sequence[str]) -> Windows:
-        """Every window of each (question, text) pair; a long text gives several, overlapping
-        by ``stride`` tokens."""
-        encodings = self._pairs.encode_batch(list(zip(questions, texts)))
-        flat = [(pair, window) for pair, enc in enumerate(encodings)
-                for window in (enc, *enc.overflowing)]
-        inputs = {name: np.array([getattr(w, field) for _, w in flat], dtype=np.int64)
-                  for name, field in (("input_ids", "ids"), ("attention_mask", "attention_mask"),
-                                      ("token_type_ids", "type_ids"))}
-        return Windows(inputs=inputs, pairs=[pair for pair, _ in flat],
-                       offsets=[w.offsets for _, w in flat],
-                       context=np.array([[s == 1 for s in w.sequence_ids] for _, w in flat]))
-
-
-def _load_tokenizer(path: Path) -> Tokenizer:
-    try:
-        return Tokenizer.from_file(str(path))
-    except Exception as exc:  # tokenizers raises a bare Exception for an unreadable file
-        raise ValueError(f"its {path.name} cannot be read ({exc})") from exc
-
-
-def decode_spans(start_logits: np.ndarray, end_logits: np.ndarray, context: np.ndarray,
-                 top_k: int, max_answer_tokens: int) -> list[tuple[int, int, float]]:
-    """The ``top_k`` most probable spans of one window as (first token, last token,
-    probability), best first.
-
-    Start and end probabilities are softmaxes over the context tokens plus CLS (position 0, the
-    null answer), so a window that holds no answer gives its spans low probabilities. A span's
-    probability is p(start) * p(end); it may not end before it starts nor be longer than
-    ``max_answer_tokens``. CLS itself is never a span; spans of probability 0 are dropped.
-    """
-    allowed = context.copy()
-    allowed[0] = True
-    p_start, p_end = _softmax(start_logits, allowed), _softmax(end_logits, allowed)
-    tokens = np.flatnonzero(context)
-    scores = np.outer(p_start[tokens], p_end[tokens])
-    length = tokens[None, :] - tokens[:, None]
-    scores[(length < 0) | (length >= max_answer_tokens)] = 0.0
-    flat = scores.ravel()
-    k = min(top_k, flat.size)
-    if k == 0:
-        return []
-    best = np.argpartition(-flat, k - 1)[:k]
-    best = best[np.argsort(-flat[best], kind="stable")]
-    best = best[flat[best] > 0]
-    firsts, lasts = np.unravel_index(best, scores.shape)
-    return [(int(tokens[f]), int(tokens[e]), float(flat[i]))
-            for f, e, i in zip(firsts, lasts, best)]
-
-
-def _softmax(logits: np.ndarray, allowed: np.ndarray) -> np.ndarray:
-    """Softmax over the ``allowed`` positions; the others get probability 0."""
-    x = np.where(allowed, logits, -np.inf)
-    x = np.exp(x - x.max())
-    return x / x.sum()
-
-
-def trim(text: str, start: int, end: int) -> tuple[int, int]:
-    """Move ``start``/``end`` inwards past edge whitespace and punctuation that is no part of the
-    answer, so the span stays a slice of ``text`` (never re-found by searching strings)."""
-    while start < end and _strip_first(text[start:end]):
-        start += 1
-    while start < end and _strip_last(text[start:end]):
-        end -= 1
-    return start, end
-
-
-def _strip_first(span: str) -> bool:
-    """Whether the first character is not part of the answer; "(AP)" keeps its bracket."""
-    ch = span[0]
-    if ch in _OPENERS:
-        return _OPENERS[ch] not in span
-    return ch.isspace() or ch in _EDGE_PUNCTUATION or ch == "." or ch in _CLOSERS
-
-
-def _strip_last(span: str) -> bool:
-    """Whether the last character is not part of the answer; "U.S." keeps its final period."""
-    ch = span[-1]
-    if ch in _CLOSERS:
-        return _CLOSERS[ch] not in span
-    if ch == ".":
-        return "." not in span[:-1]
-    return ch.isspace() or ch in _EDGE_PUNCTUATION or ch in _OPENERS
-
-
-def best_spans(spans: Sequence[Span], top_n: int) -> list[Span]:
-    """The ``top_n`` best distinct spans: one per location, and one per heavily overlapping group.
-
-    The same span read in two overlapping chunks or windows keeps its best score.
-    """
-    by_location: dict[tuple[str, int, int], Span] = {}
-    for span in spans:
-        key = (span.doc_id, span.start, span.end)
-        if key not in by_location or span.score > by_location[key].score:
-            by_location[key] = span
-    kept: list[Span] = []
-    for span in sorted(by_location.values(), key=lambda s: -s.score):
-        if not any(k.doc_id == span.doc_id and _overlap(k, span) >= OVERLAP_SAME_ANSWER
-                   for k in kept):
-            kept.append(span)
-            if len(kept) == top_n:
-                break
-    return kept
-
-
-def _overlap(a: Span, b: Span) -> float:
-    """Shared characters as a share of the shorter span."""
-    shared = min(a.end, b.end) - max(a.start, b.start)
-    return max(shared, 0) / min(a.end - a.start, b.end - b.start)

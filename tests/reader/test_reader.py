@@ -24,7 +24,9 @@ import qa.reader.model
 from qa.chunk import Chunker
 from qa.errors import NewsQAError, QuestionError
 from qa.reader.backends import make_backend
-from qa.reader.model import Reader, Windower, best_spans, decode_spans, trim
+from qa.reader.model import Reader
+from qa.reader.spans import best_spans, decode_spans, trim
+from qa.reader.windows import Windower
 from qa.resources import DEFAULT_READER
 from qa.types import Chunk, Document, Span
 

@@ -14,7 +14,8 @@ import pytest
 from qa.chunk import Chunker
 from qa.errors import NewsQAError
 from qa.reader.backends import OnnxBackend, make_backend
-from qa.reader.model import Reader, Windower
+from qa.reader.model import Reader
+from qa.reader.windows import Windower
 from qa.runtime.onnx import onnx_session
 from qa.types import Chunk, Document
 
