@@ -23,7 +23,7 @@ import numpy as np
 
 from qa.chunk import Chunker
 from qa.embed import Embedder
-from qa.ingest import load
+from qa.ingest.files import load
 from qa.pipeline import NewsQA
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -77,7 +77,7 @@ from rank_bm25 import BM25Okapi
 
 from qa.chunk import Chunker
 from qa.embed import Embedder
-from qa.ingest import load
+from qa.ingest.files import load
 from qa.retrieve import Retriever
 from qa.store.local import keywords
 from qa.store.local.database import DATABASE

@@ -23,8 +23,8 @@ from qa.chunk import Chunker
 from qa.decide import Decision, ReaderScore, load_decision
 from qa.embed import Embedder
 from qa.errors import IngestError, NewsQAError, QuestionError, StoreError, clip
-from qa.feeds import parse_interval, poll
-from qa.ingest import Fetcher, check_document, load, load_uploads, load_urls
+from qa.ingest.feeds import parse_interval, poll
+from qa.ingest.files import Fetcher, check_document, load, load_uploads, load_urls
 from qa.reader.model import Reader
 from qa.recency import asks_for_current, parse_day, today
 from qa.retrieve import CONTEXT_TURNS, ReciprocalRankFusion, Retriever, contextualize
@@ -169,7 +169,7 @@ def validate_history(history: Sequence[tuple[str, str]]) -> tuple[tuple[str, str
 
 
 def validate_documents(documents: Iterable[Document]) -> list[Document]:
-    """Every document checked as a file's are (``qa.ingest.check_document``), its date read as
+    """Every document checked as a file's are (``qa.ingest.files.check_document``), its date read as
     ISO 8601. One that cannot be indexed refuses them all, before anything is written, with one
     line naming it by its title or its place in the list."""
     if isinstance(documents, (str, bytes)) or not isinstance(documents, Iterable):
@@ -185,7 +185,7 @@ def validate_documents(documents: Iterable[Document]) -> list[Document]:
         except IngestError as err:
             raise IngestError(f"{named} cannot be indexed: {err}") from None
         if not doc.id.strip():
-            raise IngestError(f"{named} has an empty id (qa.ingest.document_id makes one "
+            raise IngestError(f"{named} has an empty id (qa.ingest.files.document_id makes one "
                               "from its text).")
     return checked
 
@@ -352,7 +352,7 @@ class NewsQA:
         return fresh
 
     def add_paths(self, targets: Sequence[str | Path], *, progress: bool = False) -> AddReport:
-        """Load files, folders, feeds or URLs (see ``qa.ingest.load``) and index them.
+        """Load files, folders, feeds or URLs (see ``qa.ingest.files.load``) and index them.
 
         A target (or a file in a folder) that cannot be loaded is listed in ``errors`` with one
         line, and the others are still indexed.
@@ -417,10 +417,10 @@ class NewsQA:
             return self.store.feeds()
 
     def refresh_feeds(self) -> list[FeedReport]:
-        """Poll every subscribed feed once and index its new items (see ``qa.feeds``).
+        """Poll every subscribed feed once and index its new items (see ``qa.ingest.feeds``).
 
         A feed that fails is reported, with its error kept as the feed's ``last_error``, and the
-        others go on; a slow one holds them up for ``qa.feeds.POLL_SECONDS`` at most. The
+        others go on; a slow one holds them up for ``qa.ingest.feeds.POLL_SECONDS`` at most. The
         documents are added before the feed's state is recorded: a crash in between fetches the
         items again next time, and the index keeps them once.
         """

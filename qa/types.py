@@ -16,7 +16,8 @@ from qa.errors import NewsQAError, clip
 
 @dataclass(frozen=True)
 class Document:
-    """One news article. ``id`` is a stable hash of the text (see ``qa.ingest.document_id``)."""
+    """One news article. ``id`` is a stable hash of the text (see
+    ``qa.ingest.files.document_id``)."""
 
     id: str
     text: str

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from qa.ingest import load, make_document
+from qa.ingest.files import load, make_document
 from qa.pipeline import NewsQA
 
 ROOT = Path(__file__).resolve().parents[1]

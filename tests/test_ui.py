@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from conftest import LoopbackServer, QuietHandler, serving
 from qa import ui
 from qa.errors import NewsQAError, StoreError
-from qa.ingest import load
+from qa.ingest.files import load
 from qa.pipeline import AddReport, NewsQA
 from qa.types import Answer, Citation
 

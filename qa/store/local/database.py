@@ -24,7 +24,7 @@ SQLITE_BUSY_SECONDS = 30  # a reader waits this long for a checkpoint; writers n
 _REFUSED = ("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM")
 _FULL = (errno.ENOSPC, errno.EDQUOT)
 
-# Feed subscriptions and what each poll learnt (``qa.feeds``); ``feed_items`` holds the guids
+# Feed subscriptions and what each poll learnt (``qa.ingest.feeds``); ``feed_items`` holds the guids
 # and links of the items already indexed, so that a feed's old items are not fetched again.
 # Indexes made before feeds existed get these tables from their next writer (``upgrade_schema``).
 FEED_TABLES = (

@@ -22,12 +22,13 @@ from pathlib import Path
 import pytest
 
 from conftest import LoopbackServer, QuietHandler, serving
-from qa import ingest
 from qa.errors import IngestError
-from qa.ingest import Fetcher, document_id, load, load_url, load_uploads, load_urls, make_document
+from qa.ingest import files as ingest
+from qa.ingest.files import (Fetcher, document_id, load, load_uploads, load_url, load_urls,
+                             make_document)
 from qa.types import Document
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 GOOD = REPO / "tests" / "data" / "good"
 BAD = REPO / "tests" / "data" / "bad"
 SEED = REPO / "seeds" / "000_2ffe86633dc2dc73.txt"

@@ -24,8 +24,8 @@ from typing import Collection
 import feedparser
 
 from qa.errors import IngestError, NewsQAError, clip
-from qa.ingest import (Fetcher, entry_date, entry_fields, feed_headers, load_article, parse_feed,
-                       records_to_documents)
+from qa.ingest.files import (Fetcher, entry_date, entry_fields, feed_headers, load_article,
+                             parse_feed, records_to_documents)
 from qa.store.base import Feed
 from qa.types import Document
 

@@ -15,11 +15,11 @@ from typing import Iterator
 import pytest
 
 from conftest import LoopbackServer, QuietHandler, serving
-from qa import feeds
 from qa.cli import main
 from qa.errors import NewsQAError
-from qa.feeds import MIN_INTERVAL_SECONDS, parse_interval
-from qa.ingest import Fetcher
+from qa.ingest import feeds
+from qa.ingest.feeds import MIN_INTERVAL_SECONDS, parse_interval
+from qa.ingest.files import Fetcher
 from qa.pipeline import NewsQA
 
 FEED_TITLE = "Harbour Town News"

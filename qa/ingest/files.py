@@ -107,7 +107,7 @@ def check_document(doc: Document) -> Document:
         raise IngestError("The document text is empty.")
     if len(doc.text) > MAX_DOCUMENT_CHARS:
         raise IngestError(f"The document is {len(doc.text):,} characters long; the limit is "
-                          f"{MAX_DOCUMENT_CHARS:,} (qa.ingest.MAX_DOCUMENT_CHARS).")
+                          f"{MAX_DOCUMENT_CHARS:,} (qa.ingest.files.MAX_DOCUMENT_CHARS).")
     published = _iso_date(doc.published)
     return dataclasses.replace(doc, published=published,
                                date_source=doc.date_source if published else "")
@@ -784,7 +784,7 @@ class Fetcher:
         ``If-None-Match`` or ``If-Modified-Since``): the resource has not changed since.
 
         ``deadline``, a ``monotonic()`` time, ends the fetch sooner than ``timeout`` would: a
-        feed poll shares its own with every page it fetches (``qa.feeds.poll``)."""
+        feed poll shares its own with every page it fetches (``qa.ingest.feeds.poll``)."""
         end = monotonic() + self.timeout
         limit = f"the limit of {self.timeout:g} s"
         if deadline is not None and deadline < end:

@@ -1,0 +1,1 @@
+"""Ingest: files, folders, feeds and URLs become ``Document``s (see ``qa.types``)."""
