@@ -27,7 +27,7 @@ from collections import Counter
 from pathlib import Path
 
 from qa.answer import CLOSE_SHARE
-from qa.ingest.files import make_document
+from qa.ingest.documents import make_document
 from qa.pipeline import NewsQA
 from qa.recency import HALF_LIFE_DAYS, RECENCY_WEIGHT
 from qa.types import Answer

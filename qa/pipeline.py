@@ -23,8 +23,10 @@ from qa.chunk import Chunker
 from qa.decide import Decision, ReaderScore, load_decision
 from qa.embed import Embedder
 from qa.errors import IngestError, NewsQAError, QuestionError, StoreError, clip
+from qa.ingest.documents import check_document
 from qa.ingest.feeds import parse_interval, poll
-from qa.ingest.files import Fetcher, check_document, load, load_uploads, load_urls
+from qa.ingest.fetch import Fetcher
+from qa.ingest.files import load, load_uploads, load_urls
 from qa.reader.model import Reader
 from qa.recency import asks_for_current, parse_day, today
 from qa.retrieve import CONTEXT_TURNS, ReciprocalRankFusion, Retriever, contextualize
@@ -169,9 +171,9 @@ def validate_history(history: Sequence[tuple[str, str]]) -> tuple[tuple[str, str
 
 
 def validate_documents(documents: Iterable[Document]) -> list[Document]:
-    """Every document checked as a file's are (``qa.ingest.files.check_document``), its date read as
-    ISO 8601. One that cannot be indexed refuses them all, before anything is written, with one
-    line naming it by its title or its place in the list."""
+    """Every document checked as a file's are (``qa.ingest.documents.check_document``), its date
+    read as ISO 8601. One that cannot be indexed refuses them all, before anything is written, with
+    one line naming it by its title or its place in the list."""
     if isinstance(documents, (str, bytes)) or not isinstance(documents, Iterable):
         raise IngestError(f"add() takes a list of documents, not {type(documents).__name__}.")
     checked = []
@@ -185,7 +187,7 @@ def validate_documents(documents: Iterable[Document]) -> list[Document]:
         except IngestError as err:
             raise IngestError(f"{named} cannot be indexed: {err}") from None
         if not doc.id.strip():
-            raise IngestError(f"{named} has an empty id (qa.ingest.files.document_id makes one "
+            raise IngestError(f"{named} has an empty id (qa.ingest.documents.document_id makes one "
                               "from its text).")
     return checked
 

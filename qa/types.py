@@ -17,7 +17,7 @@ from qa.errors import NewsQAError, clip
 @dataclass(frozen=True)
 class Document:
     """One news article. ``id`` is a stable hash of the text (see
-    ``qa.ingest.files.document_id``)."""
+    ``qa.ingest.documents.document_id``)."""
 
     id: str
     text: str

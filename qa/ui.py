@@ -19,7 +19,7 @@ from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from qa.errors import NewsQAError, clip
-from qa.ingest.files import Fetcher
+from qa.ingest.fetch import Fetcher
 from qa.pipeline import AddReport, FeedReport, NewsQA
 from qa.recency import date_phrase
 from qa.resources import SEEDS

@@ -1,4 +1,5 @@
-"""Shared fixtures: repository paths, the shared data folder, and the shipped models."""
+"""Shared fixtures: repository paths, the shared data folder, the shipped models, a loopback HTTP
+server and an HTML article page."""
 from __future__ import annotations
 
 import contextlib
@@ -16,6 +17,21 @@ SEEDS = ROOT / "seeds"
 SHARED = ROOT.parent / "shared"
 SHARED_DATA = SHARED / "data"
 SEED_ARTICLE = SEEDS / "000_2ffe86633dc2dc73.txt"
+
+
+# An article page for the ingest tests: its text mentions dates, so a date read from the text
+# instead of the metadata shows (tests/ingest/test_ingest.py, tests/ingest/test_fetch.py).
+ARTICLE_BODY = ("<h1>Harbour reopens</h1><p>The old harbour, closed in 2001 after a storm, "
+                "reopened to boats this week after a long restoration funded by the town council "
+                "and local fishermen.</p><p>Officials said the work cost more than expected but "
+                "finished on schedule on 4 May 2023, and the first ferry docked without trouble."
+                "</p>")
+
+
+def article(head: str = "") -> bytes:
+    """An HTML article that mentions dates in its text, with ``head`` as its only metadata."""
+    return (f"<html><head><title>Harbour reopens</title>{head}</head>"
+            f"<body><article>{ARTICLE_BODY}</article></body></html>").encode("utf-8")
 
 
 class LoopbackServer(http.server.ThreadingHTTPServer):

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from qa.ingest.files import load, make_document
+from qa.ingest.documents import make_document
+from qa.ingest.files import load
 from qa.pipeline import NewsQA
 
 ROOT = Path(__file__).resolve().parents[1]

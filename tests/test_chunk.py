@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 import qa.chunk as chunk_module
 from qa.chunk import Chunker, _sentences, _trim
-from qa.ingest.files import load, make_document
+from qa.ingest.documents import make_document
+from qa.ingest.files import load
 from qa.types import Chunk, Document
 
 SEED = Path(__file__).resolve().parents[1] / "seeds" / "000_2ffe86633dc2dc73.txt"

@@ -15,7 +15,7 @@ import pytest
 
 from qa import evaluate as ev
 from qa.errors import NewsQAError
-from qa.ingest.files import make_document
+from qa.ingest.documents import make_document
 from qa.metrics import exact_match
 from qa.pipeline import NewsQA
 from qa.report import PLOTS

@@ -24,8 +24,10 @@ from typing import Collection
 import feedparser
 
 from qa.errors import IngestError, NewsQAError, clip
-from qa.ingest.files import (Fetcher, entry_date, entry_fields, feed_headers, load_article,
-                             parse_feed, records_to_documents)
+from qa.ingest.documents import records_to_documents
+from qa.ingest.fetch import Fetcher
+from qa.ingest.formats import entry_date, entry_fields, parse_feed
+from qa.ingest.urls import feed_headers, load_article
 from qa.store.base import Feed
 from qa.types import Document
 

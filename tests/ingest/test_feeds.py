@@ -19,7 +19,7 @@ from qa.cli import main
 from qa.errors import NewsQAError
 from qa.ingest import feeds
 from qa.ingest.feeds import MIN_INTERVAL_SECONDS, parse_interval
-from qa.ingest.files import Fetcher
+from qa.ingest.fetch import Fetcher
 from qa.pipeline import NewsQA
 
 FEED_TITLE = "Harbour Town News"

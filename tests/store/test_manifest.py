@@ -11,7 +11,7 @@ import pytest
 from qa.chunk import Chunker
 from qa.cli import main
 from qa.errors import StoreError
-from qa.ingest.files import make_document
+from qa.ingest.documents import make_document
 from qa.pipeline import NewsQA
 from qa.store.local.store import Store
 from qa.store.manifest import (MANIFEST, atomic_file, check_same_settings, config_of, new_manifest,

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from qa.errors import StoreError
-from qa.ingest.files import document_id
+from qa.ingest.documents import document_id
 from qa.pipeline import NewsQA
 from qa.store.base import redacted
 from qa.store.milvus.client import MilvusLocation, has_bm25, parse_location
