@@ -2,7 +2,7 @@
 import argparse
 
 from qa.errors import NewsQAError
-from qa.ui import serve
+from qa.ui.app import serve
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)

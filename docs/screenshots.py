@@ -4,7 +4,7 @@
 Serves the app over a temporary index of ``seeds/`` with the shipped reader, asks the seed
 question in Chromium (``/usr/bin/chromium``, e.g. ``apt-get install chromium``) at desktop and
 at phone width, and captures the Chat and Sources tabs. Rerun it whenever the reader model or the
-UI changes. tests/test_ui.py runs the same ``capture`` against its own app.
+UI changes. tests/ui/test_ui.py runs the same ``capture`` against its own app.
 """
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from a checkout
 
-from qa import ui  # noqa: E402
 from qa.pipeline import NewsQA  # noqa: E402
+from qa.ui import app as ui  # noqa: E402
 
 SEED_ARTICLE = ROOT / "seeds" / "000_2ffe86633dc2dc73.txt"
 QUESTION = "How many POWs were on the first list?"

@@ -215,7 +215,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from qa.ui import serve
+    from qa.ui.app import serve
     serve(args.index, host=args.host, port=args.port, allow_private_urls=args.allow_private,
           watch=args.watch, on_refresh=print_feed_reports)
     return 0

@@ -23,13 +23,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from conftest import LoopbackServer, QuietHandler, serving
-from qa import ui
 from qa.errors import NewsQAError, StoreError
 from qa.ingest.files import load
 from qa.pipeline import AddReport, NewsQA
 from qa.types import Answer, Citation
+from qa.ui import app as ui
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SEEDS = ROOT / "seeds"
 SEED_ARTICLE = SEEDS / "000_2ffe86633dc2dc73.txt"
 READER = ROOT / "models" / "reader"
@@ -194,7 +194,8 @@ def test_errors_shown_in_the_app_name_the_index_folder_not_its_path(tmp_path: Pa
     assert ui.shown(plain, relative) == str(plain)  # a bare folder name is left alone
 
 
-@pytest.mark.parametrize(("imported", "absent"), [("qa.ui", "qa.cli"), ("qa.cli", "qa.ui")])
+@pytest.mark.parametrize(("imported", "absent"),
+                         [("qa.ui.app", "qa.cli"), ("qa.cli", "qa.ui.app")])
 def test_the_app_and_the_cli_do_not_import_each_other(imported: str, absent: str) -> None:
     """The CLI imports the app only to serve it; the app needs nothing of the CLI (an answer's
     JSON is ``Answer.to_dict``), so neither import runs the other's module."""

@@ -16,7 +16,7 @@ from qa.ingest.documents import make_document
 from qa.ingest.files import load
 from qa.pipeline import NewsQA
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SEED_ARTICLE = ROOT / "seeds" / "000_2ffe86633dc2dc73.txt"
 VENV = Path(sys.executable).parent.parent  # the environment these tests run in
 STARTUP_LIMIT_S = 300  # loading torch and both models on a busy 2-core machine

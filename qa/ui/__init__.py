@@ -1,0 +1,1 @@
+"""The Gradio chat app (``newsqa serve``, ``app.py``)."""
