@@ -1,39 +1,28 @@
 """The Gradio chat app: ask about the indexed articles, see the quoted passage, manage the sources.
 
 This is the only module that imports gradio, and it calls nothing but the ``NewsQA`` facade.
-Article text, titles, sources and URLs are untrusted (uploaded HTML, fetched pages), so every
-string is HTML-escaped before it is rendered and links are made only for http(s) URLs.
+Every string it shows is rendered by ``qa.ui.render`` (escaped; links for http(s) only), and
+every request passes ``qa.ui.guard`` first. The event handlers are the named functions inside
+``build_app``, each closing over the facade it serves.
 """
 from __future__ import annotations
 
-import html
-import json
 import os
 from pathlib import Path
-from typing import Any, Callable, Sequence
-from urllib.parse import urlsplit
+from typing import Any, Callable
 
 import gradio as gr
 from starlette.middleware import Middleware
-from starlette.responses import PlainTextResponse
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from qa.errors import NewsQAError, clip
+from qa.errors import NewsQAError
 from qa.ingest.fetch import Fetcher
 from qa.pipeline import AddReport, FeedReport, NewsQA
-from qa.recency import date_phrase
 from qa.resources import SEEDS
-from qa.types import Answer, Citation
+from qa.ui.guard import MAX_UPLOAD_REQUEST_MB, RequestGuard
+from qa.ui.render import describe, describe_feeds, esc, render_answer, shown, when
 
 MAX_UPLOAD = "10mb"  # per file, enforced by gradio before a file reaches the ingest layer
-MAX_UPLOAD_REQUEST_MB = 20  # per upload request: gradio caps each file, not how many are sent
-# Per other request (a question, an event, an API call), read before anything parses it. The
-# largest is a question from the chat, which sends the whole conversation along (about 2 KB a
-# reply): hundreds of questions fit.
-MAX_REQUEST_MB = 1
 UPLOAD_TYPES = [".txt", ".md", ".html", ".htm", ".json", ".jsonl", ".xml", ".rss", ".atom"]
-PASSAGE_CONTEXT = 200  # characters of the cited passage shown on each side of the quote
-MAX_CITATIONS = 3  # passages shown per answer; more would bury the conversation
 # Questions from the chat and from /ask share one queue with this many running at once: the
 # retrieval step is serialised by the facade, and the reader coalesces the reads that arrive
 # together into one model batch, so several in flight raise throughput on a small CPU. At 50
@@ -48,8 +37,6 @@ MAX_QUEUED = 256  # requests waiting in all; 50 clients asking at once fit with 
 # It is recomputed once per this many events instead (GRADIO_ANALYTICS_CACHE_FREQUENCY; a value
 # set in the environment wins).
 ANALYTICS_EVERY = 10_000
-LISTED_TITLES = 10  # added articles named in the status line; a whole feed would drown it
-NOT_FOUND = "I couldn't find the answer in the indexed articles."
 DATE_HINT = "YYYY-MM-DD (or YYYY-MM, YYYY)"
 TABLE_HEADERS = ["title", "source", "date", "chunks", "id"]
 FEED_HEADERS = ["feed", "url", "last poll", "last success", "items", "last error"]
@@ -98,290 +85,6 @@ THEME = gr.themes.Soft(primary_hue="indigo", neutral_hue="slate",
                        font_mono=["ui-monospace", "monospace"])
 
 
-# ---- rendering (pure functions: untrusted text in, escaped HTML out) -----------------------
-def esc(text: str) -> str:
-    """Escape untrusted text; newlines become <br> so the chat's markdown never sees a blank line
-    (a blank line would end the HTML block and let markdown reinterpret the article text)."""
-    return html.escape(text).replace("\r", "").replace("\n", "<br>")
-
-
-def link(url: str, label_html: str) -> str:
-    """``label_html`` linked to ``url`` if it is http(s); javascript:, data:, file: stay text."""
-    parts = urlsplit(url.strip())
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
-        return label_html
-    href = html.escape(url.strip(), quote=True)
-    return f'<a href="{href}" target="_blank" rel="noopener noreferrer nofollow">{label_html}</a>'
-
-
-def highlight(citation: Citation) -> str:
-    """The cited passage around the quote, the quote in <mark>; located by offsets, never by
-    searching, because the same words can occur earlier in the passage."""
-    if not citation.passage:
-        return f"<mark>{esc(citation.quote)}</mark>"
-    start = citation.start - citation.passage_start
-    end = citation.end - citation.passage_start
-    before = citation.passage[max(0, start - PASSAGE_CONTEXT):start]
-    after = citation.passage[end:end + PASSAGE_CONTEXT]
-    if start > PASSAGE_CONTEXT:  # cut at a word boundary rather than mid-word
-        before = "…" + before.partition(" ")[2]
-    if end + PASSAGE_CONTEXT < len(citation.passage):
-        after = after.rpartition(" ")[0] + "…"
-    return f"{esc(before)}<mark>{esc(citation.passage[start:end])}</mark>{esc(after)}"
-
-
-def title_link(citation: Citation) -> str:
-    """The cited article's title, linked when the article has a web address."""
-    return link(citation.url, esc(citation.title or citation.doc_id))
-
-
-def by_article(citations: Sequence[Citation]) -> list[list[Citation]]:
-    """The citations grouped by article, in the order each article is first cited."""
-    groups: dict[str, list[Citation]] = {}
-    for citation in citations:
-        groups.setdefault(citation.doc_id, []).append(citation)
-    return list(groups.values())
-
-
-def source_card(citations: Sequence[Citation]) -> str:
-    """One card per cited article: its title, source and date once, then each passage quoted
-    from it, so two quotes from one article do not repeat its title."""
-    first = citations[0]
-    meta = " · ".join(esc(x) for x in (first.source, first.date_label) if x)
-    meta_html = f'<div class="nqa-meta">{meta}</div>' if meta else ""
-    passages = "".join(f'<blockquote class="nqa-passage">{highlight(c)}</blockquote>'
-                       for c in citations)
-    return f'<div class="nqa-card"><strong>{title_link(first)}</strong>{meta_html}{passages}</div>'
-
-
-def candidates(summary: str, answers: Sequence[Answer]) -> str:
-    """Other candidate answers, folded so they do not compete with the answer itself."""
-    if not answers:
-        return ""
-    items = "".join(
-        f"<li><strong>{esc(a.text)}</strong> <span class='nqa-score'>{a.score:.0%}</span>"
-        + (f"<div class='nqa-meta'>{title_link(a.citations[0])}</div>" if a.citations else "")
-        + "</li>"
-        for a in answers)
-    return f"<details><summary>{summary} ({len(answers)})</summary><ul>{items}</ul></details>"
-
-
-def resolved(resolved_date: str) -> str:
-    """The absolute date of a relative-date answer, marked apart from the quote."""
-    if not resolved_date:
-        return ""
-    return f" <span class='nqa-resolved'>({esc(date_phrase(resolved_date))})</span>"
-
-
-def sources_differ(citations: Sequence[Citation]) -> str:
-    """Each article's different answer side by side, newest first, with its outlet and date."""
-    if not citations:
-        return ""
-    cells = "".join(
-        f"<div class='nqa-card' style='flex:1 1 0;min-width:10em'>"
-        f"<strong>{esc(c.quote)}</strong>{resolved(c.resolved_date)}"
-        f"<div class='nqa-meta'>{' · '.join(esc(x) for x in (c.source, c.date_label) if x)}"
-        f"</div><div class='nqa-meta'>{title_link(c)}</div></div>"
-        for c in citations)
-    return (f"<div class='nqa-differ'><p><strong>Sources differ</strong></p>"
-            f"<div style='display:flex;gap:.5em;flex-wrap:wrap'>{cells}</div></div>")
-
-
-def render_answer(answer: Answer) -> str:
-    """One chat reply as a single-line HTML block."""
-    if not answer.found:
-        body = (f"<p>{NOT_FOUND}</p>"
-                + candidates("Possible answers — low confidence, not supported well enough",
-                             answer.alternatives))
-    else:
-        body = (f"<p class='nqa-answer'><strong>{esc(answer.text)}</strong>"
-                + resolved(answer.resolved_date)
-                + f"<span class='nqa-score'>{answer.score:.0%} confidence</span></p>"
-                + sources_differ(answer.disagreement)
-                + "".join(source_card(group)
-                          for group in by_article(answer.citations[:MAX_CITATIONS]))
-                + candidates("Other candidate answers", answer.alternatives))
-    return f'<div class="nqa-reply">{body}</div>'
-
-
-def describe(report: AddReport, titles: dict[str, str]) -> str:
-    """What an upload or URL added, and what it could not read, as escaped HTML for the status
-    line; the inputs that failed come first, as they are what needs the reader's attention."""
-    lines = [f"⚠ {esc(error)}" for error in report.errors[:LISTED_TITLES]]
-    if len(report.errors) > LISTED_TITLES:
-        lines.append(f"⚠ … and {len(report.errors) - LISTED_TITLES} more not read.")
-    if report.added:
-        lines.append(f"Added {len(report.added)} article(s), {report.chunks} passage(s):")
-        lines += [f"• {esc(titles.get(i, i))}" for i in report.added[:LISTED_TITLES]]
-    if len(report.added) > LISTED_TITLES:
-        lines.append(f"• … and {len(report.added) - LISTED_TITLES} more (see the table).")
-    if report.unchanged:
-        lines.append(f"{len(report.unchanged)} already indexed, not added again.")
-    lines += [f"Near-duplicate not indexed: {esc(title)} "
-              f"(same story as {esc(titles.get(kept, kept))})."
-              for title, kept in report.near_duplicates]
-    return "<br>".join(lines)
-
-
-def describe_feeds(reports: Sequence[FeedReport], index_dir: Path) -> str:
-    """What a refresh of the feeds did, one line a feed and one a problem, as escaped HTML."""
-    if not reports:
-        return "No feeds yet: subscribe to one above."
-    lines = []
-    for report in reports:
-        items = report.items
-        if report.error:
-            lines.append(f"⚠ {esc(shown(NewsQAError(report.error), index_dir))}")
-        elif report.not_modified:
-            lines.append(f"{esc(report.url)}: not modified since the last refresh.")
-        else:
-            lines.append(f"{esc(report.url)}: {len(items.added)} new article(s), "
-                         f"{len(items.unchanged) + len(items.near_duplicates)} already indexed.")
-        lines += [f"⚠ {esc(error)}" for error in items.errors[:LISTED_TITLES]]
-    return "<br>".join(lines)
-
-
-def _when(timestamp: str) -> str:
-    """An index time (ISO 8601, UTC) to the minute, or "never"."""
-    return f"{timestamp[:16].replace('T', ' ')} UTC" if timestamp else "never"
-
-
-def shown(error: NewsQAError, index_dir: Path) -> str:
-    """The error as the page shows it: the index folder by its name, not by its server path.
-
-    Upload errors already name files by their names, and URL errors name only the URL.
-    """
-    message = str(error)
-    forms = {str(index_dir.absolute()), str(index_dir.resolve())}
-    if len(index_dir.parts) > 1:  # a bare name such as "index" is no path, and too common a word
-        forms.add(str(index_dir))
-    for form in sorted(forms, key=len, reverse=True):  # the longest first: it contains the others
-        message = message.replace(form, index_dir.resolve().name)
-    return message
-
-
-class RequestGuard:
-    """Bounds every request body before the app reads it, and lets events name only uploaded
-    files.
-
-    An upload (a multipart body) must declare its length, at most ``MAX_UPLOAD_REQUEST_MB``:
-    gradio's ``max_file_size`` caps each file, so one request could carry a thousand of them,
-    and the HTTP server holds the client to the declared length. Any other body (a question, an
-    event, a JSON API call) is read here, at most ``MAX_REQUEST_MB``: a declared length over it
-    is refused at once, and a body that declares none (chunked) is counted as it arrives and cut
-    off at the cap, never held whole.
-
-    Gradio copies every file an event names (a ``FileData``) into its cache before any handler
-    runs, and downloads it with its own client when its ``path`` is a URL: none of the
-    ``Fetcher``'s rules (through a proxy, private addresses too), any size, at any pace. So a
-    file must be named by a path inside gradio's upload folder, where ``/gradio_api/upload`` put
-    it; an event naming any other is refused before gradio sees it. (The ``url`` the browser
-    sends with a file is the file's link on this app, read by gradio only in an app that
-    ``gr.load`` made.)
-    """
-
-    def __init__(self, app: ASGIApp, uploads: str) -> None:
-        self.app = app
-        self.uploads = Path(uploads).resolve()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope["headers"])
-        length = headers.get(b"content-length")
-        # gradio's own test for a multipart body: anything else may be parsed as JSON
-        if headers.get(b"content-type", b"").startswith(b"multipart/form-data"):
-            if length is None:
-                await refuse(411, "An upload must declare its length (Content-Length).",
-                             scope, receive, send)
-            elif not length.isdigit() or int(length) > MAX_UPLOAD_REQUEST_MB * 2**20:
-                await refuse(413, f"An upload may hold at most {MAX_UPLOAD_REQUEST_MB} MB in "
-                             "all; upload fewer files at once.", scope, receive, send)
-            else:
-                await self.app(scope, receive, send)
-            return
-        too_big = f"A request other than an upload may hold at most {MAX_REQUEST_MB} MB."
-        if length is not None and (not length.isdigit() or int(length) > MAX_REQUEST_MB * 2**20):
-            await refuse(413, too_big, scope, receive, send)
-            return
-        body = await read_body(receive, MAX_REQUEST_MB * 2**20)
-        if body is None:
-            await refuse(413, too_big, scope, receive, send)
-            return
-        problem = foreign_file(body, self.uploads)
-        if problem:
-            await refuse(400, problem, scope, receive, send)
-            return
-        await self.app(scope, replay(body, receive), send)
-
-
-async def refuse(status: int, message: str, scope: Scope, receive: Receive, send: Send) -> None:
-    """Answer the request with ``message``, one line, and close the connection (a body left
-    unread is not drained either); the app never sees the request."""
-    response = PlainTextResponse(message, status_code=status, headers={"Connection": "close"})
-    await response(scope, receive, send)
-
-
-async def read_body(receive: Receive, limit: int) -> bytes | None:
-    """The request's body; None once more than ``limit`` bytes arrive (the rest is never read),
-    or if the client goes away first (the refusal then reaches no one)."""
-    parts, size = [], 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return None
-        size += len(message.get("body", b""))
-        if size > limit:
-            return None
-        parts.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(parts)
-
-
-def replay(body: bytes, receive: Receive) -> Receive:
-    """``receive`` for the app: ``body`` as it was read, then what the client does next (a
-    disconnect, which streaming responses listen for)."""
-    pending = [{"type": "http.request", "body": body, "more_body": False}]
-
-    async def again() -> Message:
-        return pending.pop() if pending else await receive()
-    return again
-
-
-def foreign_file(body: bytes, uploads: Path) -> str | None:
-    """Why ``body`` is refused if, as JSON, it names a file (a dict gradio treats as a
-    ``FileData``) outside ``uploads``; None if it names none, or is no JSON (gradio refuses
-    that). JSON nested too deeply to read is refused too, as it cannot be checked."""
-    try:
-        stack = [json.loads(body)]
-    except RecursionError:
-        return "The request's JSON is nested too deeply."
-    except ValueError:
-        return None
-    while stack:  # a loop, not recursion: the JSON may be nested as deep as the parser allows
-        value = stack.pop()
-        if isinstance(value, dict):
-            meta, path = value.get("meta"), value.get("path")
-            if (isinstance(meta, dict) and meta.get("_type") == "gradio.FileData"
-                    and not uploaded(path, uploads)):
-                return (f"{clip(repr(path))} is not a file uploaded to this app: files are "
-                        "never fetched from a URL or read from a server path.")
-            stack.extend(value.values())
-        elif isinstance(value, list):
-            stack.extend(value)
-    return None
-
-
-def uploaded(path: object, uploads: Path) -> bool:
-    """Whether ``path`` is an absolute path (as ``/gradio_api/upload`` returns; a URL is not)
-    inside ``uploads`` once links and ".." are resolved, as gradio resolves it."""
-    if not isinstance(path, str) or not os.path.isabs(path):
-        return False
-    try:
-        return uploads in Path(path).resolve().parents
-    except (OSError, ValueError):  # a NUL byte, say
-        return False
 
 
 # ---- the app -------------------------------------------------------------------------------
@@ -452,7 +155,7 @@ def build_app(qa: NewsQA, *, top_k: int | None = None) -> gr.Blocks:
         return (f"Deleted {esc(title)}.", *source_views())
 
     def feed_rows() -> list[list[Any]]:
-        return [[f.title or "(not polled yet)", f.url, _when(f.last_poll), _when(f.last_success),
+        return [[f.title or "(not polled yet)", f.url, when(f.last_poll), when(f.last_success),
                  f.items_seen, f.last_error] for f in qa.feeds()]
 
     def subscribe(url: str) -> tuple:

@@ -1,4 +1,4 @@
-"""The Gradio app: replies are escaped HTML with offset-based highlights, and the served app
+"""The Gradio app (qa.ui.app, qa.ui.guard; rendering: test_render.py): the served app
 answers, follows up, indexes uploads without running their scripts, serves ``/ask``, and refuses
 a request over its size cap or naming a file that was not uploaded to it."""
 from __future__ import annotations
@@ -12,22 +12,17 @@ import socket
 import subprocess
 import sys
 import time
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from conftest import LoopbackServer, QuietHandler, serving
-from qa.errors import NewsQAError, StoreError
 from qa.ingest.files import load
-from qa.pipeline import AddReport, NewsQA
-from qa.types import Answer, Citation
-from qa.ui import app as ui
+from qa.pipeline import NewsQA
+from qa.ui import app, guard, render
 
 ROOT = Path(__file__).resolve().parents[2]
 SEEDS = ROOT / "seeds"
@@ -36,8 +31,6 @@ READER = ROOT / "models" / "reader"
 STARTUP_LIMIT_S = 300  # a hang guard for loading two models on a busy machine, not a timing check
 FIRST_LIST = "How many POWs were on the first list?"
 LONG_QUESTION = "How many prisoners of war were exchanged on Monday? " * 40  # 2,080 characters
-RENDERED_TAGS = {"div", "p", "strong", "span", "blockquote", "mark", "br", "a", "details",
-                 "summary", "ul", "li"}
 
 # An uploaded page whose markup tries to run script three ways: a real <script>, an <img onerror>,
 # and markup written as text (entities), which lands in the title and the article text verbatim.
@@ -54,144 +47,6 @@ two years, and the council said trams would return to the bridge next spring.</p
 </article></body></html>
 """
 EVIL_QUESTION = "How much did the repairs of the Kalamaja harbour bridge cost?"
-
-
-# ---- rendering ---------------------------------------------------------------------------------
-class Tags(HTMLParser):
-    """Collects the tags, attributes and <mark> text of rendered HTML."""
-
-    def __init__(self, markup: str) -> None:
-        super().__init__(convert_charrefs=True)
-        self.tags: list[tuple[str, dict[str, str | None]]] = []
-        self.marked = ""
-        self._in_mark = False
-        self.feed(markup)
-        self.close()
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.append((tag, dict(attrs)))
-        self._in_mark = self._in_mark or tag == "mark"
-
-    def handle_endtag(self, tag: str) -> None:
-        self._in_mark = self._in_mark and tag != "mark"
-
-    def handle_data(self, data: str) -> None:
-        if self._in_mark:
-            self.marked += data
-
-
-def citation(before: str, quote: str, after: str, *, passage_start: int = 100, title: str = "T",
-             source: str = "S", url: str = "", published: str = "", doc_id: str = "d1") -> Citation:
-    start = passage_start + len(before)
-    return Citation(doc_id=doc_id, title=title, source=source, url=url, published=published,
-                    start=start, end=start + len(quote), quote=quote,
-                    passage=before + quote + after, passage_start=passage_start, score=0.9)
-
-
-def test_highlight_follows_offsets_not_the_first_match() -> None:
-    c = citation("Aides said 640 was early. The first list of ", "640", " POWs was handed over.")
-    reply = ui.render_answer(Answer("q", "640", 0.8, citations=[c]))
-    assert "Aides said 640 was early. The first list of <mark>640</mark> POWs" in reply
-
-
-def test_long_passage_is_trimmed_around_the_quote() -> None:
-    c = citation("word " * 200, "640", " word" * 200)
-    shown = ui.highlight(c)
-    assert shown.startswith("…") and shown.endswith("…")
-    assert "<mark>640</mark>" in shown
-    assert len(shown) < len(c.passage)
-
-
-def test_reply_shows_answer_confidence_source_and_folded_alternatives() -> None:
-    c = citation("list of ", "640", " POWs", title="Swap begins", source="Reuters",
-                 url="https://example.com/a", published="2025-06-09T10:00:00")
-    alt = Answer("q", "1,200", 0.1, citations=[c])
-    reply = ui.render_answer(Answer("q", "640", 0.834, citations=[c], alternatives=[alt]))
-    tags = Tags(reply)
-    assert "<strong>640</strong>" in reply and "83% confidence" in reply
-    assert "Reuters · 2025-06-09" in reply
-    assert ("a", {"href": "https://example.com/a", "target": "_blank",
-                  "rel": "noopener noreferrer nofollow"}) in tags.tags
-    assert "<details><summary>Other candidate answers (1)</summary>" in reply
-    assert "<strong>1,200</strong>" in reply
-
-
-def test_quotes_from_one_article_share_its_card() -> None:
-    first = citation("list of ", "640", " POWs", title="Swap begins", source="Reuters")
-    other = citation("about ", "640", " men", title="Other story", doc_id="d2")
-    second = citation("talks on ", "640", " POWs", title="Swap begins", source="Reuters",
-                      passage_start=900)
-    reply = ui.render_answer(Answer("q", "640", 0.8, citations=[first, other, second]))
-    _, swap, story = reply.split('<div class="nqa-card">')
-    assert reply.count("Swap begins") == reply.count("Reuters") == 1
-    assert swap.count("<blockquote") == 2 and "talks on <mark>640</mark>" in swap
-    assert story.count("<blockquote") == 1 and "Other story" in story
-
-
-def test_not_found_says_so_and_marks_candidates_as_low_confidence() -> None:
-    weak = Answer("q", "Belarus", 0.05, citations=[citation("in ", "Belarus", ".")])
-    reply = ui.render_answer(Answer("q", "", 0.05, alternatives=[weak]))
-    assert ui.NOT_FOUND in reply
-    assert "low confidence" in reply and "<details>" in reply
-    assert "confidence</span>" not in reply  # no score shown as if it were an answer
-
-
-def test_add_report_names_titles_escaped() -> None:
-    report = AddReport(added=["a1"], unchanged=["a2"], near_duplicates=[("<b>Copy</b>", "a3")],
-                       chunks=4)
-    status = ui.describe(report, {"a1": "New <script>", "a3": "Original"})
-    assert status == ("Added 1 article(s), 4 passage(s):<br>• New &lt;script&gt;<br>"
-                      "1 already indexed, not added again.<br>Near-duplicate not indexed: "
-                      "&lt;b&gt;Copy&lt;/b&gt; (same story as Original).")
-
-
-def test_add_report_puts_what_failed_first_and_caps_it() -> None:
-    errors = [f"<b>{i}</b>.txt is a binary file, not text." for i in range(ui.LISTED_TITLES + 2)]
-    status = ui.describe(AddReport(added=["a1"], chunks=2, errors=errors), {"a1": "New"})
-    lines = status.split("<br>")
-    assert lines[0] == "⚠ &lt;b&gt;0&lt;/b&gt;.txt is a binary file, not text."
-    assert lines[ui.LISTED_TITLES] == "⚠ … and 2 more not read."
-    assert lines[ui.LISTED_TITLES + 1:] == ["Added 1 article(s), 2 passage(s):", "• New"]
-
-
-@pytest.mark.parametrize("url", ["javascript:alert(1)", "JaVaScRiPt:alert(1)", "data:text/html,x",
-                                 "file:///etc/passwd", "//evil.example/x", "https://", ""])
-def test_only_http_urls_become_links(url: str) -> None:
-    assert "<a " not in ui.link(url, "title")
-
-
-def test_link_attribute_cannot_be_broken_out_of() -> None:
-    (tag, attrs), = Tags(ui.link('https://e.com/"onmouseover="alert(1)', "t")).tags
-    assert attrs == {"href": 'https://e.com/"onmouseover="alert(1)', "target": "_blank",
-                     "rel": "noopener noreferrer nofollow"}
-
-
-@given(before=st.text(), quote=st.text(min_size=1), after=st.text(), title=st.text(),
-       source=st.text(), url=st.text(), published=st.text())
-def test_untrusted_text_renders_as_text(before: str, quote: str, after: str, title: str,
-                                        source: str, url: str, published: str) -> None:
-    c = citation(before, quote, after, title=title, source=source, url=url, published=published)
-    reply = ui.render_answer(Answer("q", quote, 0.5, citations=[c],
-                                    alternatives=[Answer("q", title, 0.1, citations=[c])]))
-    tags = Tags(reply)
-    assert "\n" not in reply  # one HTML block: the chat's markdown never re-reads article text
-    assert {tag for tag, _ in tags.tags} <= RENDERED_TAGS
-    assert all(not name.startswith("on") for _, attrs in tags.tags for name in attrs)
-    assert all(attrs["href"].lower().startswith(("http://", "https://"))
-               for tag, attrs in tags.tags if tag == "a")
-    assert tags.marked == quote.replace("\r", "").replace("\n", "")
-
-
-def test_errors_shown_in_the_app_name_the_index_folder_not_its_path(tmp_path: Path) -> None:
-    index = tmp_path / "srv" / "news-index"
-    busy = StoreError(f"The index at {index} is being written by another process (pid 7).")
-    assert ui.shown(busy, index) == ("The index at news-index is being written by another "
-                                     "process (pid 7).")
-    relative = Path("index")
-    broken = StoreError(f"The vector file {relative.resolve() / 'vectors-3.faiss'} is corrupt.")
-    assert ui.shown(broken, relative) == "The vector file index/vectors-3.faiss is corrupt."
-    plain = NewsQAError("Document index.html is not indexed in this index.")
-    assert ui.shown(plain, relative) == str(plain)  # a bare folder name is left alone
 
 
 @pytest.mark.parametrize(("imported", "absent"),
@@ -230,9 +85,9 @@ def test_the_queue_does_not_summarise_gradio_analytics_after_every_request(
     monkeypatch.setenv("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1")  # restored after the test
     monkeypatch.delenv("GRADIO_ANALYTICS_CACHE_FREQUENCY")
     qa = NewsQA(tmp_path / "index")
-    assert ui.build_app(qa)._queue.ANAYLTICS_CACHE_FREQUENCY == ui.ANALYTICS_EVERY
+    assert app.build_app(qa)._queue.ANAYLTICS_CACHE_FREQUENCY == app.ANALYTICS_EVERY
     monkeypatch.setenv("GRADIO_ANALYTICS_CACHE_FREQUENCY", "7")
-    assert ui.build_app(qa)._queue.ANAYLTICS_CACHE_FREQUENCY == 7
+    assert app.build_app(qa)._queue.ANAYLTICS_CACHE_FREQUENCY == 7
     assert not (tmp_path / "index").exists()  # building the app opens nothing
 
 
@@ -364,7 +219,7 @@ def test_threshold_slider_is_in_the_percent_the_replies_show(page, ask) -> None:
     shown = confidence(ask(page, FIRST_LIST))
     slider.fill(str(min(shown + 1, 100)))  # just above the confidence it showed: not found
     slider.press("Enter")
-    assert ui.NOT_FOUND in ask(page, FIRST_LIST).inner_text()
+    assert render.NOT_FOUND in ask(page, FIRST_LIST).inner_text()
     slider.fill(str(shown - 1))  # just below it: found again, with the same confidence
     slider.press("Enter")
     assert confidence(ask(page, FIRST_LIST)) == shown
@@ -378,7 +233,7 @@ def test_source_filter_says_when_there_is_nothing_to_filter(page, tmp_path: Path
 
     source_filter = page.locator("#nqa-sources")
     expect(source_filter.get_by_role("combobox")).to_be_disabled()
-    expect(source_filter).to_contain_text(ui.NO_SOURCES)
+    expect(source_filter).to_contain_text(app.NO_SOURCES)
 
     article = tmp_path / "gazette.jsonl"
     article.write_text(json.dumps({"title": "Ferry timetable changes", "source": "Harbour Gazette",
@@ -389,7 +244,7 @@ def test_source_filter_says_when_there_is_nothing_to_filter(page, tmp_path: Path
     page.locator("#nqa-upload").click()
     page.locator("#nqa-status").get_by_text("Added 1 article(s)").wait_for()
     page.get_by_role("tab", name="Chat").click()
-    expect(source_filter).to_contain_text(ui.SOURCES_HINT)
+    expect(source_filter).to_contain_text(app.SOURCES_HINT)
     source_filter.get_by_role("combobox").click()
     expect(page.get_by_role("option", name="Harbour Gazette")).to_be_visible()
     page.keyboard.press("Escape")
@@ -401,7 +256,7 @@ def test_source_filter_says_when_there_is_nothing_to_filter(page, tmp_path: Path
     page.locator("#nqa-status").get_by_text("Deleted Ferry timetable changes").wait_for()
     page.get_by_role("tab", name="Chat").click()
     expect(source_filter.get_by_role("combobox")).to_be_disabled()
-    expect(source_filter).to_contain_text(ui.NO_SOURCES)
+    expect(source_filter).to_contain_text(app.NO_SOURCES)
 
 
 @pytest.mark.browser
@@ -430,7 +285,7 @@ def test_long_question_scrolls_inside_a_capped_box(page) -> None:
         const padding = parseFloat(style.paddingTop) + parseFloat(style.paddingBottom);
         return (box.clientHeight - padding) / parseFloat(style.lineHeight);
     }""")
-    assert round(lines_shown) <= ui.QUESTION_LINES
+    assert round(lines_shown) <= app.QUESTION_LINES
     expect(page.locator("#nqa-ask")).to_be_in_viewport()
 
 
@@ -567,7 +422,7 @@ def test_one_upload_request_is_capped_in_total(app_url: str, route: str) -> None
     response = httpx.post(f"{app_url}/gradio_api/{route}", timeout=60, files=[
         ("files", (f"part-{i}.txt", part, "text/plain")) for i in range(3)])
     assert response.status_code == 413
-    assert f"at most {ui.MAX_UPLOAD_REQUEST_MB} MB in all" in response.text
+    assert f"at most {guard.MAX_UPLOAD_REQUEST_MB} MB in all" in response.text
     small = httpx.post(f"{app_url}/gradio_api/upload", timeout=60, files=[
         ("files", (f"part-{i}.txt", b"word " * 1000, "text/plain")) for i in range(3)])
     assert small.status_code == 200 and len(small.json()) == 3
@@ -623,8 +478,8 @@ def test_a_request_body_over_the_cap_is_refused_before_it_is_read(app_url: str) 
     """A body declared one byte over ``MAX_REQUEST_MB`` is refused before it is sent; one that
     declares no length (chunked) is refused once one byte more than the cap has come, without
     waiting for its end; a chunked body under the cap is read, and the app answers on."""
-    cap = ui.MAX_REQUEST_MB * 2**20
-    refusal = (413, f"A request other than an upload may hold at most {ui.MAX_REQUEST_MB} MB.")
+    cap = guard.MAX_REQUEST_MB * 2**20
+    refusal = (413, f"A request other than an upload may hold at most {guard.MAX_REQUEST_MB} MB.")
     head = "POST /gradio_api/call/ask HTTP/1.1\r\nHost: app\r\nContent-Type: application/json\r\n"
     assert exchange(app_url, f"{head}Content-Length: {cap + 1}\r\n\r\n".encode()) == refusal
 
