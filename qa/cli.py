@@ -30,7 +30,10 @@ _JSON_ESCAPES = {code: f"\\u{code:04x}" for code in range(0x7F, 0xA0)}
 # Commands whose modules import torch, transformers or matplotlib: (module, summary). Each is
 # imported only when its command runs, never to parse another command.
 HEAVY_COMMANDS = {
-    "eval": ("qa.evaluate", "measure EM/F1, retrieval and latency on a SQuAD-style file"),
+    "eval": ("qa.evaluation.evaluate",
+             "measure EM/F1, retrieval and latency on a SQuAD-style file"),
+    "calibrate": ("qa.evaluation.calibrate",
+                  "fit the answer decision on `newsqa eval --mode e2e --removed` results"),
     "train-reader": ("qa.train", "fine-tune the extractive reader"),
 }
 
@@ -315,6 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_USAGE
     parser = build_parser(next((arg for arg in argv if not arg.startswith("-")), ""))
     args = parser.parse_args(argv)
+    args.command_line = " ".join(["newsqa", *argv])  # what a record of the run names (calibrate)
     if args.command == "sources" and args.action == "delete" and not args.ids:
         parser.error("sources delete needs at least one DOC_ID")
     if args.command == "feeds" and (args.action == "list") == bool(args.urls):

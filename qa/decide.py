@@ -5,7 +5,7 @@ weighs more than the reader's span score: how close the retrieved chunks are to 
 much of the question the answer's article covers, and whether other chunks agree. A small
 logistic model over these features (``LogisticDecision``) is fitted on public dev questions asked
 end to end, each once with its article indexed and once with it removed (``newsqa eval
---removed``; fitted with ``python -m qa.calibrate``). Its output is the probability that the answer
+--removed``; fitted with ``newsqa calibrate``). Its output is the probability that the answer
 is exactly right, and that probability is the confidence shown.
 
 Fitted weights belong to one set of reader weights run by one backend at one precision, so

@@ -1,4 +1,4 @@
-"""``python -m qa.calibrate``: fit the answer decision on ``newsqa eval --removed`` results.
+"""``newsqa calibrate``: fit the answer decision on ``newsqa eval --removed`` results.
 
 Each result of such a run is a question asked end to end, either of the full index (answerable)
 or with its own article removed (gold: "not found"), with the evidence the decision weighs
@@ -19,7 +19,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -27,9 +26,9 @@ import numpy as np
 
 from qa.decide import LogisticDecision
 from qa.errors import NewsQAError
-from qa.metrics import best_threshold, exact_match, f1
+from qa.evaluation.metrics import best_threshold, exact_match, f1
+from qa.evaluation.report import QuestionResult, build_report, read_results
 from qa.reader.model import CALIBRATION_FILE, Reader
-from qa.report import QuestionResult, build_report, read_results
 from qa.resources import DEFAULT_READER
 from qa.runtime import BACKENDS
 from qa.types import IndexConfig
@@ -145,32 +144,30 @@ def _share(value: str) -> float:
     return share
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m qa.calibrate",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("results", nargs="*", type=Path, metavar="RESULTS.jsonl",
-                        help="results.jsonl of `newsqa eval --mode e2e --removed` runs, all "
-                             "fitted on")
-    parser.add_argument("--split", type=Path, metavar="RESULTS.jsonl",
-                        help="fit on half of this run's articles, report on the other half")
-    parser.add_argument("--min-abstention", type=_share, metavar="SHARE",
-                        help='the lowest threshold that says "not found" for this share of the '
-                             "article-removed questions (default: the threshold of best F1)")
-    parser.add_argument("--features", default=",".join(FEATURES),
-                        help="comma-separated evidence names (default: all)")
-    parser.add_argument("--reader", type=Path, default=DEFAULT_READER,
-                        help="the reader the results were made with (for the calibration key)")
-    parser.add_argument("--backend", choices=BACKENDS, default=IndexConfig().backend,
-                        help="the reader backend the results were made with")
-    parser.add_argument("--write", action="store_true",
-                        help=f"store the decision in the reader's {CALIBRATION_FILE}")
-    argv = sys.argv[1:] if argv is None else list(argv)
-    args = parser.parse_args(argv)
-    try:
-        print(json.dumps(calibrate(args, "python -m qa.calibrate " + " ".join(argv)), indent=2))
-    except NewsQAError as exc:
-        print(f"newsqa: error: {exc}", file=sys.stderr)
-        return 1
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The ``newsqa calibrate`` options."""
+    p.add_argument("results", nargs="*", type=Path, metavar="RESULTS.jsonl",
+                   help="results.jsonl of `newsqa eval --mode e2e --removed` runs, all "
+                        "fitted on")
+    p.add_argument("--split", type=Path, metavar="RESULTS.jsonl",
+                   help="fit on half of this run's articles, report on the other half")
+    p.add_argument("--min-abstention", type=_share, metavar="SHARE",
+                   help='the lowest threshold that says "not found" for this share of the '
+                        "article-removed questions (default: the threshold of best F1)")
+    p.add_argument("--features", default=",".join(FEATURES),
+                   help="comma-separated evidence names (default: all)")
+    p.add_argument("--reader", type=Path, default=DEFAULT_READER,
+                   help="the reader the results were made with (for the calibration key)")
+    p.add_argument("--backend", choices=BACKENDS, default=IndexConfig().backend,
+                   help="the reader backend the results were made with")
+    p.add_argument("--write", action="store_true",
+                   help=f"store the decision in the reader's {CALIBRATION_FILE}")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the fitted decision's record as JSON (``newsqa calibrate``); the record names the
+    command as the CLI was given it (``args.command_line``)."""
+    print(json.dumps(calibrate(args, args.command_line), indent=2))
     return 0
 
 
@@ -210,6 +207,3 @@ def calibrate(args: argparse.Namespace, command: str) -> dict:
                         encoding="utf-8")
     return {"key": key, **record}
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -7,10 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from qa.calibrate import fit_decision, fit_logistic, in_fit_half, main
 from qa.decide import LogisticDecision, load_decision
+from qa.cli import main
+from qa.evaluation.calibrate import fit_decision, fit_logistic, in_fit_half
+from qa.evaluation.report import QuestionResult, build_report, write_report
 from qa.reader.model import Reader
-from qa.report import QuestionResult, build_report, write_report
 from qa.types import IndexConfig
 
 
@@ -72,9 +73,10 @@ def test_calibrate_fits_reports_held_out_and_stores_the_decision(tiny_model, tmp
     (model / "newsqa_reader.json").write_text(json.dumps({"threshold": 0.37}))
     extra = write_results(tmp_path / "extra", made_up_results(1))
     split = write_results(tmp_path / "split", made_up_results(2))
-    assert main([str(extra), "--split", str(split), "--reader", str(model),
+    assert main(["calibrate", str(extra), "--split", str(split), "--reader", str(model),
                  "--features", "reader,dense_top", "--write"]) == 0
     record = json.loads(capsys.readouterr().out)
+    assert record["calibrated_on"]["command"].startswith(f"newsqa calibrate {extra} --split")
     key = Reader(model, backend=IndexConfig().backend).calibration_key  # calibrate's default
     assert record["key"] == key
     assert record["calibrated_on"]["fit"] == [
@@ -100,7 +102,8 @@ def test_calibrate_fits_reports_held_out_and_stores_the_decision(tiny_model, tmp
 def test_calibrate_needs_the_report_beside_the_results(tiny_model, tmp_path, capsys):
     path = write_results(tmp_path / "run", made_up_results(5))
     (path.parent / "report.json").unlink()
-    assert main([str(path), "--reader", str(tiny_model), "--features", "reader"]) == 1
+    assert main(["calibrate", str(path), "--reader", str(tiny_model), "--features",
+                 "reader"]) == 1
     assert "report.json" in capsys.readouterr().err
 
 
@@ -108,7 +111,7 @@ def test_calibrate_needs_end_to_end_evidence(tiny_model, tmp_path, capsys):
     plain = [dataclasses.replace(r, evidence={"reader": r.evidence["reader"]})
              for r in made_up_results(3)]
     path = write_results(tmp_path / "reader", plain)
-    assert main([str(path), "--reader", str(tiny_model)]) == 1
+    assert main(["calibrate", str(path), "--reader", str(tiny_model)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("newsqa: error:") and "dense_top" in err and len(err.splitlines()) == 1
 

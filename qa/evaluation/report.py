@@ -16,8 +16,8 @@ matplotlib.use("Agg")  # files only: no display on servers and in tests
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from qa.metrics import (QUESTION_TYPES, best_threshold, exact_match, f1,  # noqa: E402
-                        question_type, recall_at_k, reciprocal_rank)
+from qa.evaluation.metrics import (QUESTION_TYPES, best_threshold, exact_match, f1,  # noqa: E402
+                                   question_type, recall_at_k, reciprocal_rank)
 from qa.text import normalize_answer  # noqa: E402
 
 RECALL_DEPTHS = (1, 5, 10)

@@ -13,15 +13,15 @@ from pathlib import Path
 import matplotlib.image
 import pytest
 
-from qa import evaluate as ev
 from qa.errors import NewsQAError
+from qa.evaluation import evaluate as ev
+from qa.evaluation.metrics import exact_match
+from qa.evaluation.report import PLOTS
 from qa.ingest.documents import make_document
-from qa.metrics import exact_match
 from qa.pipeline import NewsQA
-from qa.report import PLOTS
 from qa.resources import DEFAULT_READER
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PREDICTION_KEYS = {"id", "prediction", "score", "doc_id", "start", "end", "retrieved"}
 
 EXCHANGE = (

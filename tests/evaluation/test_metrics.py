@@ -3,8 +3,8 @@ import math
 
 import pytest
 
-from qa.metrics import (QUESTION_TYPES, best_threshold, exact_match, f1, question_type,
-                        recall_at_k, reciprocal_rank)
+from qa.evaluation.metrics import (QUESTION_TYPES, best_threshold, exact_match, f1, question_type,
+                                   recall_at_k, reciprocal_rank)
 
 
 def test_exact_match_after_normalisation():

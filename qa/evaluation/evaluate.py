@@ -5,8 +5,9 @@ no retrieval). ``e2e`` indexes every distinct context of the file in a fresh ind
 question of the whole index (what a user gets). ``e2e --removed`` then asks each question again
 with its own article taken out of the index (what a user asking about a story that is not indexed
 gets: the right reply is "not found"); these results are what the answer decision is fitted on
-(``python -m qa.decide``). Both modes write ``predictions.jsonl`` (one line per question and
-condition, a format other tools rely on) and the report (see ``qa.report``) into ``--out``.
+(``newsqa calibrate``). Both modes write ``predictions.jsonl`` (one line per question and
+condition, a format other tools rely on) and the report (see ``qa.evaluation.report``) into
+``--out``.
 """
 from __future__ import annotations
 
@@ -29,10 +30,10 @@ import qa
 from qa.decide import ReaderScore
 from qa.embed import Embedder
 from qa.errors import NewsQAError, QuestionError
+from qa.evaluation.report import QuestionResult, build_report, write_report
 from qa.ingest.documents import make_document
 from qa.pipeline import NewsQA, validate_question
 from qa.reader.model import Reader
-from qa.report import QuestionResult, build_report, write_report
 from qa.runtime import BACKENDS
 from qa.types import Answer, Document, IndexConfig
 

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from qa.report import (PLOTS, QuestionResult, answer_length, build_report, calibration_error,
-                       read_results, render_markdown, write_report)
+from qa.evaluation.report import (PLOTS, QuestionResult, answer_length, build_report,
+                                  calibration_error, read_results, render_markdown, write_report)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SETTINGS = {"data": "dev.jsonl", "mode": "e2e", "questions": 4, "limit": None, "reader": "r",
