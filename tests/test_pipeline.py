@@ -14,9 +14,10 @@ import pytest
 
 from qa import cli
 from qa.errors import IngestError, NewsQAError, QuestionError
-from qa.pipeline import NewsQA, validate_filter
+from qa.pipeline import NewsQA
 from qa.retrieve import CONTEXT_TURNS
 from qa.types import Document
+from qa.validate import validate_filter
 
 
 @pytest.mark.parametrize("question, expected", [

@@ -32,10 +32,11 @@ from qa.embed import Embedder
 from qa.errors import NewsQAError, QuestionError
 from qa.evaluation.report import QuestionResult, build_report, write_report
 from qa.ingest.documents import make_document
-from qa.pipeline import NewsQA, validate_question
+from qa.pipeline import NewsQA
 from qa.reader.model import Reader
 from qa.runtime import BACKENDS
 from qa.types import Answer, Document, IndexConfig
+from qa.validate import validate_question
 
 DEFAULT_BACKEND = IndexConfig().backend  # measure what NewsQA runs by default
 
