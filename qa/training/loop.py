@@ -1,7 +1,7 @@
 """Fine-tune an extractive reader (start/end span head) on SQuAD-style JSON Lines.
 
-Run ``python -m qa.train --help``. Training is reproducible from ``--seed``, checkpoints every
-``--save-every`` steps, resumes a killed run with ``--resume``, and continues from the shipped
+Run ``python -m qa.training.loop --help``. Training is reproducible from ``--seed``, checkpoints
+every ``--save-every`` steps, resumes a killed run with ``--resume``, and continues from the shipped
 model with ``--init models/reader``.
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ from qa.errors import NewsQAError
 from qa.runtime.weights import load_torch_model
 from qa.store.local import keywords
 
-log = logging.getLogger("qa.train")
+log = logging.getLogger(__name__)
 
 # Share of the sampled examples drawn from each training file (by file stem). SQuAD is the core;
 # the others add news (QAMR Wikinews), other Wikipedia styles and out-of-domain text.
@@ -507,7 +507,7 @@ def parse_device(text: str) -> str:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The ``newsqa train-reader`` options (also ``python -m qa.train``)."""
+    """The ``newsqa train-reader`` options (also ``python -m qa.training.loop``)."""
     p.add_argument("--data", default="../shared/data/qa/train", help="folder of *.jsonl.gz files")
     p.add_argument("--out", default="runs/reader", help="run folder; checkpoint/ goes inside")
     p.add_argument("--init", help="start from these weights (e.g. models/reader) instead of the "
@@ -562,7 +562,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m qa.train", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m qa.training.loop", description=__doc__)
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

@@ -1,4 +1,4 @@
-"""``python -m qa.train`` end to end on a tiny model and a tiny synthetic data set."""
+"""``python -m qa.training.loop`` end to end on a tiny model and a tiny synthetic data set."""
 from __future__ import annotations
 
 import argparse
@@ -15,13 +15,13 @@ import torch
 from safetensors import safe_open
 
 from qa.reader.model import Reader
-from qa.train import (DEFAULT_MIX, parse_device, parse_fraction, parse_mix, parse_positive, project,
-                      sample_examples)
+from qa.training.loop import (DEFAULT_MIX, parse_device, parse_fraction, parse_mix, parse_positive,
+                              project, sample_examples)
 from qa.types import Chunk
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NAMES = ["Ada Lovelace", "Alan Turing", "Grace Hopper", "Edsger Dijkstra", "Barbara Liskov",
          "Donald Knuth", "Frances Allen", "John McCarthy"]
 CITIES = ["London", "Paris", "Berlin", "Madrid", "Rome", "Vienna", "Prague", "Lisbon", "Dublin"]
@@ -30,7 +30,7 @@ STEPS = ["--max-steps", "8", "--save-every", "4"]
 # Dies right after the checkpoint of step 4 is written, as a killed run would.
 KILLED_AT_4 = """
 import sys
-import qa.train as t
+import qa.training.loop as t
 save = t.save_checkpoint
 def save_then_die(model, tokenizer, optimizer, scheduler, step, out, args):
     save(model, tokenizer, optimizer, scheduler, step, out, args)
@@ -63,7 +63,7 @@ def data_dir(tmp_path_factory) -> Path:
 
 def train(args: list[str], script: list[str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, *(script or ["-m", "qa.train"]), *args],
+        [sys.executable, *(script or ["-m", "qa.training.loop"]), *args],
         cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 

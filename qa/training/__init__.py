@@ -1,0 +1,1 @@
+"""Training the extractive reader (``newsqa train-reader``)."""
