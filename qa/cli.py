@@ -34,7 +34,7 @@ HEAVY_COMMANDS = {
              "measure EM/F1, retrieval and latency on a SQuAD-style file"),
     "calibrate": ("qa.evaluation.calibrate",
                   "fit the answer decision on `newsqa eval --mode e2e --removed` results"),
-    "train-reader": ("qa.training.loop", "fine-tune the extractive reader"),
+    "train-reader": ("qa.training.command", "fine-tune the extractive reader"),
 }
 
 

@@ -1,4 +1,5 @@
-"""``python -m qa.training.loop`` end to end on a tiny model and a tiny synthetic data set."""
+"""``python -m qa.training`` (``newsqa train-reader``) end to end on a tiny model and a tiny
+synthetic data set."""
 from __future__ import annotations
 
 import argparse
@@ -15,8 +16,9 @@ import torch
 from safetensors import safe_open
 
 from qa.reader.model import Reader
-from qa.training.loop import (DEFAULT_MIX, parse_device, parse_fraction, parse_mix, parse_positive,
-                              project, sample_examples)
+from qa.training.command import parse_device, parse_fraction, parse_mix, parse_positive
+from qa.training.data import DEFAULT_MIX, sample_examples
+from qa.training.distill import project
 from qa.types import Chunk
 
 pytestmark = pytest.mark.slow
@@ -30,14 +32,15 @@ STEPS = ["--max-steps", "8", "--save-every", "4"]
 # Dies right after the checkpoint of step 4 is written, as a killed run would.
 KILLED_AT_4 = """
 import sys
-import qa.training.loop as t
-save = t.save_checkpoint
+import qa.training.loop as loop
+from qa.training.command import main
+save = loop.save_checkpoint
 def save_then_die(model, tokenizer, optimizer, scheduler, step, out, args):
     save(model, tokenizer, optimizer, scheduler, step, out, args)
     if step == 4:
         raise SystemExit(3)
-t.save_checkpoint = save_then_die
-t.main(sys.argv[1:])
+loop.save_checkpoint = save_then_die
+main(sys.argv[1:])
 """
 
 
@@ -63,7 +66,7 @@ def data_dir(tmp_path_factory) -> Path:
 
 def train(args: list[str], script: list[str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, *(script or ["-m", "qa.training.loop"]), *args],
+        [sys.executable, *(script or ["-m", "qa.training"]), *args],
         cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 

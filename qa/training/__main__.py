@@ -1,0 +1,4 @@
+"""``python -m qa.training``: the same as ``newsqa train-reader``."""
+from qa.training.command import main
+
+raise SystemExit(main())
