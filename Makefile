@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 
-.PHONY: setup run test bench
+.PHONY: setup run test test-fast bench
 setup: $(VENV)/.installed
 
 # torch first, pinned to the CPU build on this disk, so nothing else pulls a CUDA build.
@@ -18,6 +18,10 @@ run: setup
 
 test: setup
 	$(VENV)/bin/pytest -q
+
+# Without the tests that train or evaluate a model or drive a browser: a few minutes.
+test-fast: setup
+	$(VENV)/bin/pytest -q -m "not slow and not browser"
 
 bench: setup
 	$(PY) benchmarks/index_speed.py
