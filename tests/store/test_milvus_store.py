@@ -122,7 +122,7 @@ DELETED = {ARTICLES[1][0], ARTICLES[3][0]}  # each deleted after the next articl
 
 WRITER = textwrap.dedent("""
     import json, sys
-    from qa.ingest import make_document
+    from qa.ingest.documents import make_document
     from qa.pipeline import NewsQA
 
     uri, articles, deleted = sys.argv[1], json.loads(sys.argv[2]), set(json.loads(sys.argv[3]))

@@ -1,5 +1,6 @@
-"""The collections of a Milvus index: their fields, indexes and the keyword analyzer, and
-creating them with the manifest (see ``qa.store.milvus.store`` for what each one holds)."""
+"""The collections of a Milvus index: their fields, indexes and the keyword analyzer, creating
+them with the manifest, and the rows a document becomes (see ``qa.store.milvus.store`` for what
+each collection holds)."""
 from __future__ import annotations
 
 import json
