@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from qa.errors import NewsQAError, clip
 from qa.recency import with_resolved
+from qa.runtime import BACKENDS
 from qa.types import IndexConfig
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ def _wait_option(p: argparse.ArgumentParser) -> None:
 
 
 def _backend_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backend", choices=("torch", "onnx"),
+    p.add_argument("--backend", choices=BACKENDS,
                    help="what runs the embedder and the reader: torch, or onnx (ONNX "
                         "Runtime, int8, exported on first use and cached; starts without torch)")
 
