@@ -15,8 +15,8 @@ document / among the top-k chunks' documents) and answer accuracy (``qa.ask`` wi
 scores F1 >= 0.5 against the gold follow-up answer), twice: as shown, with the reader's calibrated
 "not found" threshold, and "always answer", taking the best candidate even below the threshold
 (``Answer.best_text``), which isolates the retrieval effect
-from abstention. Only the ``NewsQA`` facade and ``qa.evaluation.metrics`` are used. Indexing 2,225 articles
-takes several minutes on a CPU.
+from abstention. Only the ``NewsQA`` facade and ``qa.evaluation.metrics`` are used. Indexing
+2,225 articles takes several minutes on a CPU.
 """
 from __future__ import annotations
 
@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from qa.evaluation.metrics import f1, recall_at_k
-from qa.pipeline import AddReport, NewsQA
+from qa.pipeline import NewsQA
+from qa.types import AddReport
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CORPUS = ROOT / ".." / "shared" / "data" / "corpora" / "bbc_news_2225.jsonl.gz"

@@ -10,17 +10,23 @@ file, SQLite commit, tidy) and between saves. The parent then opens the index an
 - every document the writer reported as committed ("saved") is there, every document it reported
   deleted and saved is gone, and nothing that was never saved appeared ("phantom");
 - FAISS holds exactly one vector per chunk row, and every document has all its chunks;
+- every article's key names exactly one version of it, the one ``find_by_key`` returns, and
+  replacing left every article there: a replacement the writer was saving when killed left the
+  old version or the new one, never both and never neither;
 - a few committed documents are found by their own chunk vector with a score of ~1.0.
 
 In about half of the rounds a reader process opens the index while the writer works and runs
-``snapshot()`` searches, with the same consistency checks, until after the writer's death (it is
-killed only once the reader is searching); every exception or inconsistency it sees is a reader
-error.
+``snapshot()`` searches, with the same consistency checks (one version of each article among the
+documents it lists, found by its key), until after the writer's death (it is killed only once
+the reader is searching); every exception or inconsistency it sees is a reader error.
 
 Operations, written the way the facade writes (``qa/pipeline.py``):
 
 - indexing: ``Store.add`` + ``save()`` in batches under ``store.writing()``, as ``NewsQA.add``;
 - deleting: ``Store.delete`` + ``save()`` one document at a time, as ``NewsQA.delete``;
+- replacing: a new version (another text, the same key) of a few committed documents a save,
+  each ``Store.delete`` of the old version then ``Store.add`` of the new one, under
+  ``store.writing()``, as ``NewsQA.add`` replaces an edited article;
 - the feed refresher: each poll adds its new items (``add`` + ``save()``), then records the poll
   (``record_poll`` with the items' keys + ``save()``), as ``NewsQA.refresh_feeds`` does. After a
   kill, every item key the feed remembers must name a committed document (else a later poll
@@ -40,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import multiprocessing
 import random
 import shutil
@@ -58,7 +65,7 @@ import numpy as np
 
 from qa.store.base import utc_now
 from qa.store.local.store import Store
-from qa.types import Chunk, Document
+from qa.types import Chunk, Document, document_key
 
 EMBEDDER = "kill-test/random"
 DIMENSION = 384  # all-MiniLM-L6-v2's, as in tests/store/test_local_store.py
@@ -70,8 +77,9 @@ FEED = "http://feeds.example/kill-test.xml"  # subscribed in the seed index; nev
 SAMPLED = 5  # committed documents looked up by their own vector after each kill
 TIMEOUT_S = 60.0  # a writer or reader silent this long has hung
 AFTER_KILL_S = 0.05  # the reader keeps searching this long after the writer died
-FAILURES = ("unopenable", "lost", "resurrected", "phantom", "vec!=rows", "search",
+FAILURES = ("unopenable", "lost", "resurrected", "phantom", "vec!=rows", "key", "search",
             "feed state", "writer err", "reader err")
+OPERATIONS = ("indexing", "deleting", "replacing", "feed refresher")
 
 
 # --------------------------------------------------------------------- documents both sides derive
@@ -81,8 +89,14 @@ def _seed(doc_id: str) -> int:
     return int.from_bytes(hashlib.blake2b(doc_id.encode(), digest_size=8).digest(), "big")
 
 
+def key_of(doc_id: str) -> str:
+    """The key of a document: that of the article it is a version of (``<article>~<version>``)."""
+    return document_key(external_id=doc_id.partition("~")[0])
+
+
 def make_doc(doc_id: str) -> tuple[Document, list[Chunk]]:
-    """A small document of 1-3 paragraph chunks, the same in writer and checker."""
+    """A small document of 1-3 paragraph chunks, the same in writer and checker; its key names
+    the article it is a version of."""
     text, spans = "", []
     for j in range(1 + _seed(doc_id) % 3):
         if text:
@@ -90,7 +104,8 @@ def make_doc(doc_id: str) -> tuple[Document, list[Chunk]]:
         start = len(text)
         text += " ".join([f"Paragraph {j} of document {doc_id}."] * 4)
         spans.append((start, len(text)))
-    doc = Document(doc_id, text, title=f"Document {doc_id}", source="kill-test")
+    doc = Document(doc_id, text, title=f"Document {doc_id}", source="kill-test",
+                   external_id=doc_id.partition("~")[0], key=key_of(doc_id))
     return doc, [Chunk(doc_id, start, end, text[start:end]) for start, end in spans]
 
 
@@ -126,6 +141,16 @@ def chunk_rows(store: Store) -> int:
     return sum(1 for _ in store.iter_chunks())
 
 
+def key_problem(store: Store, ids: list[str], looked_up: list[str]) -> str | None:
+    """None when each article among ``ids`` (the documents listed) has one version, and its key
+    names each of ``looked_up``."""
+    twice = sorted(key for key, n in Counter(map(key_of, ids)).items() if n > 1)
+    if twice:
+        return f"two versions of {len(twice)} article(s): {', '.join(twice[:5])}"
+    wrong = [doc_id for doc_id in looked_up if store.find_by_key(key_of(doc_id)) != doc_id]
+    return f"not found by their key: {', '.join(wrong[:5])}" if wrong else None
+
+
 # --------------------------------------------------------------------- processes (forked)
 
 
@@ -142,10 +167,10 @@ def announced_save(store: Store, conn: Connection, announce: str) -> None:
 
 
 def add_batch(store: Store, conn: Connection, ids: list[str]) -> None:
-    """Add these documents and commit them in one announced save."""
+    """Add these documents and commit them in one announced save ("+id": added)."""
     for doc_id in ids:
         add_doc(store, doc_id)
-    announced_save(store, conn, " ".join(ids))
+    announced_save(store, conn, " ".join(f"+{doc_id}" for doc_id in ids))
 
 
 def index_writer(path: str, conn: Connection, round_: int, seed: int) -> None:
@@ -172,7 +197,34 @@ def delete_writer(path: str, conn: Connection, round_: int, seed: int) -> None:
         for doc_id in ids:
             if not store.delete(doc_id):
                 raise RuntimeError(f"{doc_id} was listed but could not be deleted")
-            announced_save(store, conn, doc_id)
+            announced_save(store, conn, f"-{doc_id}")
+    except Exception as error:
+        _report_error(conn, error)
+        raise SystemExit(1) from None
+
+
+def replace_writer(path: str, conn: Connection, round_: int, seed: int) -> None:
+    """Replace committed documents by a new version each, a few a save under the writer lock,
+    as ``NewsQA.add`` replaces an edited article: the old version, found by its key, deleted
+    and the new one added in one commit."""
+    rng = random.Random(seed)
+    try:
+        store = open_store(Path(path))
+        with store.writing():
+            ids = [d.id for d in store.documents()]
+            rng.shuffle(ids)
+            versions = itertools.count()
+            while ids:
+                size = rng.randint(*INDEX_BATCH)
+                batch, ids = ids[:size], ids[size:]
+                changes = []
+                for old in batch:
+                    new = f"{old.partition('~')[0]}~{round_}-{next(versions)}"
+                    if store.find_by_key(key_of(old)) != old or not store.delete(old):
+                        raise RuntimeError(f"{old} was listed but its key does not name it")
+                    add_doc(store, new)
+                    changes += [f"-{old}", f"+{new}"]
+                announced_save(store, conn, " ".join(changes))
     except Exception as error:
         _report_error(conn, error)
         raise SystemExit(1) from None
@@ -217,7 +269,8 @@ def reader(path: str, conn: Connection, seed: int) -> None:
                 problem = f"{vectors} vectors vs {rows} chunk rows" if vectors != rows else None
                 if docs and problem is None:
                     info = rng.choice(docs)
-                    problem = finds_itself(store, info.id, rng.randrange(info.chunks))
+                    problem = (key_problem(store, [d.id for d in docs], [info.id])
+                               or finds_itself(store, info.id, rng.randrange(info.chunks)))
             if problem:
                 raise AssertionError(problem)
         except Exception as error:  # every failure a reader sees is what we count
@@ -238,7 +291,9 @@ class Round:
     op: str
     added: set[str] = field(default_factory=set)  # committed ("saved")
     deleted: set[str] = field(default_factory=set)
-    pending: set[str] = field(default_factory=set)  # announced by "saving", never "saved"
+    # announced by "saving", never "saved": added ("+id") and deleted ("-id")
+    pending_added: set[str] = field(default_factory=set)
+    pending_deleted: set[str] = field(default_factory=set)
     polled: str = ""  # the feed refresher's last poll reported saved
     pending_poll: str = ""  # and the one it was saving when killed
     last_event: str = ""
@@ -258,10 +313,12 @@ class Round:
         if kind == "saving" and rest.startswith("poll "):
             self.pending_poll = rest.split()[1]
         elif kind == "saving":
-            self.pending = set(rest.split())
+            self.pending_added = {word[1:] for word in rest.split() if word[0] == "+"}
+            self.pending_deleted = {word[1:] for word in rest.split() if word[0] == "-"}
         elif kind == "saved":
-            (self.deleted if self.op == "deleting" else self.added).update(self.pending)
-            self.pending = set()
+            self.added |= self.pending_added
+            self.deleted |= self.pending_deleted
+            self.pending_added, self.pending_deleted = set(), set()
             self.polled = self.pending_poll or self.polled
             self.pending_poll = ""
         else:
@@ -272,6 +329,10 @@ class Round:
             phases[kind].append(now - self.last_at)
         self.last_event, self.last_at = kind, now
         return 1
+
+    @property
+    def pending(self) -> set[str]:
+        return self.pending_added | self.pending_deleted
 
     def fail(self, kind: str, detail: str) -> None:
         self.failures[kind] += 1
@@ -308,7 +369,8 @@ def run_round(ctx: ForkServerContext, path: Path, op: str, round_: int, rng: ran
     kill the writer at a random point once the reader is searching."""
     result = Round(op)
     readers = [start(ctx, reader, path, rng.getrandbits(32))] if with_reader else []
-    writers = {"indexing": index_writer, "deleting": delete_writer, "feed refresher": feed_writer}
+    writers = {"indexing": index_writer, "deleting": delete_writer, "replacing": replace_writer,
+               "feed refresher": feed_writer}
     writer, conn = start(ctx, writers[op], path, round_, rng.getrandbits(32))
     target, events = rng.randint(1, 2 * MAX_SAVES), 0
     while events < target:
@@ -378,6 +440,13 @@ def check(path: Path, result: Round, before: set[str], gone: set[str],
         if vectors != rows or partial:
             result.fail("vec!=rows", f"{vectors} vectors, {rows} chunk rows, "
                                      f"documents missing chunks: {partial[:5]}")
+        problem = key_problem(store, sorted(ids), sorted(ids))
+        if result.op == "replacing" and problem is None:  # it changes versions, not articles
+            left = sorted({key_of(d) for d in before} - {key_of(d) for d in ids})
+            problem = f"no version of {len(left)} article(s): {', '.join(left[:5])}" if left \
+                else None
+        if problem:
+            result.fail("key", problem)
         feed = next(f for f in store.feeds() if f.url == FEED)
         remembered = store.feed_items(FEED)
         orphans = remembered - ids - gone - before  # gone this round: the 'lost' check's
@@ -421,7 +490,7 @@ def print_table(rounds: list[Round], wall: float) -> None:
             + f"{'reads':>8}{'queries':>9}{'time s':>8}")
     print(head)
     print("-" * len(head))
-    for op in ("indexing", "deleting", "feed refresher", "total"):
+    for op in (*OPERATIONS, "total"):
         mine = [r for r in rounds if op == "total" or r.op == op]
         kills = [r for r in mine if r.killed]
         failed: Counter = Counter()
@@ -463,7 +532,7 @@ def main() -> int:
     # seconds per step, per operation: the pause before a kill is drawn from the same
     # operation's steps (a delete's save takes milliseconds, an indexing one far longer)
     phases: dict[str, dict[str, list[float]]] = {
-        op: {"saving": [], "saved": []} for op in ("indexing", "deleting", "feed refresher")}
+        op: {"saving": [], "saved": []} for op in OPERATIONS}
     started = time.perf_counter()
     while sum(r.killed for r in rounds) < args.kills and len(rounds) < 2 * args.kills:
         if len(present) < MIN_DOCS:
@@ -471,7 +540,7 @@ def main() -> int:
         elif len(present) > MAX_DOCS:
             op = "deleting"
         else:
-            op = rng.choice(["indexing", "deleting", "feed refresher"])
+            op = rng.choice(OPERATIONS)
         t = time.perf_counter()
         result = run_round(ctx, path, op, len(rounds), rng, rng.random() < args.reader_share,
                            phases[op])

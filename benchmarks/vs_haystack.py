@@ -49,8 +49,8 @@ alike, after untimed warm-up questions. newsqa remembers answers per index gener
 (``qa.cache``), so a question text is timed once: repeats are left out. The time is one whole
 call: embed the question, retrieve, read, decide. Each call gives two rows: the system's own
 decision (newsqa's calibrated "not found"; Haystack's no-answer score) and "always answer" (the
-best span either way). F1 and EM are ``qa.evaluation.metrics``'; recall@k: the question's own context is
-among the chunks read. The full run (300 questions, four systems) took 19 minutes on a busy
+best span either way). F1 and EM are ``qa.evaluation.metrics``'; recall@k: the question's own
+context is among the chunks read. The full run (300 questions, four systems) took 19 minutes on a busy
 2-core machine; ``--questions`` and ``--newsqa`` make it shorter.
 """
 from __future__ import annotations

@@ -1,10 +1,12 @@
 """Regenerate docs/chat.png, docs/chat_phone.png and docs/sources.png:
 ``python docs/screenshots.py``.
 
-Serves the app over a temporary index of ``seeds/`` with the shipped reader, asks the seed
-question in Chromium (``/usr/bin/chromium``, e.g. ``apt-get install chromium``) at desktop and
-at phone width, and captures the Chat and Sources tabs. Rerun it whenever the reader model or the
-UI changes. tests/ui/test_ui.py runs the same ``capture`` against its own app.
+Serves the app over a temporary index of ``seeds/`` and the two dated articles of
+``tests/data/differ/`` (so the Sources table shows sources, dates and its order) with the shipped
+reader, asks the seed question in Chromium (``/usr/bin/chromium``, e.g. ``apt-get install
+chromium``) at desktop and at phone width, and captures the Chat and Sources tabs. Rerun it
+whenever the reader model or the UI changes. tests/ui/test_ui.py runs the same ``capture``
+against its own app.
 """
 from __future__ import annotations
 
@@ -21,7 +23,9 @@ from qa.pipeline import NewsQA  # noqa: E402
 from qa.ui import app as ui  # noqa: E402
 
 SEED_ARTICLE = ROOT / "seeds" / "000_2ffe86633dc2dc73.txt"
+DATED = ROOT / "tests" / "data" / "differ" / "toll.jsonl"
 QUESTION = "How many POWs were on the first list?"
+SEARCH = "toll"  # in the titles of the two dated articles
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -56,7 +60,7 @@ def capture(browser: Browser, url: str, out: Path) -> None:
         page = browser.new_page(viewport=viewport, device_scale_factor=1)
         page.goto(url)
         ask(page, QUESTION)
-        page.screenshot(path=str(out / name))
+        page.screenshot(path=str(out / name), animations="disabled")
         page.close()
     page = browser.new_page(viewport=DESKTOP, device_scale_factor=1)
     page.goto(url)
@@ -64,7 +68,9 @@ def capture(browser: Browser, url: str, out: Path) -> None:
     page.locator("#nqa-files input[type=file]").set_input_files(str(SEED_ARTICLE))
     page.locator("#nqa-upload").click()  # shows the add report: "1 already indexed"
     page.locator("#nqa-status").get_by_text("already indexed").wait_for()
-    page.screenshot(path=str(out / "sources.png"))
+    page.locator("#nqa-search").get_by_role("textbox").fill(SEARCH)  # the table narrowed
+    page.locator("#nqa-count").get_by_text(f"“{SEARCH}”").wait_for()
+    page.screenshot(path=str(out / "sources.png"), animations="disabled")
     page.close()
 
 
@@ -72,6 +78,7 @@ def main() -> None:
     out = ROOT / "docs"
     with tempfile.TemporaryDirectory() as tmp, NewsQA(Path(tmp) / "index") as qa:
         ui.seed(qa, ui.SEEDS)
+        qa.add_paths([DATED])
         qa.warm_up()
         app = ui.build_app(qa)
         url = ui.launch(app, port=None, block=False)

@@ -133,7 +133,7 @@ def _citation(span: Span, documents: Mapping[str, Document], chunks: Sequence[Ch
                           "retrieved chunks.")
     return Citation(doc.id, doc.title, doc.source, doc.url, doc.published, span.start, span.end,
                     quote, chunk.text, chunk.start, span.score, doc.date_source,
-                    resolve_relative_date(quote, doc.published))
+                    resolve_relative_date(quote, doc.published), doc.external_id)
 
 
 def _alternatives(best: Answer, others: list[Answer], limit: int) -> list[Answer]:

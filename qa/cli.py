@@ -5,22 +5,29 @@ Every user error is one line on stderr and a non-zero exit, never a traceback.
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
 import importlib
 import json
+import os
 import sys
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Collection, Sequence
 
-from qa.errors import NewsQAError, clip
+from qa.batch import CSV_COLUMNS, csv_rows, read_questions
+from qa.errors import NewsQAError, QuestionError, clip
 from qa.recency import with_resolved
 from qa.runtime import BACKENDS
-from qa.types import IndexConfig
+from qa.types import IndexConfig, IndexingStopped
 
 if TYPE_CHECKING:
-    from qa.pipeline import FeedReport
+    from qa.pipeline import NewsQA
+    from qa.types import Answer, FeedReport
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader left
+PROGRESS_LINE_DOCS = 1_000  # documents between two progress lines where stderr is not a terminal
+COLUMN_MAX = 64  # the widest a table's column is padded to (a feed's URL): longer cells stick out
 # What the CLI prints comes from articles and feeds (titles, sources, quotes, errors naming
 # them): their control characters could clear the screen, set the window title or write the
 # clipboard (OSC 52) of whoever reads the output. Text gets each as a space (a newline too: one
@@ -44,9 +51,21 @@ def say(text: str, *, err: bool = False) -> None:
     print(text.translate(_AS_SPACES), file=sys.stderr if err else sys.stdout, flush=True)
 
 
-def as_json(data: object) -> str:
-    """``data`` as indented JSON that no terminal reads a control character in."""
-    return json.dumps(data, ensure_ascii=False, indent=2).translate(_JSON_ESCAPES)
+def as_json(data: object, indent: int | None = 2) -> str:
+    """``data`` as JSON (indented, or on one line with ``indent=None``) that no terminal reads a
+    control character in."""
+    return json.dumps(data, ensure_ascii=False, indent=indent).translate(_JSON_ESCAPES)
+
+
+def _table(rows: Sequence[Sequence[str]], right: Collection[int] = ()) -> list[str]:
+    """``rows`` as lines of aligned columns, two spaces apart: each column but the last is
+    padded to its widest cell, up to ``COLUMN_MAX``; those numbered in ``right`` (counts) are
+    aligned to the right."""
+    widths = [min(max(len(row[column]) for row in rows), COLUMN_MAX)
+              for column in range(len(rows[0]) - 1)] if rows else []
+    return ["  ".join([*(cell.rjust(width) if column in right else cell.ljust(width)
+                         for column, (cell, width) in enumerate(zip(row, widths))),
+                       row[-1]]).rstrip() for row in rows]
 
 
 def _index_option(p: argparse.ArgumentParser) -> None:
@@ -95,19 +114,24 @@ def _open(args: argparse.Namespace, *, create: bool):
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from qa.pipeline import IndexingStopped
 
     stopped = None
     try:
         with _open(args, create=True) as qa:
-            report = qa.add_paths(args.paths, progress=sys.stderr.isatty())
+            report = qa.add_paths(args.paths, limit=args.limit,
+                                  progress=sys.stderr.isatty() or _progress_lines())
     except IndexingStopped as error:  # a later batch failed: what the earlier ones committed
         stopped, report = error, error.report
-    say(f"added {len(report.added)} document(s), {report.chunks} chunk(s); "
+    replaced = (f" ({len(report.replaced)} replacing an older version of their article)"
+                if report.replaced else "")
+    say(f"added {len(report.added)} document(s), {report.chunks} chunk(s){replaced}; "
         f"{len(report.unchanged)} already indexed; "
         f"{len(report.near_duplicates)} near-duplicate(s)")
     for title, original in report.near_duplicates:
         say(f"  near-duplicate not indexed: {clip(title)!r} (same story as {original})")
+    if report.over_limit:
+        say(f"  stopped at --limit {args.limit}: {report.over_limit:,} more document(s) not "
+            "indexed")
     for error in report.errors:  # the rest was indexed; the exit status says not all of it
         say(f"newsqa: error: {error}", err=True)
     if stopped is not None:
@@ -115,14 +139,30 @@ def cmd_index(args: argparse.Namespace) -> int:
     return EXIT_ERROR if report.errors else 0
 
 
+def _progress_lines() -> Callable[[int, int], None]:
+    """``NewsQA.add``'s progress for a log, where a bar would be one long line of carriage
+    returns: a line each ``PROGRESS_LINE_DOCS`` documents."""
+    shown = [0]
+
+    def tell(done: int, total: int) -> None:
+        if done // PROGRESS_LINE_DOCS > shown[0] // PROGRESS_LINE_DOCS:
+            say(f"indexing: {done:,} of {total:,} documents done", err=True)
+        shown[0] = done
+    return tell
+
+
+def _ask(qa: NewsQA, args: argparse.Namespace, question: str) -> Answer:
+    return qa.ask(question, top_k=qa.config.top_k if args.top_k is None else args.top_k,
+                  threshold=args.threshold, sources=args.source or None,
+                  date_from=args.date_from, date_to=args.date_to,
+                  include_undated=not args.exclude_undated, as_of=args.as_of)
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
+    if args.questions is not None:
+        return _ask_each(args)
     with _open(args, create=False) as qa:
-        answer = qa.ask(args.question,
-                        top_k=qa.config.top_k if args.top_k is None else args.top_k,
-                        threshold=args.threshold,
-                        sources=args.source or None, date_from=args.date_from,
-                        date_to=args.date_to, include_undated=not args.exclude_undated,
-                        as_of=args.as_of)
+        answer = _ask(qa, args, args.question)
     if args.json:
         print(as_json(answer.to_dict()))
     elif not answer.found:
@@ -132,7 +172,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
             f"(confidence {answer.score:.0%})")
         for c in answer.citations:
             meta = ", ".join(x for x in (c.source, c.date_label) if x)
-            say(f"  [{c.doc_id}] {c.title}" + (f" ({meta})" if meta else "")
+            ids = f"{c.doc_id} · {c.external_id}" if c.external_id else c.doc_id
+            say(f"  [{ids}] {c.title}" + (f" ({meta})" if meta else "")
                 + f" chars {c.start}-{c.end}")
         if answer.disagreement:
             say("Sources differ (newest first):")
@@ -143,21 +184,54 @@ def cmd_ask(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ask_each(args: argparse.Namespace) -> int:
+    """``ask --questions FILE`` (``qa.batch``): a JSON line (or CSV rows) an answer, in the
+    file's order; a line that is no question gets its one line on stderr, the rest go on, and
+    the exit status is 1."""
+    lines = read_questions(args.questions)  # before a model loads
+    table = csv.writer(sys.stdout, lineterminator="\n") if args.csv else None
+    if table is not None:
+        table.writerow(CSV_COLUMNS)
+    failed = False
+    with _open(args, create=False) as qa:
+        for line in lines:
+            try:
+                if line.problem:
+                    raise QuestionError(line.problem)
+                answer = _ask(qa, args, line.question)
+            except QuestionError as error:  # another error (the index, a filter) ends the run
+                say(f"newsqa: error: {line.where}: {error}", err=True)
+                failed = True
+                continue
+            if table is None:
+                print(as_json({"id": line.id, "question": line.question,
+                               "answer": answer.to_dict()}, indent=None), flush=True)
+            else:  # control characters as spaces, as in text output
+                table.writerows([cell.translate(_AS_SPACES) if isinstance(cell, str) else cell
+                                 for cell in row] for row in csv_rows(line.id, answer))
+                sys.stdout.flush()
+    return EXIT_ERROR if failed else 0
+
+
 def cmd_sources(args: argparse.Namespace) -> int:
     with _open(args, create=False) as qa:
         if args.action == "delete":
-            for doc_id in args.ids:
-                qa.delete(doc_id)
-                say(f"deleted {doc_id}")
+            for doc_id in args.ids:  # an id, or the external id of the user's data
+                deleted = qa.delete(doc_id)
+                say(f"deleted {deleted}" + ("" if deleted == doc_id else f" ({doc_id})"))
             return 0
         docs = qa.documents()
     if args.json:
         print(as_json([dataclasses.asdict(d) for d in docs]))
-    else:
-        for d in docs:
-            say(f"{d.id}  {d.published or '-':<10}  {d.source or '-':<16}  {d.chunks:>3} chunks  "
-                f"{d.title}")
-        say(f"{len(docs)} document(s)")
+        return 0
+    # aligned columns (``_table``), then the title and the URL; the external ids' only when
+    # some article has one
+    rows = [[d.id, d.external_id or "-", d.published or "-", d.source or "-",
+             f"{d.chunks} chunks", d.title, d.url] for d in docs]
+    for line in _table([row[:1] + row[2:] for row in rows]
+                       if not any(d.external_id for d in docs) else rows):
+        say(line)
+    say(f"{len(docs)} document(s)")
     return 0
 
 
@@ -181,10 +255,12 @@ def cmd_feeds(args: argparse.Namespace) -> int:
     if args.json:
         print(as_json([dataclasses.asdict(f) for f in feeds]))
         return 0
-    for f in feeds:
-        say(f"{f.url}  {f.title or '-'}  {f.items_seen} item(s)  last poll "
-            f"{f.last_poll or 'never'}, last success {f.last_success or 'never'}"
-            + (f"  error: {f.last_error}" if f.last_error else ""))
+    for line in _table([[f.url, f.title or "-", f"{f.items_seen} item(s)",
+                         f"last poll {f.last_poll or 'never'}",
+                         f"last success {f.last_success or 'never'}",
+                         f"error: {f.last_error}" if f.last_error else ""] for f in feeds],
+                       right={2}):
+        say(line)
     say(f"{len(feeds)} feed(s)")
     return 0
 
@@ -225,14 +301,60 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def version() -> str:
+    """This newsqa's version: its installed package's, or the source tree's where it is not
+    installed."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as package_version
+
+    try:
+        return package_version("newsqa")
+    except PackageNotFoundError:
+        import qa
+        return qa.__version__
+
+
+class _Version(argparse.Action):
+    """``--version``, which looks the version up only when asked: ``importlib.metadata`` takes
+    a tenth of a second to import, which no other command should wait for."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="print the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        say(f"newsqa {version()}")
+        parser.exit()
+
+
+class _AnyOrder(argparse.ArgumentParser):
+    """A command's parser that takes its options anywhere: before, between or after its
+    positionals (``sources delete --index DIR ID``), where argparse alone wants the positionals
+    together."""
+
+    _intermixing = False
+
+    def parse_known_args(self, args=None, namespace=None):  # noqa: ANN001, ANN201 - argparse's
+        if self._intermixing:  # the two passes of parse_known_intermixed_args
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
+
+
 def build_parser(command: str = "") -> argparse.ArgumentParser:
     """Every command's parser; only ``command`` (the one run) gets its ``HEAVY_COMMANDS`` module
     imported and its options added, so that other commands start without torch."""
     parser = argparse.ArgumentParser(prog="newsqa", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action=_Version)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_AnyOrder)
 
     p = sub.add_parser("index", help="add files, folders, feeds or URLs to the index")
     p.add_argument("paths", nargs="+", metavar="PATH_OR_URL")
+    p.add_argument("--limit", type=int, metavar="N",
+                   help="index only the first N documents that the targets hold, in order "
+                        "(targets as given, a folder's files by name, a file's records in turn)")
     _index_option(p)
     _wait_option(p)
     _chunk_options(p)
@@ -242,7 +364,14 @@ def build_parser(command: str = "") -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("ask", help="answer a question from the indexed articles")
-    p.add_argument("question")
+    p.add_argument("question", nargs="?", metavar="QUESTION",
+                   help="the question; or --questions FILE for a file of them")
+    p.add_argument("--questions", metavar="FILE",
+                   help="answer each line of FILE (- for stdin), a question or a JSON object "
+                        "with \"question\" and \"id\", as a JSON line with its citations")
+    p.add_argument("--csv", action="store_true",
+                   help="with --questions: CSV instead, a row a citation (columns: "
+                        + ", ".join(CSV_COLUMNS) + ")")
     _index_option(p)
     p.add_argument("--top-k", type=int, metavar="N",
                    help=f"passages the reader reads (default: {IndexConfig().top_k})")
@@ -307,7 +436,20 @@ def build_parser(command: str = "") -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
+    """Run ``newsqa`` with ``argv`` (default: the command line); return its exit status."""
+    try:
+        status = _main(sys.argv[1:] if argv is None else list(argv))
+        sys.stdout.flush()  # what is still buffered meets a reader that left here, not at exit
+        return status
+    except BrokenPipeError:
+        # Whoever read stdout has gone (`newsqa sources | head -1`): stop quietly, as a tool
+        # that SIGPIPE ends does. stdout goes to /dev/null, or Python's own flush at exit would
+        # fail on it again (the recipe of Python's signal module documentation).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+
+
+def _main(argv: list[str]) -> int:
     # Python decodes bytes that are not UTF-8 (a file name, an id, a question typed in another
     # encoding) to lone surrogates, which fail far away, in SQLite or the tokenizer.
     for n, arg in enumerate(argv, 1):
@@ -320,6 +462,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(next((arg for arg in argv if not arg.startswith("-")), ""))
     args = parser.parse_args(argv)
     args.command_line = " ".join(["newsqa", *argv])  # what a record of the run names (calibrate)
+    if args.command == "ask" and (args.question is None) == (args.questions is None):
+        parser.error("ask takes a QUESTION or --questions FILE" + (
+            "" if args.question is None else ", not both"))
+    if args.command == "ask" and args.csv and args.questions is None:
+        parser.error("--csv is for --questions FILE: its answers, a row a citation")
     if args.command == "sources" and args.action == "delete" and not args.ids:
         parser.error("sources delete needs at least one DOC_ID")
     if args.command == "feeds" and (args.action == "list") == bool(args.urls):

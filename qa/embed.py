@@ -14,8 +14,9 @@ model's name, not the backend's, so either backend reads an index that the other
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, Sequence
+from typing import TYPE_CHECKING, Callable, Protocol, Sequence
 
 import numpy as np
 
@@ -40,6 +41,9 @@ def _default_model_path() -> Path:
     return Path(get_model_path()).resolve()
 
 
+Progress = Callable[[int], object]  # told the texts encoded so far, after each model batch
+
+
 class EmbeddingBackend(Protocol):
     """What the embedder needs from a model: load it once, then vectors for texts."""
 
@@ -50,8 +54,10 @@ class EmbeddingBackend(Protocol):
         """Make the model ready; return its vector length. Raises NewsQAError, OSError or
         ValueError when it cannot be loaded."""
 
-    def encode(self, texts: list[str], batch_size: int, query: bool) -> np.ndarray:
-        """Unit float32 vectors [len(texts), dimension] of passages, or of questions."""
+    def encode(self, texts: list[str], batch_size: int, query: bool,
+               progress: Progress | None = None) -> np.ndarray:
+        """Unit float32 vectors [len(texts), dimension] of passages, or of questions; after
+        each model batch, ``progress`` is told how many texts are done."""
 
 
 def make_backend(name: str, *, device: str, quantize: bool | None,
@@ -133,14 +139,16 @@ class Embedder(RunsOnBackend):
             raise NewsQAError(f"Cannot load the embedding model {self.name!r}: {reason}") from error
         self._dimension = dimension
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Embed passages: an ``(n, dimension)`` float32 array of unit vectors."""
+    def encode(self, texts: Sequence[str], *, progress: Progress | None = None) -> np.ndarray:
+        """Embed passages: an ``(n, dimension)`` float32 array of unit vectors. ``progress`` is
+        told how many texts are done after each model batch (longest texts first), so that a
+        bar over a large corpus moves as it is embedded."""
         if isinstance(texts, str):
             raise TypeError("encode() takes a sequence of texts; use encode_query() for one text.")
         self.warm_up()
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        return self._backend.encode(list(texts), self.batch_size, query=False)
+        return self._backend.encode(list(texts), self.batch_size, query=False, progress=progress)
 
     def encode_query(self, text: str) -> np.ndarray:
         """Embed a question: a 1-D float32 unit vector (with the model's query prompt, if it has
@@ -170,12 +178,21 @@ class TorchEmbedding:
         self._model = model
         return dimension
 
-    def encode(self, texts: list[str], batch_size: int, query: bool) -> np.ndarray:
+    def encode(self, texts: list[str], batch_size: int, query: bool,
+               progress: Progress | None = None) -> np.ndarray:
         encode = self._model.encode_query if query else self._model.encode_document
-        vectors = encode(texts, batch_size=batch_size,
-                         show_progress_bar=False,  # indexing shows one bar, over all documents
-                         convert_to_numpy=True, normalize_embeddings=True)
-        return vectors.astype(np.float32, copy=False)
+        # one model batch a call, longest texts first, as sentence-transformers batches them
+        # itself: the same vectors, and ``progress`` hears of each batch
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        vectors = np.empty((len(texts), self._model.get_embedding_dimension()), dtype=np.float32)
+        for b in range(0, len(order), batch_size):
+            rows = order[b:b + batch_size]
+            vectors[rows] = encode([texts[i] for i in rows], batch_size=batch_size,
+                                   show_progress_bar=False,  # indexing shows one bar over all
+                                   convert_to_numpy=True, normalize_embeddings=True)
+            if progress is not None:
+                progress(b + len(rows))
+        return vectors
 
 
 class OnnxEmbedding:
@@ -222,15 +239,15 @@ class OnnxEmbedding:
         session = onnx_session(
             export_path(self.cache_dir, "embedder", transformer_dir, self.precision),
             f"the embedder {source}",
-            lambda out: export_transformer(transformer_dir, out,
-                                           quantize=self.precision == "int8"))
+            partial(export_transformer, transformer_dir, quantize=self.precision == "int8"))
         self._inputs = tuple(i.name for i in session.get_inputs())
         self._session, self._tokenizer = session, tokenizer
         self._lower_case = bool(settings.get("do_lower_case"))
         self._dimension = dimension
         return dimension
 
-    def encode(self, texts: list[str], batch_size: int, query: bool) -> np.ndarray:
+    def encode(self, texts: list[str], batch_size: int, query: bool,
+               progress: Progress | None = None) -> np.ndarray:
         if self._lower_case:
             texts = [t.lower() for t in texts]
         encodings = self._tokenizer.encode_batch(texts)
@@ -239,6 +256,8 @@ class OnnxEmbedding:
         for b in range(0, len(order), batch_size):
             rows = order[b:b + batch_size]
             vectors[rows] = self._mean_pool([encodings[i] for i in rows])
+            if progress is not None:
+                progress(b + len(rows))
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return vectors / np.maximum(norms, 1e-12)  # sentence-transformers' Normalize epsilon
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -32,43 +32,15 @@ from qa.retrieve import ReciprocalRankFusion, Retriever, contextualize
 from qa.store import open_store
 from qa.store.base import MILVUS_SCHEME, DocumentInfo, DocumentStore, Feed, redacted, utc_now
 from qa.store.manifest import check_same_settings
-from qa.types import Answer, Document, Filter, Hit, IndexConfig, whole_number
+from qa.types import (AddReport, Answer, Document, FeedReport, Filter, Hit, IndexConfig,
+                      IndexingStopped, document_key, whole_number)
 from qa.validate import (validate_as_of, validate_documents, validate_feed_url, validate_filter,
                          validate_history, validate_question, validate_threshold, validate_top_k)
 
 log = logging.getLogger(__name__)
 
 ADD_BATCH_DOCS = 256  # documents embedded and committed together when indexing a large corpus
-
-
-@dataclass
-class AddReport:
-    """What ``NewsQA.add`` did with each document it was given."""
-
-    added: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)  # already indexed (same content hash)
-    near_duplicates: list[tuple[str, str]] = field(default_factory=list)  # (new title, kept id)
-    chunks: int = 0
-    errors: list[str] = field(default_factory=list)  # one line per input that could not be read
-
-
-class IndexingStopped(StoreError):
-    """``NewsQA.add`` stopped at a batch that the index could not take (a full disk, say):
-    ``report`` holds what the batches before it committed, which the index keeps."""
-
-    def __init__(self, message: str, report: AddReport) -> None:
-        super().__init__(message)
-        self.report = report
-
-
-@dataclass
-class FeedReport:
-    """What ``NewsQA.refresh_feeds`` did with one feed."""
-
-    url: str
-    not_modified: bool = False  # the feed answered 304: nothing new, nothing else fetched
-    items: AddReport = field(default_factory=AddReport)  # its new items; ``errors``: skipped ones
-    error: str = ""  # the feed could not be fetched, read or recorded: nothing of it was indexed
+Progress = bool | Callable[[int, int], object]  # how ``NewsQA.add`` shows its progress
 
 
 class NewsQA:
@@ -166,74 +138,99 @@ class NewsQA:
         self.reader.warm_up()
 
     # ---- sources -------------------------------------------------------------------------
-    def add(self, documents: Iterable[Document], *, progress: bool = False) -> AddReport:
+    def add(self, documents: Iterable[Document], *, progress: Progress = False) -> AddReport:
         """Index documents; exact and near-duplicate copies are reported, not indexed twice.
-        One that cannot be indexed (``validate_documents``) refuses them all, before anything
-        is written.
+        A document whose key (``Document.key``: its external id, URL or file) names an indexed
+        one with other text replaces it, in the commit that adds it. One that cannot be indexed
+        (``validate_documents``) refuses them all, before anything is written.
 
         The index's writer lock is held for the whole call (another writer gets a clear error,
         or waits with ``wait_for_writer``), but questions are blocked only while a batch is
         committed: chunking and embedding, the slow part, run outside the facade's lock.
+        ``progress``: a tqdm bar on stderr, which the app's page follows (True), or a function
+        told (documents through, documents given) as they are embedded, e.g. the CLI's log lines.
         """
         docs = validate_documents(documents)
         report = AddReport()
         if not docs:  # nothing was read: leave the index (or its absence) untouched
             return report
         store = self.retriever.store  # the embedder checked against the index
-        with contextlib.ExitStack() as held, tqdm(total=len(docs), unit="doc",
-                                                  disable=not progress, desc="indexing") as bar:
+        with contextlib.ExitStack() as held, tqdm(total=len(docs), unit="doc", desc="indexing",
+                                                  disable=progress is not True) as bar:
+            tell = progress if callable(progress) else lambda done, _: bar.update(done - bar.n)
             with self._lock:  # catching up with other writers changes what questions read
                 held.enter_context(store.writing())
-            saved = 0, 0  # report.added and report.chunks as of the last save
+            saved = 0, 0, 0  # report.added, report.chunks, report.replaced as of the last save
             try:
                 for i in range(0, len(docs), ADD_BATCH_DOCS):
                     batch = docs[i:i + ADD_BATCH_DOCS]
                     with self._lock:
-                        fresh = self._new_documents(batch, report)
+                        fresh, replacing = self._new_documents(batch, report)
+                    skipped = i + len(batch) - len(fresh)  # indexed already, near-duplicates
                     chunks = [self.chunker.split(doc) for doc in fresh]
-                    vectors = self.embedder.encode([c.text for cs in chunks for c in cs])
+                    texts = [c.text for cs in chunks for c in cs]
+                    vectors = self.embedder.encode(texts, progress=lambda n: tell(  # docs' worth
+                        skipped + len(fresh) * n // len(texts), len(docs)))
                     row = 0
                     with self._lock:
                         for doc, doc_chunks in zip(fresh, chunks):
+                            if doc.id in replacing:  # the old version goes in the same commit
+                                store.delete(replacing[doc.id])
+                                report.replaced.append((replacing[doc.id], doc.id))
                             store.add(doc, doc_chunks, vectors[row:row + len(doc_chunks)])
                             row += len(doc_chunks)
                             report.added.append(doc.id)
                             report.chunks += len(doc_chunks)
                         store.save()
-                    saved = len(report.added), report.chunks
-                    bar.update(len(batch))
+                    saved = len(report.added), report.chunks, len(report.replaced)
+                    tell(i + len(batch), len(docs))
             except StoreError as error:  # the batches saved before stay: say what they added
                 if not saved[0]:
                     raise
-                del report.added[saved[0]:]
+                del report.added[saved[0]:], report.replaced[saved[2]:]
                 report.chunks = saved[1]
                 raise IndexingStopped(f"{error} {saved[0]} document(s) of this run were "
                                       "committed before that.", report) from error
         return report
 
-    def _new_documents(self, batch: Sequence[Document], report: AddReport) -> list[Document]:
-        """The documents of ``batch`` that are neither indexed nor near-duplicates (reported)."""
+    def _new_documents(self, batch: Sequence[Document], report: AddReport
+                       ) -> tuple[list[Document], dict[str, str]]:
+        """The documents of ``batch`` neither indexed nor near-duplicates (reported), and by
+        their ids the indexed versions they replace. Of two versions of one article the later is
+        kept; neither is a near-duplicate of the other, nor of the version it replaces."""
         fresh: list[Document] = []
+        replacing: dict[str, str] = {}
         for doc in batch:
             if self.store.has(doc.id) or any(d.id == doc.id for d in fresh):
                 report.unchanged.append(doc.id)
                 continue
+            earlier = next((d for d in fresh if doc.key and d.key == doc.key), None)
+            old = self.store.find_by_key(doc.key) if earlier is None else replacing.get(earlier.id)
             original = self.store.find_near_duplicate(doc, pending=fresh)
-            if original is not None:
+            if original is not None and original not in (old, earlier and earlier.id):
                 report.near_duplicates.append((doc.title or doc.id, original))
                 continue
+            if earlier is not None:
+                fresh.remove(earlier)
+                replacing.pop(earlier.id, None)
             fresh.append(doc)
-        return fresh
+            if old is not None:
+                replacing[doc.id] = old
+        return fresh, replacing
 
-    def add_paths(self, targets: Sequence[str | Path], *, progress: bool = False) -> AddReport:
+    def add_paths(self, targets: Sequence[str | Path], *, progress: Progress = False,
+                  limit: int | None = None) -> AddReport:
         """Load files, folders, feeds or URLs (see ``qa.ingest.files.load``) and index them.
 
         A target (or a file in a folder) that cannot be loaded is listed in ``errors`` with one
-        line, and the others are still indexed.
+        line, and the others are still indexed. ``limit`` indexes only the first that many
+        documents loaded (targets in turn, a folder's files by name, a file's records in order).
         """
+        limit = None if limit is None else whole_number(limit, "limit", 1)
         errors: list[str] = []
         docs = load(targets, fetcher=self.fetcher, errors=errors)
-        return replace(self.add(docs, progress=progress), errors=errors)
+        return replace(self.add(docs[:limit], progress=progress), errors=errors,
+                       over_limit=len(docs[limit:]) if limit else 0)
 
     def add_urls(self, urls: Sequence[str], *, progress: bool = False) -> AddReport:
         """Fetch and index http(s) URLs only: what a web page sends must never name a local
@@ -250,14 +247,29 @@ class NewsQA:
         docs = load_uploads(paths, errors=errors)
         return replace(self.add(docs, progress=progress), errors=errors)
 
-    def delete(self, doc_id: str) -> None:
-        """Remove a document and its chunks; unknown ids are an error, not a silent no-op."""
+    def delete(self, doc_id: str) -> str:
+        """Remove a document and its chunks, named by its id or its external id; the id of the
+        one removed. An id that names none is an error, not a silent no-op."""
         with self._lock:
-            if not self.store.delete(doc_id):
-                self.store.save()  # releases the writer lock the attempt took
-                raise NewsQAError(f"No document with id {clip(repr(doc_id))} in "
-                                  f"{redacted(self.location)}.")
-            self.store.save()
+            with self.store.snapshot():
+                found = self._resolve(doc_id)
+            deleted = self.store.delete(found)  # False: another process deleted it since
+            self.store.save()  # commits, or releases the writer lock the attempt took
+        if not deleted:
+            raise NewsQAError(f"{clip(repr(doc_id))} was deleted by another process meanwhile.")
+        return found
+
+    def _resolve(self, doc_id: str) -> str:
+        """The id of the document ``doc_id`` names: its id, or its ``external_id``."""
+        if not isinstance(doc_id, str):
+            raise NewsQAError(f"A document id must be text, not {type(doc_id).__name__}.")
+        if self.store.has(doc_id):
+            return doc_id
+        found = self.store.find_by_key(document_key(external_id=doc_id))
+        if found is None:
+            raise NewsQAError(f"No document has the id or external id {clip(repr(doc_id))} in "
+                              f"{redacted(self.location)}.")
+        return found
 
     def documents(self) -> list[DocumentInfo]:
         with self._lock, self.store.snapshot():
@@ -362,8 +374,9 @@ class NewsQA:
             log.error("Stopped refreshing the feeds: %s", err)
 
     def get(self, doc_id: str) -> Document:
+        """The document ``doc_id`` names: its id or its external id."""
         with self._lock, self.store.snapshot():
-            return self.store.get(doc_id)
+            return self.store.get(self._resolve(doc_id))
 
     # ---- questions -----------------------------------------------------------------------
     def retrieve(self, question: str, top_k: int = 5, *, sources: list[str] | None = None,

@@ -11,13 +11,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from qa.errors import NewsQAError, clip
+from qa.errors import NewsQAError, StoreError, clip
 
 
 @dataclass(frozen=True)
 class Document:
     """One news article. ``id`` is a stable hash of the text (see
-    ``qa.ingest.documents.document_id``)."""
+    ``qa.ingest.documents.document_id``): it names this version of the article.
+
+    ``key`` names the article across versions (``document_key``): indexing a document whose key
+    an indexed one has replaces that one (``NewsQA.add``). "" when nothing names it.
+    """
 
     id: str
     text: str
@@ -26,6 +30,19 @@ class Document:
     url: str = ""
     published: str = ""  # ISO 8601 date or datetime, "" when unknown
     date_source: str = ""  # where ``published`` was read: a key of ``DATE_SOURCES``, "" if undated
+    external_id: str = ""  # the id the user's data gives the article (a JSON record's "id")
+    key: str = ""
+
+
+def document_key(external_id: str = "", url: str = "", path: str = "") -> str:
+    """What names an article across versions: the user's id for it, else its URL, else the
+    resolved path of the file it is the only article of; "" when none is known. Each kind has its
+    prefix, so that an id never matches a URL or a path by chance."""
+    if external_id:
+        return f"id:{external_id}"
+    if url:
+        return f"url:{url}"
+    return f"file:{path}" if path else ""
 
 
 # Where a publication date may come from: metadata only, never the article's text, where a
@@ -128,6 +145,7 @@ class Citation:
     # the absolute date a relative-date quote ("Monday") stands for, read from ``published``
     # (see ``qa.recency.resolve_relative_date``); an addition beside the quote, never part of it
     resolved_date: str = ""
+    external_id: str = ""  # see ``Document.external_id``
 
     @property
     def date_label(self) -> str:
@@ -260,3 +278,36 @@ class IndexConfig:
         """This config with ``index``'s index-defining settings (those of the index opened)."""
         return dataclasses.replace(
             self, **{name: getattr(index, name) for name in self.INDEX_DEFINING})
+
+
+@dataclass
+class AddReport:
+    """What ``NewsQA.add`` did with each document it was given."""
+
+    added: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)  # already indexed (same content hash)
+    # (old id, new id): those of ``added`` that replaced the indexed version of their article
+    replaced: list[tuple[str, str]] = field(default_factory=list)
+    near_duplicates: list[tuple[str, str]] = field(default_factory=list)  # (new title, kept id)
+    chunks: int = 0
+    errors: list[str] = field(default_factory=list)  # one line per input that could not be read
+    over_limit: int = 0  # documents loaded past ``add_paths``' limit: not looked at
+
+
+class IndexingStopped(StoreError):
+    """``NewsQA.add`` stopped at a batch that the index could not take (a full disk, say):
+    ``report`` holds what the batches before it committed, which the index keeps."""
+
+    def __init__(self, message: str, report: AddReport) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+@dataclass
+class FeedReport:
+    """What ``NewsQA.refresh_feeds`` did with one feed."""
+
+    url: str
+    not_modified: bool = False  # the feed answered 304: nothing new, nothing else fetched
+    items: AddReport = field(default_factory=AddReport)  # its new items; ``errors``: skipped ones
+    error: str = ""  # the feed could not be fetched, read or recorded: nothing of it was indexed

@@ -264,3 +264,21 @@ def test_no_disagreement_from_one_article_the_same_answer_or_a_far_weaker_rival(
                                         span(NEW, "700 mln stg", 0.8 * CLOSE_SHARE - 0.01)],
                           RIVALS, RIVAL_HITS, decision=ReaderScore(0.0))
     assert weak.disagreement == []
+
+
+# --- ids and links (issue 26) -------------------------------------------------------------------
+
+
+def test_citations_carry_the_users_id_and_the_url_of_their_article():
+    """The user's id for an article (a JSON record's ``id``) travels with every citation of it,
+    in the answer's JSON too, so that answers map back to the user's data."""
+    keyed = Document("k", A.text, title="Freed", url="https://bbc.example/a",
+                     external_id="bbc-world-017")
+    docs = {**DOCS, "k": keyed}
+    spans = [span(keyed, "640 POWs", 0.8, occurrence=1), span(B, "600 POWs", 0.5)]
+    answer = compose_answer("How many POWs?", spans, docs, hits(chunks_of(keyed) + chunks_of(B)),
+                            decision=ReaderScore(0.3))
+    assert [(c.external_id, c.url) for c in answer.citations] == [
+        ("bbc-world-017", "https://bbc.example/a")]
+    assert answer.alternatives[0].citations[0].external_id == ""  # B has none
+    assert answer.to_dict()["citations"][0]["external_id"] == "bbc-world-017"

@@ -1,10 +1,17 @@
 """The command line: a batch goes on past a bad input, which gets one line and a non-zero exit."""
 from __future__ import annotations
 
+import csv
+import importlib.metadata
+import io
 import json
 import logging
 import os
+import random
+import re
+import shlex
 import shutil
+import string
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +20,7 @@ import pytest
 
 from conftest import LoopbackServer, QuietHandler, serving
 from qa.cli import main, print_feed_reports
-from qa.pipeline import AddReport, FeedReport
+from qa.types import AddReport, FeedReport
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -306,3 +313,273 @@ def test_index_on_a_full_disk_says_so_in_one_line_and_keeps_the_batches_it_commi
         assert main(["sources", "--json", "--index", str(index)]) == 0
         listed = json.loads(capsys.readouterr().out)
         assert sorted(d["title"] for d in listed) == sorted(r["title"] for r in small)
+
+
+# ---- updates, ids and links (issue 26): the user's id and URL, and an edited record replaced ---
+
+
+def test_an_edited_record_is_listed_cited_and_deleted_by_the_users_id(tmp_path: Path,
+                                                                      capsys) -> None:
+    harbour = (DATA / "good" / "harbour.txt").read_text(encoding="utf-8")
+    url = "https://www.bbc.example/news/business-005"
+
+    def corpus(figure: str) -> str:
+        path = tmp_path / "bbc.jsonl"
+        path.write_text(json.dumps({"id": "bbc-business-005", "url": url, "source": "BBC",
+                                    "text": harbour.replace("12 million", f"{figure} million")})
+                        + "\n" + json.dumps({"id": 6, "text": "The orchard harvest started two "
+                                             "weeks early, growers in the valley said."}) + "\n")
+        return str(path)
+
+    index = str(tmp_path / "index")
+    assert main(["index", corpus("12"), "--index", index]) == 0
+    capsys.readouterr()
+    assert main(["index", corpus("14"), "--index", index]) == 0
+    assert capsys.readouterr().out.startswith(
+        "added 1 document(s), 1 chunk(s) (1 replacing an older version of their article); "
+        "1 already indexed")
+    assert main(["sources", "--json", "--index", index]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(d["external_id"], d["url"]) for d in listed] == [("6", ""), ("bbc-business-005", url)]
+    assert main(["sources", "--index", index]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split()[:2] == [listed[1]["id"], "bbc-business-005"]
+    assert lines[1].endswith(url) and lines[0].split()[1] == "6"
+
+    assert main(["ask", "How much did the bridge repairs cost?", "--index", index, "--json",
+                 "--threshold", "0"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert "14 million" in answer["text"] and answer["disagreement"] == []
+    assert [(c["external_id"], c["url"]) for c in answer["citations"]] == \
+        [("bbc-business-005", url)] * len(answer["citations"])
+    assert main(["ask", "How much did the bridge repairs cost?", "--index", index,
+                 "--threshold", "0"]) == 0
+    cited = capsys.readouterr().out.splitlines()[1]
+    assert cited.startswith(f"  [{listed[1]['id']} · bbc-business-005] ")
+
+    assert main(["sources", "delete", "bbc-business-005", "--index", index]) == 0
+    assert capsys.readouterr().out == f"deleted {listed[1]['id']} (bbc-business-005)\n"
+    assert main(["sources", "delete", "bbc-business-005", "--index", index]) == 1
+    assert capsys.readouterr().err == ("newsqa: error: No document has the id or external id "
+                                       f"'bbc-business-005' in {index}.\n")
+
+
+# ---- issue 26: a closed pipe, options anywhere, --version, --limit, progress, columns, and a ----
+# ---- file of questions answered as JSON Lines or CSV --------------------------------------------
+
+
+def distinct_articles(count: int, seed: int, title_words: int = 2) -> list[dict]:
+    """``count`` one-chunk articles of random words: none is a near-duplicate of another."""
+    rng = random.Random(seed)
+    words = ["".join(rng.choices(string.ascii_lowercase, k=rng.randint(3, 9)))
+             for _ in range(5_000)]
+    return [{"title": " ".join([f"Report {n}", *rng.choices(words, k=title_words)]),
+             "text": " ".join(rng.choices(words, k=12)) + "."} for n in range(count)]
+
+
+def write_jsonl(path: Path, records: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def thousand(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """1,001 articles with long titles, indexed by ``newsqa index`` in a process whose stderr is
+    a pipe (as in a log, not a terminal); listing them takes far more than a pipe holds."""
+    folder = tmp_path_factory.mktemp("thousand")
+    corpus = write_jsonl(folder / "corpus.jsonl", distinct_articles(1_001, 26, title_words=20))
+    index = folder / "index"
+    done = subprocess.run([sys.executable, "-m", "qa.cli", "index", str(corpus), "--index",
+                           str(index)], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("added 1001 document(s), 1001 chunk(s)")
+    return index, done
+
+
+def test_indexing_into_a_log_writes_a_plain_line_a_thousand_documents(thousand) -> None:
+    _, done = thousand
+    assert "\r" not in done.stderr  # no bar
+    [line] = [line for line in done.stderr.splitlines() if line.startswith("indexing")]
+    assert re.fullmatch(r"indexing: 1,0\d\d of 1,001 documents done", line), line
+
+
+@pytest.mark.parametrize("option", [[], ["--json"]])
+def test_a_reader_that_stops_early_ends_the_listing_quietly(thousand, option: list[str]) -> None:
+    """``newsqa sources | head -1`` through a real shell pipe. The listing is longer than the
+    pipe holds, so head has exited while newsqa still writes: its next write meets the closed
+    pipe (EPIPE) every time. newsqa stops without a traceback (nor Python's "Exception ignored"
+    at exit) with 141, the status a shell reports for a writer that the closed pipe ended (128 +
+    SIGPIPE; head's own status, what the shell gives the pipeline, is 0)."""
+    index, _ = thousand
+    command = shlex.join([sys.executable, "-m", "qa.cli", "sources", "--index", str(index),
+                          *option])
+    shown = subprocess.run(["bash", "-c", f'{command} | head -1; echo "${{PIPESTATUS[*]}}" >&2'],
+                           cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert shown.stderr.splitlines() == ["141 0"]
+    if option:
+        assert shown.stdout == "[\n"
+    else:
+        assert len(shown.stdout.splitlines()) == 1 and "  Report " in shown.stdout
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_indexing_progress_moves_with_each_model_batch_not_each_commit(tmp_path: Path,
+                                                                       backend: str) -> None:
+    """What the bar (or the CLI's log lines) is told as a large corpus is indexed: the documents'
+    worth of chunks embedded after each model batch, not a commit's 256 documents at once."""
+    from qa.embed import BATCH_SIZE, Embedder
+    from qa.ingest.documents import make_document
+    from qa.pipeline import ADD_BATCH_DOCS, NewsQA
+
+    docs = [make_document(r["text"], title=r["title"])
+            for r in distinct_articles(ADD_BATCH_DOCS + 44, 3)]
+    told: list[tuple[int, int]] = []
+    with NewsQA(tmp_path / "index", embedder=Embedder(backend=backend)) as qa:
+        report = qa.add(docs, progress=lambda done, total: told.append((done, total)))
+    assert len(report.added) == report.chunks == len(docs)  # one chunk a document
+    done = [d for d, _ in told]
+    assert {total for _, total in told} == {len(docs)}
+    assert done == sorted(done) and done[-1] == len(docs)
+    assert sorted({d for d in done if d <= ADD_BATCH_DOCS}) == list(
+        range(BATCH_SIZE, ADD_BATCH_DOCS + 1, BATCH_SIZE))
+
+
+def test_options_go_before_between_and_after_the_positionals(tmp_path: Path, capsys) -> None:
+    index, good = str(tmp_path / "index"), DATA / "good"
+    assert main(["index", "--index", index, str(good / "harbour.txt"), "--wait",
+                 str(good / "observatory.html")]) == 0
+    assert main(["sources", "--json", "list", "--index", index]) == 0
+    capsys.readouterr()
+    assert main(["sources", "--index", index, "--json"]) == 0
+    ids = [d["id"] for d in json.loads(capsys.readouterr().out)]
+    question = "How much did the bridge repairs cost?"
+    assert main(["ask", "--index", index, question, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["question"] == question
+    feeds = ["http://127.0.0.1:9/a.xml", "http://127.0.0.1:9/b.xml"]
+    assert main(["feeds", "add", "--index", index, feeds[0], "--allow-private", feeds[1]]) == 0
+    assert capsys.readouterr().out.splitlines() == [f"subscribed to {url}" for url in feeds]
+    assert main(["sources", "delete", "--index", index, ids[0], "--wait", ids[1]]) == 0
+    assert capsys.readouterr().out.splitlines() == [f"deleted {doc_id}" for doc_id in ids]
+
+
+def test_version_is_the_installed_packages(capsys) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out == f"newsqa {importlib.metadata.version('newsqa')}\n"
+
+
+def test_index_limit_takes_the_first_documents_and_says_how_many_it_left(tmp_path: Path,
+                                                                        capsys) -> None:
+    records = distinct_articles(5, 8)
+    corpus = write_jsonl(tmp_path / "corpus.jsonl", records)
+    index = str(tmp_path / "index")
+    assert main(["index", str(corpus), "--limit", "2", "--index", index]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("added 2 document(s), 2 chunk(s); 0 already indexed")
+    assert out[1:] == ["  stopped at --limit 2: 3 more document(s) not indexed"]
+    assert main(["sources", "--json", "--index", index]) == 0
+    assert sorted(d["title"] for d in json.loads(capsys.readouterr().out)) == [
+        r["title"] for r in records[:2]]
+    assert main(["index", str(corpus), "--limit", "0", "--index", index]) == 1
+    assert capsys.readouterr().err == (
+        "newsqa: error: limit must be a whole number of at least 1, not 0.\n")
+
+
+def test_sources_and_feeds_are_listed_in_aligned_columns(tmp_path: Path, capsys) -> None:
+    """A date and a full timestamp, a short and a long source, URLs of different lengths: each
+    column starts at the same place on every line."""
+    text = distinct_articles(3, 4)
+    records = [{**text[0], "title": "Alpha", "source": "AP", "published": "2024-03-18"},
+               {**text[1], "title": "Beta", "source": "Town Gazette",
+                "published": "2024-03-18T09:30:00+00:00"},
+               {**text[2], "title": "Gamma"}]
+    index = str(tmp_path / "index")
+    assert main(["index", str(write_jsonl(tmp_path / "dated.jsonl", records)),
+                 "--index", index]) == 0
+    capsys.readouterr()
+    assert main(["sources", "--index", index]) == 0
+    *lines, count = capsys.readouterr().out.splitlines()
+    assert count == "3 document(s)" and len(lines) == 3
+    for column in ("chunks", *(r["title"] for r in records)):
+        assert len({line.index(column) for line in lines if column in line}) == 1, lines
+    assert len({line.index(" 1 chunks") for line in lines}) == 1
+
+    feeds = ["http://127.0.0.1:9/f.xml", "http://127.0.0.1:9/a/much/longer/path/to/feed.xml"]
+    assert main(["feeds", "add", *feeds, "--allow-private", "--index", index]) == 0
+    capsys.readouterr()
+    assert main(["feeds", "list", "--index", index]) == 0
+    *lines, count = capsys.readouterr().out.splitlines()
+    assert count == "2 feed(s)" and len(lines) == 2
+    for column in (" item(s)", "last poll never", "last success never"):
+        assert len({line.index(column) for line in lines}) == 1, lines
+
+
+@pytest.fixture(scope="module")
+def harbour_index(tmp_path_factory) -> str:
+    index = str(tmp_path_factory.mktemp("harbour") / "index")
+    assert main(["index", str(DATA / "good" / "harbour.txt"),
+                 str(DATA / "good" / "observatory.html"), "--index", index]) == 0
+    return index
+
+
+def asked_alone(question: str, index: str, capsys) -> dict:
+    """``newsqa ask QUESTION --json``'s answer."""
+    capsys.readouterr()
+    assert main(["ask", question, "--index", index, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_a_file_of_questions_gets_a_json_line_an_answer_and_a_bad_line_its_error(
+        harbour_index: str, tmp_path: Path, capsys) -> None:
+    """Plain lines and JSON records with ids, mixed; a blank line is passed over; an empty
+    question and a broken record each get their line on stderr, and the rest are answered as
+    ``ask --json`` answers them alone."""
+    lines = ["How much did the bridge repairs cost?", "",
+             json.dumps({"id": "comet", "question": "What did the observatory spot?"}),
+             json.dumps({"id": "blank", "question": "  "}), "{not json",
+             json.dumps({"id": 7, "question": "Who is the mayor?"})]
+    questions = tmp_path / "questions.txt"
+    questions.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert main(["ask", "--questions", str(questions), "--index", harbour_index]) == 1
+    out, err = capsys.readouterr()
+    errors = err.splitlines()
+    assert errors[0] == f"newsqa: error: {questions}, line 4: The question is empty."
+    assert errors[1].startswith(f"newsqa: error: {questions}, line 5: it starts with {{ but is "
+                                "not a JSON object (") and len(errors) == 2
+    answered = [json.loads(line) for line in out.splitlines()]
+    assert [(a["id"], a["question"]) for a in answered] == [
+        (1, lines[0]), ("comet", "What did the observatory spot?"), (7, "Who is the mayor?")]
+    for a in answered:
+        assert a["answer"] == asked_alone(a["question"], harbour_index, capsys)
+
+
+def test_questions_from_stdin_come_out_as_csv_a_row_a_citation(harbour_index: str,
+                                                               capsys) -> None:
+    questions = ["How much did the bridge repairs cost?", "What did the observatory spot?",
+                 "Who won the 1954 World Cup?"]
+    done = subprocess.run([sys.executable, "-m", "qa.cli", "ask", "--questions", "-", "--csv",
+                           "--index", harbour_index], input="\n".join(questions) + "\n",
+                          cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    rows = list(csv.reader(io.StringIO(done.stdout)))
+    expected = [["id", "question", "answer", "confidence", "found", "doc_id", "external_id",
+                 "title", "source", "published", "start", "end", "quote"]]
+    for n, question in enumerate(questions, 1):
+        a = asked_alone(question, harbour_index, capsys)
+        head = [str(n), question, a["text"], str(round(a["score"], 4)), json.dumps(a["found"])]
+        expected += [head + [c["doc_id"], c.get("external_id") or "", c["title"], c["source"],
+                             c["published"], str(c["start"]), str(c["end"]), c["quote"]]
+                     for c in a["citations"]] or [head + [""] * 8]
+    assert rows == expected
+    assert any(row[5] for row in rows[1:])  # an answer, with its article's id, is among them
+
+
+def test_ask_wants_a_question_or_a_file_of_them(harbour_index: str, capsys) -> None:
+    for args, message in ((["ask"], "ask takes a QUESTION or --questions FILE"),
+                          (["ask", "Who?", "--questions", "-"],
+                           "ask takes a QUESTION or --questions FILE, not both"),
+                          (["ask", "Who?", "--csv"], "--csv is for --questions FILE")):
+        with pytest.raises(SystemExit) as exited:
+            main([*args, "--index", harbour_index])
+        assert exited.value.code == 2 and message in capsys.readouterr().err

@@ -320,3 +320,125 @@ def test_a_date_bound_the_calendar_lacks_is_refused_before_any_work(tmp_path: Pa
     kept = validate_filter(None, "2024-02-29", "2024-12-31T23:59:59.5", True)
     assert (kept.date_from, kept.date_to) == ("2024-02-29", "2024-12-31T23:59:59.5")
     assert validate_filter(None, "0001", "9999-12-31 23", True).date_to == "9999-12-31 23"
+
+
+# --- updates: an article indexed again with changed text replaces its old version (issue 26) -----
+
+GOOD = Path(__file__).resolve().parent / "data" / "good"
+HARBOUR = (GOOD / "harbour.txt").read_text(encoding="utf-8")  # the repairs cost 12 million euros
+ORCHARD = (GOOD / "nested" / "orchard.md").read_text(encoding="utf-8")
+BBC_URL = "https://www.bbc.example/news/business-005"
+
+
+def bbc_corpus(path: Path, figure: str) -> Path:
+    """A JSON Lines corpus of two records with ids; in ``bbc-business-005`` the repairs cost
+    ``figure`` million euros."""
+    records = [{"id": "bbc-business-005", "title": "Harbour bridge reopens after repairs",
+                "source": "BBC", "published": "2024-03-19", "url": BBC_URL,
+                "text": HARBOUR.replace("12 million", f"{figure} million")},
+               {"id": "bbc-business-006", "title": "Orchard harvest hits record",
+                "source": "BBC", "text": ORCHARD}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def test_an_edited_record_replaces_its_old_version_and_is_answered_from_alone(
+        tmp_path: Path, embedder, shipped_reader) -> None:
+    """The issue's case: the edited record (12 → 14 million) replaces the old version, which it
+    is a near-duplicate of, rather than being refused as one or added beside it (the answer
+    cited the old figure under "Sources differ"). The user's id and URL travel to the citation;
+    indexing the same again is a no-op; the article is deleted by the user's id."""
+    from qa.ingest.files import load
+
+    corpus = tmp_path / "bbc.jsonl"
+    with NewsQA(tmp_path / "index", embedder=embedder, reader=shipped_reader) as qa:
+        assert len(qa.add_paths([bbc_corpus(corpus, "12")]).added) == 2
+        old = qa.get("bbc-business-005")
+        assert "12 million" in old.text and old.key == "id:bbc-business-005"
+        edited, orchard = load([bbc_corpus(corpus, "14")])
+        assert qa.store.find_near_duplicate(edited) == old.id  # what refused it before
+        report = qa.add_paths([corpus])
+        assert report.replaced == [(old.id, edited.id)] and report.added == [edited.id]
+        assert report.unchanged == [orchard.id] and report.near_duplicates == []
+        assert [(d.id, d.external_id, d.url) for d in qa.documents()] == [
+            (orchard.id, "bbc-business-006", ""), (edited.id, "bbc-business-005", BBC_URL)]
+        assert "14 million" in qa.get("bbc-business-005").text
+        answer = qa.ask("How much did the bridge repairs cost?", threshold=0.0)
+        assert "14 million" in answer.text and answer.disagreement == []
+        assert {(c.doc_id, c.external_id, c.url) for c in answer.citations} == {
+            (edited.id, "bbc-business-005", BBC_URL)}
+
+        version = qa.store.version
+        again = qa.add_paths([corpus])
+        assert (again.added, again.replaced) == ([], []) and len(again.unchanged) == 2
+        assert qa.store.version == version
+
+        assert qa.delete("bbc-business-005") == edited.id
+        assert [d.id for d in qa.documents()] == [orchard.id]
+        for call in (qa.get, qa.delete):
+            with pytest.raises(NewsQAError, match=re.escape(
+                    "No document has the id or external id 'bbc-business-005' in")):
+                call("bbc-business-005")
+        assert qa.get(orchard.id) == qa.get("bbc-business-006")
+
+
+def test_of_two_versions_given_together_the_later_is_indexed(tmp_path: Path, embedder) -> None:
+    """Documents given to ``add`` are named by their ``external_id`` (else their URL)."""
+    v1, v2, v3 = (Document(f"v{n}", BRIDGE.replace("12", str(figure)), external_id="bridge")
+                  for n, figure in ((1, 12), (2, 14), (3, 16)))
+    with NewsQA(tmp_path / "index", embedder=embedder) as qa:
+        report = qa.add([v1, v2])
+        assert (report.added, report.replaced, report.near_duplicates) == (["v2"], [], [])
+        assert qa.add([v3]).replaced == [("v2", "v3")]
+        assert [(d.id, d.external_id) for d in qa.documents()] == [("v3", "bridge")]
+        linked = Document("page", BRIDGE, url="https://news.example/bridge")
+        assert qa.add([linked]).added == ["page"]
+        edited = Document("page-2", BRIDGE.replace("12", "13"), url="https://news.example/bridge")
+        assert qa.add([edited]).replaced == [("page", "page-2")]
+
+
+def test_an_edited_file_is_replaced_by_its_path_and_an_unchanged_one_is_a_no_op(
+        tmp_path: Path, embedder) -> None:
+    folder = tmp_path / "articles"
+    (folder / "sub").mkdir(parents=True)
+    article = folder / "harbour.txt"
+    article.write_text(HARBOUR, encoding="utf-8")
+    (folder / "orchard.md").write_text(ORCHARD, encoding="utf-8")
+    with NewsQA(tmp_path / "index", embedder=embedder) as qa:
+        assert len(qa.add_paths([folder]).added) == 2
+        article.write_text(HARBOUR.replace("12 million", "14 million"), encoding="utf-8")
+        # the same file by another path: it is named by its resolved path
+        report = qa.add_paths([folder / "sub" / ".." / "harbour.txt"])
+        assert len(report.replaced) == 1 and report.near_duplicates == []
+        texts = [qa.get(d.id).text for d in qa.documents()]
+        assert len(texts) == 2 and "14 million" in texts[1] and "12 million" not in texts[0]
+        version = qa.store.version
+        again = qa.add_paths([folder])
+        assert (again.added, len(again.unchanged)) == ([], 2) and qa.store.version == version
+
+
+def test_a_page_fetched_again_with_changed_text_replaces_the_old_one(tmp_path: Path,
+                                                                    embedder) -> None:
+    from conftest import LoopbackServer, QuietHandler, serving
+    from qa.ingest.fetch import Fetcher
+
+    class Page(QuietHandler):
+        figure = "12"
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            paragraphs = "".join(f"<p>{p}</p>" for p in HARBOUR.replace(
+                "12 million", f"{self.figure} million").split("\n\n")[1:])
+            body = (f"<html><head><title>Harbour bridge reopens</title></head><body><article>"
+                    f"<h1>Harbour bridge reopens</h1>{paragraphs}</article></body></html>")
+            self._answer(200, {"Content-Type": "text/html; charset=utf-8"}, body.encode())
+
+    with serving(LoopbackServer(Page)) as server, NewsQA(
+            tmp_path / "index", embedder=embedder,
+            fetcher=Fetcher(allow_private=True, timeout=10)) as qa:
+        url = f"{server.url}/news/bridge"
+        [first] = qa.add_urls([url]).added
+        Page.figure = "14"
+        report = qa.add_urls([url])
+        assert report.replaced == [(first, report.added[0])] and not report.errors
+        [listed] = qa.documents()
+        assert listed.url == url and "14 million" in qa.get(listed.id).text

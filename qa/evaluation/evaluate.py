@@ -5,9 +5,11 @@ no retrieval). ``e2e`` indexes every distinct context of the file in a fresh ind
 question of the whole index (what a user gets). ``e2e --removed`` then asks each question again
 with its own article taken out of the index (what a user asking about a story that is not indexed
 gets: the right reply is "not found"); these results are what the answer decision is fitted on
-(``newsqa calibrate``). Both modes write ``predictions.jsonl`` (one line per question and
-condition, a format other tools rely on) and the report (see ``qa.evaluation.report``) into
-``--out``.
+(``newsqa calibrate``). ``e2e --index DIR`` asks an existing index, which keeps what it holds:
+there a question may come without a context, its gold article named by an optional "doc_id"
+(retrieval is scored on the questions that name one). Both modes write ``predictions.jsonl``
+(one line per question and condition, a format other tools rely on) and the report (see
+``qa.evaluation.report``) into ``--out``.
 """
 from __future__ import annotations
 
@@ -51,15 +53,18 @@ class Question:
 
     id: str
     title: str
-    context: str
+    context: str  # "" for a question asked of an existing index alone (``--index``)
     question: str
     answers: list[str]  # gold answer texts, [] when unanswerable
     is_impossible: bool | None  # None when the line does not say
+    doc_id: str = ""  # a question without a context: its gold article's id in the index, if given
 
 
 # ---- data ------------------------------------------------------------------------------------
-def load_questions(path: Path) -> list[Question]:
-    """Every question of a plain or gzipped JSON Lines file, in file order.
+def load_questions(path: Path, *, contexts: bool = True) -> list[Question]:
+    """Every question of a plain or gzipped JSON Lines file, in file order. Without
+    ``contexts`` (an existing index is asked) a line may leave its context out; its answers then
+    need no ``answer_start``, and it may name its gold article by "doc_id".
 
     Raises ``NewsQAError`` naming the file and line for anything malformed, so a bad gold answer
     cannot silently skew the numbers.
@@ -72,7 +77,7 @@ def load_questions(path: Path) -> list[Question]:
             record = json.loads(line)
         except json.JSONDecodeError as err:
             raise NewsQAError(f"{where} is not valid JSON ({err.msg}).") from None
-        question = _parse_question(record, where)
+        question = _parse_question(record, where, contexts)
         if question.id in seen:
             raise NewsQAError(f"{where}: the id {question.id!r} occurs twice.")
         seen.add(question.id)
@@ -98,12 +103,20 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
         raise NewsQAError(f"{path} cannot be read ({err}).") from None
 
 
-def _parse_question(record: object, where: str) -> Question:
+def _parse_question(record: object, where: str, contexts: bool) -> Question:
     if not isinstance(record, dict):
         raise NewsQAError(f"{where} is not a JSON object.")
-    for key in ("id", "context", "question"):
-        if not isinstance(record.get(key), str) or not record[key].strip():
-            raise NewsQAError(f"{where}: '{key}' must be a non-empty string.")
+    required = ("id", "context", "question") if contexts else ("id", "question")
+    for key in ("id", "context", "question", "doc_id"):
+        if (key in required or key in record) and (not isinstance(record.get(key), str)
+                                                   or not record[key].strip()):
+            raise NewsQAError(f"{where}: '{key}' must be a non-empty string" + (
+                " (a question without one is asked of an index of yours: --mode e2e --index "
+                "DIR)" if key == "context" else "") + ".")
+    context = record.get("context", "")
+    if context and "doc_id" in record:
+        raise NewsQAError(f"{where}: 'doc_id' is for a question without a 'context': the "
+                          "context is its article.")
     title = record.get("title", "")
     if not isinstance(title, str):
         raise NewsQAError(f"{where}: 'title' must be a string.")
@@ -111,30 +124,31 @@ def _parse_question(record: object, where: str) -> Question:
         validate_question(record["question"])
     except QuestionError as err:
         raise NewsQAError(f"{where}: {err}") from None
-    answers = _parse_answers(record.get("answers"), record["context"], where)
+    answers = _parse_answers(record.get("answers"), context, where)
     impossible = record.get("is_impossible")
     if impossible is not None and not isinstance(impossible, bool):
         raise NewsQAError(f"{where}: 'is_impossible' must be true or false.")
     if bool(impossible) == bool(answers):
         raise NewsQAError(f"{where}: a question needs answers unless 'is_impossible' is true, "
                           "and an impossible one must have none.")
-    return Question(record["id"], title, record["context"], record["question"], answers,
-                    impossible)
+    return Question(record["id"], title, context, record["question"], answers, impossible,
+                    record.get("doc_id", ""))
 
 
 def _parse_answers(answers: object, context: str, where: str) -> list[str]:
-    """Gold answer texts, each checked to occur in the context at its ``answer_start``."""
+    """Gold answer texts, each checked to occur in the context (if any) at its
+    ``answer_start``."""
     if not isinstance(answers, list):
         raise NewsQAError(f"{where}: 'answers' must be a list.")
     texts = []
     for a in answers:
         if not (isinstance(a, dict) and isinstance(a.get("text"), str) and a["text"]
-                and isinstance(a.get("answer_start"), int)
-                and not isinstance(a["answer_start"], bool)):
-            raise NewsQAError(f"{where}: each answer needs a non-empty 'text' and an integer "
-                              "'answer_start'.")
-        start, text = a["answer_start"], a["text"]
-        if start < 0 or context[start:start + len(text)] != text:
+                and (not context or isinstance(a.get("answer_start"), int)
+                     and not isinstance(a["answer_start"], bool))):
+            raise NewsQAError(f"{where}: each answer needs a non-empty 'text'"
+                              + (" and an integer 'answer_start'." if context else "."))
+        start, text = a.get("answer_start"), a["text"]
+        if context and (start < 0 or context[start:start + len(text)] != text):
             raise NewsQAError(f"{where}: the answer {text!r} is not at offset {start} of the "
                               "context.")
         texts.append(text)
@@ -144,26 +158,30 @@ def _parse_answers(answers: object, context: str, where: str) -> list[str]:
 # ---- running ---------------------------------------------------------------------------------
 def evaluate(data: Path, mode: str, out: Path, *, limit: int | None = None, top_k: int = 5,
              reader: str | None = None, threshold: float | None = None,
-             index_dir: Path | None = None, removed: bool = False,
+             index_dir: str | Path | None = None, removed: bool = False,
              reader_backend: str = DEFAULT_BACKEND,
              embedder_backend: str = DEFAULT_BACKEND, reader_device: str = "cpu") -> dict:
     """Answer the first ``limit`` questions of ``data`` in ``mode``; write and return the report.
 
     In e2e, every context of the file is indexed even with ``limit``: the limit picks the
     questions, not the corpus they are asked of. ``index_dir`` keeps the e2e index (default: a
-    temporary one); documents already in it stay and count as distractors. ``removed`` (e2e only)
-    asks every answerable question a second time with its article removed from the index.
-    ``reader_device`` runs a torch reader on a GPU ("cuda"), e.g. a large teacher model.
+    temporary one); documents already in it stay and count as distractors, and questions
+    without a context are asked of it alone. ``removed`` (e2e only, every question with its
+    context) asks every answerable question a second time with its article removed from the
+    index. ``reader_device`` runs a torch reader on a GPU ("cuda"), e.g. a large teacher model.
     """
     data, out = Path(data), Path(out)
     _check_options(mode, out, limit, top_k, threshold, removed)
-    questions = load_questions(data)
+    questions = load_questions(data, contexts=mode == "reader" or not index_dir)
     selected = questions[:limit]
+    if removed and not all(q.context for q in selected):
+        raise NewsQAError("--removed needs every question's context: it takes that article "
+                          "out of the index, and an index of yours is not to be changed.")
     index = (contextlib.nullcontext(index_dir) if index_dir
              else tempfile.TemporaryDirectory(prefix="newsqa-eval-"))
     reading = Reader(reader, backend=reader_backend, device=reader_device)
-    with index as where, NewsQA(where, reader=reading,
-                                embedder=Embedder(backend=embedder_backend)) as pipeline:
+    with index as where, NewsQA(where, reader=reading, embedder=Embedder(backend=embedder_backend),
+                                create=any(q.context for q in questions)) as pipeline:
         if mode == "reader":
             rows = _run_reader(pipeline, selected, threshold)
         else:
@@ -219,7 +237,9 @@ def _run_e2e(pipeline: NewsQA, questions: list[Question], selected: list[Questio
     """
     docs = _documents(questions)
     gold_of = _index_contexts(pipeline, docs)
-    pipeline.warm_up()
+    pipeline.warm_up()  # opens the index: one that is not there is said so first
+    gold = {q.id: gold_of[docs[q.context].id] if q.context else _named_article(pipeline, q)
+            for q in selected}  # before any question: a gold id the index lacks is an error
     depth = max(RETRIEVAL_DEPTH, top_k)
     rows = []
     for q in tqdm(selected, desc="asking", unit="q"):
@@ -227,13 +247,24 @@ def _run_e2e(pipeline: NewsQA, questions: list[Question], selected: list[Questio
         answer = pipeline.ask(q.question, top_k=top_k, threshold=threshold)
         latency = time.perf_counter() - start
         ranked = [hit.chunk.doc_id for hit in pipeline.retrieve(q.question, top_k=depth)]
-        rows.append(_row(q, answer, latency, gold_doc_id=gold_of[docs[q.context].id],
-                         ranked_doc_ids=ranked))
+        rows.append(_row(q, answer, latency, gold_doc_id=gold[q.id], ranked_doc_ids=ranked,
+                         condition="indexed"))
     if removed:
-        rows += _run_removed(pipeline, [q for q in selected if q.answers],
-                             {q.id: gold_of[docs[q.context].id] for q in selected}, top_k,
+        rows += _run_removed(pipeline, [q for q in selected if q.answers], gold, top_k,
                              threshold)
     return rows
+
+
+def _named_article(pipeline: NewsQA, q: Question) -> str | None:
+    """The id of the indexed article a question without a context names by "doc_id" (an id or
+    an external id), or None where it names none."""
+    if not q.doc_id:
+        return None
+    try:
+        return pipeline.get(q.doc_id).id
+    except NewsQAError as err:
+        raise NewsQAError(f"Question {q.id!r}: its 'doc_id' is no article of the index: "
+                          f"{err}") from None
 
 
 def _run_removed(pipeline: NewsQA, selected: list[Question], gold_of: dict[str, str],
@@ -255,7 +286,7 @@ def _run_removed(pipeline: NewsQA, selected: list[Question], gold_of: dict[str, 
             start = time.perf_counter()
             answer = pipeline.ask(q.question, top_k=top_k, threshold=threshold)
             rows[q.id] = _row(q, answer, time.perf_counter() - start, gold_doc_id=doc_id,
-                              removed=True)
+                              condition="removed")
         if pipeline.add([document]).added != [doc_id]:
             raise NewsQAError(f"Document {doc_id} could not be put back into the index.")
     return [rows[q.id] for q in selected]
@@ -265,7 +296,7 @@ def _documents(questions: list[Question]) -> dict[str, Document]:
     """One document per distinct context, titled by its first question, in file order."""
     docs: dict[str, Document] = {}
     for q in questions:
-        if q.context not in docs:
+        if q.context and q.context not in docs:
             docs[q.context] = make_document(q.context, title=q.title)
     return docs
 
@@ -288,19 +319,21 @@ def _index_contexts(pipeline: NewsQA, docs: dict[str, Document]) -> dict[str, st
 
 
 def _row(q: Question, answer: Answer, latency: float, *, gold_doc_id: str | None = None,
-         ranked_doc_ids: list[str] | None = None, removed: bool = False) -> Row:
-    """The ``predictions.jsonl`` line and the report's result for one answered question.
+         ranked_doc_ids: list[str] | None = None, condition: str = "") -> Row:
+    """The ``predictions.jsonl`` line and the report's result for one answered question; an
+    e2e one's ``condition`` is "indexed" or "removed" (its article taken out of the index).
 
     With its article removed, a question has no answer in the index: its gold is "not found".
     """
+    removed = condition == "removed"
     cited = answer.citations[0] if answer.citations else None
     prediction = {"id": q.id, "prediction": answer.text, "score": answer.score,
                   "doc_id": cited.doc_id if cited else None,
                   "start": cited.start if cited else None, "end": cited.end if cited else None,
                   "retrieved": list(dict.fromkeys(c.doc_id for c in answer.retrieved))}
-    if gold_doc_id is not None:
+    if condition:
         prediction["gold_doc_id"] = gold_doc_id
-        prediction["condition"] = "removed" if removed else "indexed"
+        prediction["condition"] = condition
     result = QuestionResult(q.id, q.question, [] if removed else q.answers,
                             q.is_impossible, answer.text, answer.score, answer.best_text,
                             latency, gold_doc_id, ranked_doc_ids or [], removed=removed,
@@ -367,8 +400,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", type=float,
                    help="confidence to answer from (default: the answer decision's, see "
                         "qa/decide.py; reader mode: the reader's span-score threshold)")
-    p.add_argument("--index-dir", type=Path, metavar="DIR",
-                   help="keep the e2e index here (default: a temporary directory)")
+    p.add_argument("--index", "--index-dir", dest="index_dir", metavar="DIR_OR_URI",
+                   help="e2e: the index to ask (default: a temporary one), which the file's "
+                        "contexts are added to; there a question may come without a context, "
+                        "its gold article named by an optional doc_id")
     p.add_argument("--removed", action="store_true",
                    help="e2e: ask each answerable question again with its own article removed "
                         "from the index (the calibration set of the answer decision)")

@@ -71,8 +71,9 @@ def build_report(results: Sequence[QuestionResult], settings: dict, *, e2e: bool
     removed = [r for r in results if r.removed]
     if removed:
         report["removed"] = _removed_metrics([r for r in asked if r.golds], removed)
-    if e2e:
-        report["retrieval"] = _retrieval_metrics(asked)
+    golden = [r for r in asked if r.gold_doc_id is not None]  # those naming their article
+    if e2e and golden:
+        report["retrieval"] = _retrieval_metrics(golden)
     report["latency"] = _latency_metrics([r.latency for r in asked])
     report["calibration"] = _calibration_bins(results)
     report["calibration_error"] = calibration_error(report["calibration"])
@@ -146,11 +147,13 @@ def _by_type(results: Sequence[QuestionResult]) -> dict:
 
 
 def _retrieval_metrics(results: Sequence[QuestionResult]) -> dict:
-    """Recall@k and MRR of the gold document, by the rank of its first retrieved chunk."""
+    """Recall@k and MRR of the gold document, by the rank of its first retrieved chunk, over
+    the questions with one."""
     metrics = {f"recall@{k}": _mean([recall_at_k(r.ranked_doc_ids, r.gold_doc_id, k)
                                      for r in results]) for k in RECALL_DEPTHS}
     metrics["mrr"] = _mean([reciprocal_rank(r.ranked_doc_ids, r.gold_doc_id) for r in results])
     metrics["depth"] = min(len(r.ranked_doc_ids) for r in results)
+    metrics["questions"] = len(results)
     return metrics
 
 
@@ -255,7 +258,10 @@ def render_markdown(report: dict) -> str:
                   + f" | {r['mrr']:.3f} |", "",
                   f"Ranks count retrieved chunks: recall@k is the share of questions with a chunk "
                   f"of the gold document among the first k (as the reader would see with "
-                  f"top_k = k); {r['depth']} chunks retrieved per question."]
+                  f"top_k = k); {r['depth']} chunks retrieved per question."
+                  + ("" if r["questions"] == a["questions"] else
+                     f" Scored on the {r['questions']} of {a['questions']} questions that name "
+                     "their gold article.")]
     lines += ["", "## By question type", "", "| type | questions | EM | F1 |", "|---|---|---|---|"]
     lines += [f"| {t} | {m['questions']} | {_pct(m['exact_match'])} | {_pct(m['f1'])} |"
               for t, m in report["by_question_type"].items() if m["questions"]]

@@ -14,7 +14,7 @@ from typing import Any
 from dateutil import parser as dateutil_parser
 
 from qa.errors import IngestError, clip
-from qa.types import Document
+from qa.types import Document, document_key
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ def document_id(text: str) -> str:
 
 
 def make_document(text: str, *, title: str = "", source: str = "", url: str = "",
-                  published: str = "", date_source: str = "") -> Document:
+                  published: str = "", date_source: str = "", external_id: str = "") -> Document:
     """Build a ``Document`` with normalised text and an ISO 8601 ``published`` date, which
     ``date_source`` says where it was read (see ``qa.types.DATE_SOURCES``).
 
@@ -43,12 +43,13 @@ def make_document(text: str, *, title: str = "", source: str = "", url: str = ""
     text = text.replace("\r\n", "\n").replace("\r", "\n").strip()
     doc = check_document(Document(id="", text=text, title=" ".join(title.split()),
                                   source=source.strip(), url=url.strip(), published=published,
-                                  date_source=date_source))
+                                  date_source=date_source, external_id=external_id.strip()))
     return dataclasses.replace(doc, id=document_id(text))  # hashed once the text is known good
 
 
 def check_document(doc: Document) -> Document:
-    """``doc`` with its date read as ISO 8601, if it can be indexed: the one check of every
+    """``doc`` with its date read as ISO 8601, and a ``key`` from its external id or URL when it
+    was given none (``qa.types.document_key``), if it can be indexed: the one check of every
     document, read from a file (``make_document``) or given to ``NewsQA.add``. Its id is the
     caller's to give.
 
@@ -67,7 +68,8 @@ def check_document(doc: Document) -> Document:
                           f"{MAX_DOCUMENT_CHARS:,} (qa.ingest.documents.MAX_DOCUMENT_CHARS).")
     published = _iso_date(doc.published)
     return dataclasses.replace(doc, published=published,
-                               date_source=doc.date_source if published else "")
+                               date_source=doc.date_source if published else "",
+                               key=doc.key or document_key(doc.external_id, doc.url))
 
 
 def _check_unicode(name: str, value: str) -> None:

@@ -16,6 +16,7 @@ subscription's state (``qa.store.base.Feed``) in the index, so that a restart re
 from __future__ import annotations
 
 import logging
+import math
 import re
 from dataclasses import dataclass, field
 from time import monotonic
@@ -72,9 +73,12 @@ def parse_interval(value: str | float) -> float:
             raise NewsQAError(f"The interval {value!r} is not a duration such as 15m, 30s, 2h "
                               "or 900 (seconds).")
         seconds = float(match[1]) * _UNIT_SECONDS[match[2]]
-    if not MIN_INTERVAL_SECONDS <= seconds < float("inf"):
-        raise NewsQAError(f"The interval must be at least {MIN_INTERVAL_SECONDS} s, "
-                          f"not {value!r}.")
+    if not math.isfinite(seconds):
+        raise NewsQAError(f"The interval {clip(repr(value))} is not a finite duration.")
+    if seconds < MIN_INTERVAL_SECONDS:
+        raise NewsQAError(f"The interval must be at least {MIN_INTERVAL_SECONDS} s, not "
+                          f"{clip(repr(value))}: polling a feed more often than that is a "
+                          "mistake, not news, and a site may block a reader that asks so often.")
     return seconds
 
 

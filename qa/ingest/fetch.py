@@ -38,8 +38,9 @@ class Fetcher:
     changes between the check and the connection (rebinding) cannot lead to the machine the app
     runs on or its network. Loopback, private, link-local, site-local, reserved and multicast
     addresses are refused, also inside IPv4-mapped, IPv4-compatible, IPv4-translated, NAT64 and
-    6to4 IPv6 addresses, unless ``allow_private``. ``timeout`` bounds the whole fetch in seconds (every redirect's name
-    lookup, the headers and the body), so a server that trickles bytes is cut off too.
+    6to4 IPv6 addresses, unless ``allow_private``. ``timeout`` bounds the whole fetch in seconds
+    (every redirect's name lookup, the headers and the body), so a server that trickles bytes is
+    cut off too.
     """
 
     def __init__(self, timeout: float = 30, max_bytes: int = 5_000_000,

@@ -12,6 +12,7 @@ import re
 import stat
 import zlib
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
@@ -19,7 +20,7 @@ from qa.errors import IngestError
 from qa.ingest import documents
 from qa.ingest.formats import LOADERS, feed_documents, parse_feed
 from qa.ingest.urls import load_url
-from qa.types import Document
+from qa.types import Document, document_key
 
 if TYPE_CHECKING:
     from qa.ingest.fetch import Fetcher
@@ -98,7 +99,7 @@ def _load_target(target: str | Path, fetcher: Fetcher | None, errors: Errors) ->
         raise _cannot_read(path, err) from None
     if is_folder:
         return _load_folder(path, errors)
-    return _load_file(path, named=True)
+    return _named_by_path(path, _load_file(path, named=True))
 
 
 def _load_upload(path: Path) -> list[Document]:
@@ -148,10 +149,22 @@ def _load_folder(folder: Path, errors: Errors = None) -> list[Document]:
         files.append(path)
     noted = len(errors or [])
     docs = _each(unlisted, _refuse_unlisted, errors)
-    docs += _each(files, lambda path: _load_file(path, named=False, root=root), errors)
+    docs += _each(files, lambda path: _named_by_path(path, _load_file(path, named=False,
+                                                                      root=root)), errors)
     if not docs and len(errors or []) == noted:  # no file failed: there was nothing to read
         raise IngestError(f"{folder} contains no supported files.")
     return docs
+
+
+def _named_by_path(path: Path, docs: list[Document]) -> list[Document]:
+    """The article of a txt, md or html file keyed by the file's resolved path unless its URL
+    keys it (``qa.types.document_key``), so that indexing the edited file replaces it. Uploads
+    are not keyed so: where the server puts an upload says nothing of the article."""
+    if _format_of(path) not in _ARTICLE_FORMATS:
+        return docs  # a file of many articles: each is named by its own id or URL, if any
+    # a name that is not UTF-8 (surrogate escapes) cannot be stored: U+FFFD, as file managers do
+    where = os.fsencode(path.resolve()).decode("utf-8", "replace")
+    return [doc if doc.key else replace(doc, key=document_key(path=where)) for doc in docs]
 
 
 def _real_inside(path: Path, root: Path) -> Path | None:

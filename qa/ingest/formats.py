@@ -201,7 +201,18 @@ def _record_fields(record: object) -> dict[str, str] | None:
     return {"text": text, "title": _string_field(record, "title"),
             "source": _string_field(record, "source"), "url": _string_field(record, "url"),
             "published": next((_string_field(record, k) for k in DATE_FIELDS if record.get(k)), ""),
-            "date_source": "json-field"}
+            "date_source": "json-field", "external_id": _record_id(record)}
+
+
+def _record_id(record: dict) -> str:
+    """The record's ``id``, which names the article in the user's data: text, or a whole number
+    (JSON has both kinds of ids); "" without one."""
+    value = record.get("id")
+    if value is None or isinstance(value, str):
+        return value or ""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise IngestError("The record's 'id' field is neither text nor a whole number.")
 
 
 def _string_field(record: dict, key: str) -> str:

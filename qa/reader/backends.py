@@ -5,11 +5,12 @@ model, so a backend only turns a batch of windows into logits. ``torch`` runs th
 weights (fp32, or int8 Linear layers on the CPU); ``onnx`` runs them in ONNX Runtime from an
 export made on first use and cached (``<cache>/reader-onnx/<weights sha256>/<precision>-v2.onnx``,
 see ``qa.runtime.onnx``, which the embedder uses too). Answering through ONNX Runtime needs no
-torch, which keeps a cold start short; torch is imported only to export.
+torch, which keeps a cold start short; torch is imported only to export, in a process of its own.
 """
 from __future__ import annotations
 
 import re
+from functools import partial
 from pathlib import Path
 from typing import Mapping, Protocol
 
@@ -112,7 +113,7 @@ class OnnxBackend:
     def load(self, model_dir: Path) -> None:
         session = onnx_session(
             self.export_path(model_dir), f"the reader {model_dir}",
-            lambda out: export_reader(model_dir, out, quantize=self.precision == "int8"))
+            partial(export_reader, model_dir, quantize=self.precision == "int8"))
         self._inputs = tuple(i.name for i in session.get_inputs())
         self._session = session
 

@@ -5,6 +5,8 @@ first use and cached; it needs no torch, which keeps a cold start short). The CL
 same names (``--backend``).
 
 - ``onnx``: exporting a model to ONNX (fused, int8), the export cache and the sessions.
+- ``export``: the child process that each export runs in, so torch never loads into the process
+  that asked for it (the app's server).
 - ``weights``: a model's weights file and its digest (what exports and calibration are keyed
   by), loading a QA model in torch, int8 quantisation.
 

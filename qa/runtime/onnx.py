@@ -2,12 +2,15 @@
 export (TorchScript exporter, attention fused, int8 dynamic quantisation), its cache
 (``<cache>/<kind>-onnx/<weights sha256>/<precision>-v2.onnx``, where ``<cache>`` is
 ``$XDG_CACHE_HOME/newsqa`` or ``~/.cache/newsqa``) and the sessions that run it. torch is
-imported only to export.
+imported only to export, and only in a child process (``qa.runtime.export``).
 """
 from __future__ import annotations
 
-import logging
 import os
+import pickle
+import signal
+import subprocess
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -20,13 +23,13 @@ if TYPE_CHECKING:
     import onnxruntime
     import torch
 
-log = logging.getLogger(__name__)
-
 ONNX_OPSET = 17
 # Part of every export's file name: raised when the export itself changes (v2 fuses the reader's
 # attention), so a cache made by older code is exported again rather than run with settings, such
 # as a fitted answer decision, that were measured on the new export.
 EXPORT_VERSION = 2
+# The export process's exit status when the last line it wrote to stderr says why it failed.
+EXPORT_FAILED = 3
 
 
 def default_cache_dir() -> Path:
@@ -47,20 +50,22 @@ def export_path(cache_dir: Path, kind: str, model_dir: Path, precision: str) -> 
 def onnx_session(path: Path, what: str,
                  export: Callable[[Path], None]) -> onnxruntime.InferenceSession:
     """An ONNX Runtime session (CPU) for the model cached at ``path``, made first by
-    ``export(path)`` when it is not there yet; each failure is one NewsQAError naming ``what``.
+    ``export(path)`` in a child process (``export_in_child``) when it is not there yet; each
+    failure is one NewsQAError naming ``what``.
     """
     import onnxruntime
 
     if not path.is_file():
-        # once per weights file; it takes a while (torch loads), so say why the first run waits
-        log.warning("Exporting %s to ONNX (once; cached in %s)...", what, path.parent)
+        # Once per weights file, and it takes a while: one line says why the first run waits.
+        # Printed, not logged: it is no warning, and whoever waits should see it, whatever
+        # logging is set up (the CLI, the app and the Python API alike).
         try:
-            export(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise NewsQAError(f"Cannot write the ONNX export of {what} to {path}: {exc}") from exc
-        except RuntimeError as exc:  # what torch.onnx raises for a graph it cannot export
-            raise NewsQAError(f"Cannot export {what} to ONNX ({exc}); the torch backend runs "
-                              "it.") from exc
+        print(f"Preparing {what} for ONNX Runtime (once; under a minute)…", file=sys.stderr,
+              flush=True)
+        export_in_child(export, path, what)
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3  # errors only: the graph optimiser's notes are noise here
     # The embedder's and the reader's thread pools would each busy-wait after a run, taking the
@@ -73,6 +78,31 @@ def onnx_session(path: Path, what: str,
     except Exception as exc:  # onnxruntime raises its own exception types
         raise NewsQAError(f"Cannot load the ONNX export {path} of {what} ({exc}); delete it to "
                           "export it again.") from exc
+
+
+def export_in_child(export: Callable[[Path], None], out: Path, what: str) -> None:
+    """``export(out)`` in a new Python process (``python -m qa.runtime.export``), which gets it
+    pickled, so a picklable callable: a module-level function, or a ``functools.partial`` of one.
+
+    Why a child: an export loads torch, transformers and the model in fp32, and a process keeps
+    the memory it took. ``newsqa serve`` held 1.67 GB after a first start that exported both
+    models in-process, against 375 MB on a later start; with the exports in a child, 440 MB, and
+    it never imports torch. The child's output (torch's and ONNX Runtime's warnings, about the
+    export's internals) is kept from the user unless it fails: then its last line, the reason,
+    is the NewsQAError's.
+    """
+    done = subprocess.run([sys.executable, "-m", "qa.runtime.export"],
+                          input=pickle.dumps((export, out, what)), capture_output=True)
+    if done.returncode == 0:
+        return
+    lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
+    if done.returncode == EXPORT_FAILED and lines:  # the child's own one-line message
+        raise NewsQAError(lines[-1])
+    if done.returncode < 0:
+        reason = f"the export process was killed by {signal.Signals(-done.returncode).name}"
+    else:
+        reason = lines[-1] if lines else f"the export process exited with {done.returncode}"
+    raise NewsQAError(f"Cannot export {what} to ONNX ({reason}).")
 
 
 def fusion(config: object) -> dict[str, object] | None:
@@ -104,13 +134,13 @@ def export_onnx(model: torch.nn.Module, out: Path, *, inputs: Sequence[str],
     ``model_type``, ``num_heads`` and ``hidden_size`` for ``onnxruntime.transformers.optimizer``)
     first fuses attention, layer norms and GELU into ONNX Runtime's own kernels: the same
     outputs, faster; it recognises the attention of a model loaded with
-    ``attn_implementation="eager"``. ``out`` appears whole or not at all.
+    ``attn_implementation="eager"``. ``out`` appears whole or not at all, in its folder,
+    which must exist.
     """
     import torch
 
     example = tuple(torch.ones(2, 8, dtype=torch.int64) for _ in inputs)
     axes = {name: {0: "batch", 1: "tokens"} for name in (*inputs, *outputs)}
-    out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
         with warnings.catch_warnings():

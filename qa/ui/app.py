@@ -1,12 +1,14 @@
 """The Gradio chat app: ask about the indexed articles, see the quoted passage, manage the sources.
 
 This is the only module that imports gradio, and it calls nothing but the ``NewsQA`` facade.
-Every string it shows is rendered by ``qa.ui.render`` (escaped; links for http(s) only), and
-every request passes ``qa.ui.guard`` first. The event handlers are the named functions inside
-``build_app``, each closing over the facade it serves.
+Every string it shows is rendered by ``qa.ui.render`` and ``qa.ui.sources`` (escaped; links for
+http(s) only), the conversation's download by ``qa.ui.export``, and every request passes
+``qa.ui.guard`` first. The event handlers are the named functions inside ``build_app``, each
+closing over the facade it serves.
 """
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Any, Callable
@@ -16,13 +18,17 @@ from starlette.middleware import Middleware
 
 from qa.errors import NewsQAError
 from qa.ingest.fetch import Fetcher
-from qa.pipeline import AddReport, FeedReport, NewsQA
+from qa.pipeline import NewsQA
 from qa.resources import SEEDS
+from qa.store.base import DocumentInfo
+from qa.types import AddReport, Answer, Document, FeedReport
+from qa.ui.export import conversation_file
 from qa.ui.guard import MAX_UPLOAD_REQUEST_MB, RequestGuard
 from qa.ui.render import describe, describe_feeds, esc, render_answer, shown, when
+from qa.ui.sources import (HEADERS, ID_COLUMN, INTRO, WIDTHS, count_line, intro, matching,
+                           newest_first, rows)
 
 MAX_UPLOAD = "10mb"  # per file, enforced by gradio before a file reaches the ingest layer
-UPLOAD_TYPES = [".txt", ".md", ".html", ".htm", ".json", ".jsonl", ".xml", ".rss", ".atom"]
 # Questions from the chat and from /ask share one queue with this many running at once: the
 # retrieval step is serialised by the facade, and the reader coalesces the reads that arrive
 # together into one model batch, so several in flight raise throughput on a small CPU. At 50
@@ -38,11 +44,15 @@ MAX_QUEUED = 256  # requests waiting in all; 50 clients asking at once fit with 
 # set in the environment wins).
 ANALYTICS_EVERY = 10_000
 DATE_HINT = "YYYY-MM-DD (or YYYY-MM, YYYY)"
-TABLE_HEADERS = ["title", "source", "date", "chunks", "id"]
 FEED_HEADERS = ["feed", "url", "last poll", "last success", "items", "last error"]
 SOURCES_HINT = "Answer only from articles of these sources."
 NO_SOURCES = "No indexed article names its source, so there is nothing to filter by yet."
+NOTHING_TO_SAVE = "Nothing to download yet: ask a question first."
 QUESTION_LINES = 4  # the question box grows to this many lines, then scrolls
+# The chat is as tall as the screen leaves room for above the question box, at most 600 px, so
+# the Ask button starts on screen (at phone width, CSS gives the box and the button under it
+# the room they take there).
+CHAT_HEIGHT = "min(600px, max(16rem, calc(100dvh - 17rem)))"
 History = list[tuple[str, str]]
 
 # Runs in the browser after each question: the chat shows the new question at its top (not the
@@ -65,6 +75,17 @@ SHOW_ANSWER = """async (messages) => {
   answer.scrollIntoView({block: "nearest", behavior: "instant"});
 }"""
 
+# Saves the conversation file that ``qa.ui.export.conversation_file`` made, in the browser: the
+# server writes no file, and a download button would send the file of the click before.
+SAVE_FILE = """(file) => {
+  if (!file) return;
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(new Blob([file.text], {type: file.type}));
+  link.download = file.name;
+  link.click();
+  setTimeout(() => URL.revokeObjectURL(link.href), 60000);
+}"""
+
 CSS = """
 .nqa-reply p { margin: 0 0 .5em 0; }
 .nqa-answer { font-size: 1.15em; }
@@ -78,13 +99,15 @@ CSS = """
 .nqa-reply details { margin-top: .4em; }
 .nqa-reply summary { cursor: pointer; color: var(--body-text-color-subdued); }
 #nqa-chat .nqa-question { scroll-margin-top: 3em; }  /* SHOW_ANSWER: clear of the bin icon */
+/* CHAT_HEIGHT at phone width: the question box is narrower there, and the Ask button under it */
+@media (max-width: 640px) {
+  #nqa-chat { height: max(14rem, calc(100dvh - 23rem)) !important; }
+}
 """
 # System fonts: the app runs offline, so a web font would be a failed request and a fallback.
 THEME = gr.themes.Soft(primary_hue="indigo", neutral_hue="slate",
                        font=["ui-sans-serif", "system-ui", "sans-serif"],
                        font_mono=["ui-monospace", "monospace"])
-
-
 
 
 # ---- the app -------------------------------------------------------------------------------
@@ -93,66 +116,126 @@ def build_app(qa: NewsQA, *, top_k: int | None = None) -> gr.Blocks:
     ``top_k`` passages a question by default (None: ``qa.config.top_k``)."""
     top_k = qa.config.top_k if top_k is None else top_k
 
-    def source_views() -> tuple[list[list[Any]], gr.Dropdown, gr.Dropdown]:
-        docs = qa.documents()
-        rows = [[d.title, d.source, d.published[:10] or "undated", d.chunks, d.id] for d in docs]
+    def table_views(docs: list[DocumentInfo], query: str | None) -> tuple[str, list[list[Any]]]:
+        query = query or ""  # None while the Sources tab was never opened (gradio draws it then)
+        found = matching(docs, query)
+        return count_line(len(found), len(docs), query), rows(found)
+
+    def source_views(query: str | None = "") -> tuple:
+        """The Chat tab's intro, the table (narrowed by ``query``) and its count, the source
+        filter and the articles to delete: everything that shows what is indexed."""
+        docs = newest_first(qa.documents())
         sources = sorted({d.source for d in docs if d.source})
         articles = [(f"{d.title or '(untitled)'} — {d.id}", d.id) for d in docs]
         # An empty list that opens would look broken: say why there is nothing to choose.
         source_filter = gr.Dropdown(choices=sources, interactive=bool(sources),
                                     info=SOURCES_HINT if sources else NO_SOURCES)
-        return rows, source_filter, gr.Dropdown(choices=articles, value=None)
+        return (intro(len(docs)), *table_views(docs, query), source_filter,
+                gr.Dropdown(choices=articles, value=None))
 
-    def respond(question: str, messages: list, history: History, k: float, threshold: float,
-                sources: list[str] | None, date_from: str,
-                date_to: str, as_of: str) -> tuple[list, History, str]:
+    def search(query: str | None) -> tuple[str, list[list[Any]]]:
+        return table_views(newest_first(qa.documents()), query)
+
+    def respond(question: str, messages: list, history: History, answers: list[Answer],
+                k: float, threshold: float, sources: list[str] | None, date_from: str,
+                date_to: str, as_of: str) -> tuple[list, History, list[Answer], str]:
         try:
             answer = qa.ask(question, int(k), threshold=threshold / 100, sources=sources or None,
                             date_from=date_from.strip() or None, date_to=date_to.strip() or None,
                             history=history, as_of=as_of.strip() or None)
         except NewsQAError as error:
             gr.Warning(shown(error, qa.index_dir))
-            return messages, history, question
+            return messages, history, answers, question
         messages = messages + [{"role": "user",
                                 "content": f'<p class="nqa-question">{esc(answer.question)}</p>'},
                                {"role": "assistant", "content": render_answer(answer)}]
-        return messages, history + [(answer.question, answer.text)], ""
+        return messages, history + [(answer.question, answer.text)], answers + [answer], ""
+
+    def download(answers: list[Answer], kind: str) -> dict[str, str] | None:
+        if not answers:
+            gr.Warning(NOTHING_TO_SAVE)
+            return None
+        return conversation_file(answers, kind)
 
     # The Sources tab reports in its status line, never in toasts: a toast outlives the tab and
     # piles up over the Chat tab.
-    def failed(error: NewsQAError) -> tuple:
-        return (f"⚠ {esc(shown(error, qa.index_dir))}", *source_views())
+    def failed(error: NewsQAError, query: str | None) -> tuple:
+        return (f"⚠ {esc(shown(error, qa.index_dir))}", *source_views(query))
 
-    def added(report: AddReport) -> tuple:
+    def added(report: AddReport, query: str | None) -> tuple:
         titles = {d.id: d.title for d in qa.documents()}
-        return (describe(report, titles), *source_views())
+        return (describe(report, titles), *source_views(query))
+
+    # A deleted article is kept in the session so that Undo can add it back, until the session
+    # writes again: added back after a later change, it could undo that change (an upload of
+    # the article's new version would be replaced by the old one).
+    def undo_offer(doc: Document | None) -> tuple:
+        """The Undo button and the article it adds back: shown for ``doc``, gone for None."""
+        return gr.Button(visible=doc is not None), doc
+
+    def undo_kept() -> tuple:
+        """The Undo button and its article as they were: nothing was written."""
+        return gr.skip(), gr.skip()
 
     # ``progress`` is unused by name: gradio sees it and shows the facade's tqdm bar in the page.
-    def add_files(paths: list[str] | None, progress=gr.Progress(track_tqdm=True)) -> tuple:
+    def add_files(paths: list[str] | None, query: str,
+                  progress=gr.Progress(track_tqdm=True)) -> tuple:
         if not paths:
-            return ("⚠ Choose one or more files to upload first.", *source_views(), None)
+            return ("⚠ Choose one or more files to upload first.", *source_views(query), None,
+                    *undo_kept())
         try:  # only the uploaded files themselves: never a folder or a link
-            return (*added(qa.add_uploads(paths, progress=True)), None)
+            return (*added(qa.add_uploads(paths, progress=True), query), None, *undo_offer(None))
         except NewsQAError as error:
-            return (*failed(error), None)
+            return (*failed(error, query), None, *undo_offer(None))
 
-    def add_url(url: str, progress=gr.Progress(track_tqdm=True)) -> tuple:
+    def add_url(url: str, query: str, progress=gr.Progress(track_tqdm=True)) -> tuple:
         if not url.strip():
-            return ("⚠ Type the address of an article or feed first.", *source_views(), url)
+            return ("⚠ Type the address of an article or feed first.", *source_views(query), url,
+                    *undo_kept())
         try:  # http(s) only: a local path typed here must read nothing and reveal nothing
-            return (*added(qa.add_urls([url.strip()], progress=True)), "")
+            return (*added(qa.add_urls([url.strip()], progress=True), query), "",
+                    *undo_offer(None))
         except NewsQAError as error:
-            return (*failed(error), url)
+            return (*failed(error, query), url, *undo_offer(None))
 
-    def delete(doc_id: str | None) -> tuple:
+    def ask_delete(doc_id: str | None) -> tuple:
+        """Delete's first step: name the article and offer Confirm delete."""
         if not doc_id:
-            return ("⚠ Choose an article to delete first.", *source_views())
+            return "⚠ Choose an article to delete first.", gr.Row(visible=False), None
         try:
             title = qa.get(doc_id).title or doc_id
+        except NewsQAError as error:
+            return f"⚠ {esc(shown(error, qa.index_dir))}", gr.Row(visible=False), None
+        return (f"Delete {esc(title)}? Confirm delete removes it from the index.",
+                gr.Row(visible=True), doc_id)
+
+    def delete(doc_id: str | None, query: str) -> tuple:
+        """Delete's second step, for the article the first step named."""
+        if not doc_id:  # a second click on Confirm delete, queued behind the first
+            return gr.skip()
+        hidden = gr.Row(visible=False), None
+        try:
+            doc = qa.get(doc_id)
             qa.delete(doc_id)
         except NewsQAError as error:
-            return failed(error)
-        return (f"Deleted {esc(title)}.", *source_views())
+            return (*failed(error, query), *hidden, *undo_offer(None))
+        return (f"Deleted {esc(doc.title or doc.id)}. Undo adds it back until your next change.",
+                *source_views(query), *hidden, *undo_offer(doc))
+
+    def restore(doc: Document | None, query: str) -> tuple:
+        if doc is None:  # a second click on Undo, queued behind the first
+            return gr.skip()
+        try:
+            report = qa.add([doc])
+        except NewsQAError as error:
+            return (*failed(error, query), *undo_offer(None))
+        if doc.id not in report.added:  # e.g. added again meanwhile: say what happened
+            return (*added(report, query), *undo_offer(None))
+        return (f"Restored {esc(doc.title or doc.id)}.", *source_views(query), *undo_offer(None))
+
+    def pick(event: gr.SelectData) -> str:
+        """A click on a row of the table chooses its article to delete."""
+        return event.row_value[ID_COLUMN]
 
     def feed_rows() -> list[list[Any]]:
         return [[f.title or "(not polled yet)", f.url, when(f.last_poll), when(f.last_success),
@@ -168,12 +251,14 @@ def build_app(qa: NewsQA, *, top_k: int | None = None) -> gr.Blocks:
         said = "Subscribed to" if new else "Already subscribed to"
         return f"{said} {esc(url.strip())}: Refresh now fetches its articles.", feed_rows(), ""
 
-    def refresh(progress=gr.Progress(track_tqdm=True)) -> tuple:
+    def refresh(query: str | None, progress=gr.Progress(track_tqdm=True)) -> tuple:
         try:
             reports = qa.refresh_feeds()
         except NewsQAError as error:
-            return (f"⚠ {esc(shown(error, qa.index_dir))}", feed_rows(), *source_views())
-        return (describe_feeds(reports, qa.index_dir), feed_rows(), *source_views())
+            return (f"⚠ {esc(shown(error, qa.index_dir))}", feed_rows(), *source_views(query),
+                    *undo_offer(None))
+        return (describe_feeds(reports, qa.index_dir), feed_rows(), *source_views(query),
+                *undo_offer(None))
 
     def ask_api(question: str, top_k: int = top_k) -> dict:
         """Answer a question from the indexed articles: the answer, its score and citations."""
@@ -183,9 +268,12 @@ def build_app(qa: NewsQA, *, top_k: int | None = None) -> gr.Blocks:
             raise gr.Error(shown(error, qa.index_dir), print_exception=False) from None
 
     with gr.Blocks(title="newsqa", analytics_enabled=False) as app:
-        gr.Markdown("# newsqa\nAsk about the indexed news articles — every answer is quoted "
-                    "from them, with its source.")
+        gr.Markdown("# newsqa")
+        intro_line = gr.Markdown(INTRO, elem_id="nqa-intro")  # with the count once loaded
         history = gr.State([])
+        answers = gr.State([])  # the session's answers, for the conversation's download
+        pending = gr.State(None)  # the article Delete asks to confirm
+        deleted = gr.State(None)  # the article Undo adds back
         with gr.Tabs():
             with gr.Tab("Chat", id="chat"):
                 with gr.Row():
@@ -193,10 +281,10 @@ def build_app(qa: NewsQA, *, top_k: int | None = None) -> gr.Blocks:
                         # No label: gradio floats it over the messages, where it hides them.
                         # No autoscroll to the bottom of a long reply: SHOW_ANSWER scrolls to
                         # the question and its answer instead.
-                        chat = gr.Chatbot(label="Conversation", show_label=False, height=600,
-                                          autoscroll=False, latex_delimiters=[],
-                                          buttons=["copy"], feedback_options=None,
-                                          elem_id="nqa-chat",
+                        chat = gr.Chatbot(label="Conversation", show_label=False,
+                                          height=CHAT_HEIGHT, autoscroll=False,
+                                          latex_delimiters=[], buttons=["copy"],
+                                          feedback_options=None, elem_id="nqa-chat",
                                           placeholder="Ask a question about the articles in "
                                                       "the **Sources** tab.")
                         with gr.Row():
@@ -207,7 +295,14 @@ def build_app(qa: NewsQA, *, top_k: int | None = None) -> gr.Blocks:
                                                               "first list?")
                             send = gr.Button("Ask", variant="primary", scale=1,
                                              elem_id="nqa-ask")
-                        new_chat = gr.Button("New conversation", size="sm", variant="secondary")
+                        with gr.Row():
+                            new_chat = gr.Button("New conversation", size="sm",
+                                                 variant="secondary")
+                            save_json = gr.Button("Download JSON", size="sm",
+                                                  elem_id="nqa-save-json")
+                            save_markdown = gr.Button("Download Markdown", size="sm",
+                                                      elem_id="nqa-save-markdown")
+                        saved = gr.JSON(visible=False)  # the file SAVE_FILE saves
                     with gr.Column(scale=1, min_width=240):
                         with gr.Accordion("Settings", open=True):
                             k = gr.Slider(1, 20, value=top_k, step=1,
@@ -228,22 +323,34 @@ def build_app(qa: NewsQA, *, top_k: int | None = None) -> gr.Blocks:
             with gr.Tab("Sources", id="sources"):  # the controls and their status first:
                 with gr.Row():                        # a long table would push them down
                     with gr.Column():
+                        # Any file is taken: the ingest layer says in the status line which it
+                        # cannot read (gradio's own check would refuse corpus.jsonl.gz, as it
+                        # matches the last suffix only, in a toast the status line contradicts).
                         files = gr.File(label="Upload articles (txt, md, html, json, jsonl, "
-                                              "RSS/Atom; up to 10 MB a file, "
-                                              f"{MAX_UPLOAD_REQUEST_MB} MB at once)",
-                                        file_count="multiple",
-                                        file_types=UPLOAD_TYPES, elem_id="nqa-files")
+                                              "RSS/Atom, each also gzipped; up to 10 MB a "
+                                              f"file, {MAX_UPLOAD_REQUEST_MB} MB at once)",
+                                        file_count="multiple", height=200,
+                                        elem_id="nqa-files")
                         upload = gr.Button("Add files", variant="primary", elem_id="nqa-upload")
                     with gr.Column():
                         url = gr.Textbox(label="Article or feed URL", placeholder="https://…",
                                          elem_id="nqa-url")
                         fetch = gr.Button("Add URL", variant="primary")
-                        doomed = gr.Dropdown(label="Delete an article", elem_id="nqa-doomed")
-                        remove = gr.Button("Delete", variant="stop")
+                        doomed = gr.Dropdown(label="Delete an article", elem_id="nqa-doomed",
+                                             info="Or click its row in the table below.")
+                        remove = gr.Button("Delete", variant="stop", elem_id="nqa-delete")
+                        with gr.Row(visible=False) as confirming:
+                            confirm = gr.Button("Confirm delete", variant="stop",
+                                                elem_id="nqa-confirm")
+                            cancel = gr.Button("Cancel", elem_id="nqa-cancel")
+                        undo = gr.Button("Undo", visible=False, elem_id="nqa-undo")
                 status = gr.HTML(elem_id="nqa-status", js_on_load=None)
-                table = gr.Dataframe(headers=TABLE_HEADERS, interactive=False, wrap=True,
-                                     label="Indexed articles", elem_id="nqa-table",
-                                     column_widths=["40%", "15%", "12%", "8%", "25%"])
+                query = gr.Textbox(show_label=False, elem_id="nqa-search",
+                                   placeholder="Search: words of a title, source, id or URL")
+                count = gr.HTML(elem_id="nqa-count", js_on_load=None)
+                table = gr.Dataframe(headers=HEADERS, interactive=False, wrap=True,
+                                     show_label=False, elem_id="nqa-table",
+                                     column_widths=WIDTHS)
             with gr.Tab("Feeds", id="feeds") as feeds_tab:
                 with gr.Row():
                     feed_url = gr.Textbox(label="RSS or Atom feed URL", placeholder="https://…",
@@ -257,32 +364,51 @@ def build_app(qa: NewsQA, *, top_k: int | None = None) -> gr.Blocks:
                                           column_widths=["14%", "20%", "13%", "13%", "6%",
                                                          "34%"])
 
-        views = [table, sources, doomed]
+        views = [intro_line, count, table, sources, doomed]
+        undo_io = [undo, deleted]
         settings = [k, threshold, sources, date_from, date_to, as_of]
-        chat_io = dict(**QUESTIONS, fn=respond, inputs=[question, chat, history, *settings],
-                       outputs=[chat, history, question], api_visibility="private")
+        private = {"api_visibility": "private"}
+        chat_io = dict(**QUESTIONS, fn=respond, inputs=[question, chat, history, answers,
+                                                        *settings],
+                       outputs=[chat, history, answers, question], **private)
         for asked in (question.submit(**chat_io), send.click(**chat_io)):
-            asked.then(None, inputs=chat, js=SHOW_ANSWER, api_visibility="private")
-        new_chat.click(lambda: ([], []), outputs=[chat, history], api_visibility="private")
-        chat.clear(lambda: [], outputs=history, api_visibility="private")  # the chat's bin icon
-        upload.click(add_files, inputs=files, outputs=[status, *views, files],
-                     api_visibility="private")
-        fetch.click(add_url, inputs=url, outputs=[status, *views, url], api_visibility="private")
-        url.submit(add_url, inputs=url, outputs=[status, *views, url], api_visibility="private")
-        remove.click(delete, inputs=doomed, outputs=[status, *views], api_visibility="private")
-        app.load(source_views, outputs=views, api_visibility="private")
+            asked.then(None, inputs=chat, js=SHOW_ANSWER, **private)
+        new_chat.click(lambda: ([], [], []), outputs=[chat, history, answers], **private)
+        chat.clear(lambda: ([], []), outputs=[history, answers], **private)  # the bin icon
+        for button, kind in ((save_json, "json"), (save_markdown, "markdown")):
+            button.click(functools.partial(download, kind=kind), inputs=answers, outputs=saved,
+                         **private).then(None, inputs=saved, js=SAVE_FILE, **private)
+        upload.click(add_files, inputs=[files, query], outputs=[status, *views, files, *undo_io],
+                     **private)
+        for added_url in (fetch.click, url.submit):
+            added_url(add_url, inputs=[url, query], outputs=[status, *views, url, *undo_io],
+                      **private)
+        remove.click(ask_delete, inputs=doomed, outputs=[status, confirming, pending], **private)
+        confirm.click(delete, inputs=[pending, query],
+                      outputs=[status, *views, confirming, pending, *undo_io], **private)
+        cancel.click(lambda: ("Nothing was deleted.", gr.Row(visible=False), None),
+                     outputs=[status, confirming, pending], **private)
+        # another article chosen: Confirm delete must not delete it unasked
+        doomed.change(lambda: (gr.Row(visible=False), None), outputs=[confirming, pending],
+                      **private)
+        undo.click(restore, inputs=[deleted, query], outputs=[status, *views, *undo_io],
+                   **private)
+        table.select(pick, outputs=doomed, **private)
+        query.change(search, inputs=query, outputs=[count, table], show_progress="hidden",
+                    **private)
+        app.load(source_views, outputs=views, show_progress="hidden", **private)
         for subscribed in (follow.click, feed_url.submit):
             subscribed(subscribe, inputs=feed_url, outputs=[feed_status, feed_table, feed_url],
-                       api_visibility="private")
-        poll_now.click(refresh, outputs=[feed_status, feed_table, *views],
-                       api_visibility="private")
+                       **private)
+        poll_now.click(refresh, inputs=query,
+                       outputs=[feed_status, feed_table, *views, *undo_io], **private)
         # a background refresh (serve --watch) shows when the tab is opened
-        feeds_tab.select(feed_rows, outputs=feed_table, api_visibility="private")
-        app.load(feed_rows, outputs=feed_table, api_visibility="private")
+        feeds_tab.select(feed_rows, outputs=feed_table, **private)
+        app.load(feed_rows, outputs=feed_table, **private)
         gr.api(ask_api, api_name="ask", **QUESTIONS)
-    # Writes (upload, URL, delete) keep Gradio's default of one at a time; questions share one
-    # queue (see QUESTIONS); beyond MAX_QUEUED waiting requests a client is told the app is busy
-    # at once, rather than waiting minutes.
+    # Writes (upload, URL, delete, undo) keep Gradio's default of one at a time; questions share
+    # one queue (see QUESTIONS); beyond MAX_QUEUED waiting requests a client is told the app is
+    # busy at once, rather than waiting minutes.
     os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", str(ANALYTICS_EVERY))
     app.queue(max_size=MAX_QUEUED)
     return app
@@ -290,22 +416,31 @@ def build_app(qa: NewsQA, *, top_k: int | None = None) -> gr.Blocks:
 
 def launch(app: gr.Blocks, host: str = "127.0.0.1", port: int | None = None, *,
            block: bool = True) -> str:
-    """Serve ``app`` with its theme and request limits; returns the local URL."""
-    _, url, _ = app.launch(server_name=host, server_port=port, prevent_thread_lock=not block,
-                           theme=THEME, css=CSS, max_file_size=MAX_UPLOAD, ssr_mode=False,
-                           footer_links=["api"],
+    """Serve ``app`` with its theme and request limits, say where in one line and, with
+    ``block``, keep serving until interrupted; returns the local URL.
+
+    Gradio's own banner is off (``quiet``): beside the URL it tells the user to set
+    ``share=True`` in ``launch()``, which nobody starting newsqa can act on.
+    """
+    _, url, _ = app.launch(server_name=host, server_port=port, prevent_thread_lock=True,
+                           quiet=True, theme=THEME, css=CSS, max_file_size=MAX_UPLOAD,
+                           ssr_mode=False, footer_links=["api"],
                            app_kwargs={"middleware": [Middleware(RequestGuard,
                                                                  uploads=app.GRADIO_CACHE)]})
+    print(f"Running on local URL:  {url}", flush=True)
+    if block:
+        app.block_thread()
     return url
 
 
 def seed(qa: NewsQA, seeds: Path | None) -> None:
-    """On first start (empty index) index the shipped articles, showing a progress bar."""
+    """On first start (empty index) index the shipped articles, saying so in one line (a
+    progress bar for a few articles would only be noise in a server's log)."""
     if seeds is None or qa.documents():
         return
-    print(f"The index is empty: indexing {seeds} …", flush=True)
-    report = qa.add_paths([seeds], progress=True)
-    print(f"Indexed {len(report.added)} article(s), {report.chunks} passage(s).", flush=True)
+    print(f"The index is empty: indexing {seeds} …", end="", flush=True)
+    report = qa.add_paths([seeds])
+    print(f" {len(report.added)} article(s), {report.chunks} passage(s).", flush=True)
 
 
 def serve(index_dir: str | Path = "index", host: str = "127.0.0.1", port: int | None = None, *,

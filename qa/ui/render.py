@@ -8,18 +8,16 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 from urllib.parse import urlsplit
 
 from qa.errors import NewsQAError
 from qa.recency import date_phrase
-from qa.types import Answer, Citation
-
-if TYPE_CHECKING:
-    from qa.pipeline import AddReport, FeedReport
+from qa.types import AddReport, Answer, Citation, FeedReport
 
 PASSAGE_CONTEXT = 200  # characters of the cited passage shown on each side of the quote
 MAX_CITATIONS = 3  # passages shown per answer; more would bury the conversation
+MIN_CANDIDATE = 0.01  # candidate answers below 1% are noise: the fold leaves them out
 LISTED_TITLES = 10  # added articles named in the status line; a whole feed would drown it
 NOT_FOUND = "I couldn't find the answer in the indexed articles."
 
@@ -39,11 +37,12 @@ def link(url: str, label_html: str) -> str:
     return f'<a href="{href}" target="_blank" rel="noopener noreferrer nofollow">{label_html}</a>'
 
 
-def highlight(citation: Citation) -> str:
-    """The cited passage around the quote, the quote in <mark>; located by offsets, never by
-    searching, because the same words can occur earlier in the passage."""
+def around(citation: Citation) -> tuple[str, str, str]:
+    """The text before the quote, the quote and the text after it, as much of the cited passage
+    as is shown; located by offsets, never by searching, because the same words can occur
+    earlier in the passage."""
     if not citation.passage:
-        return f"<mark>{esc(citation.quote)}</mark>"
+        return "", citation.quote, ""
     start = citation.start - citation.passage_start
     end = citation.end - citation.passage_start
     before = citation.passage[max(0, start - PASSAGE_CONTEXT):start]
@@ -52,7 +51,13 @@ def highlight(citation: Citation) -> str:
         before = "…" + before.partition(" ")[2]
     if end + PASSAGE_CONTEXT < len(citation.passage):
         after = after.rpartition(" ")[0] + "…"
-    return f"{esc(before)}<mark>{esc(citation.passage[start:end])}</mark>{esc(after)}"
+    return before, citation.passage[start:end], after
+
+
+def highlight(citation: Citation) -> str:
+    """The cited passage around the quote, the quote in <mark>."""
+    before, quote, after = around(citation)
+    return f"{esc(before)}<mark>{esc(quote)}</mark>{esc(after)}"
 
 
 def title_link(citation: Citation) -> str:
@@ -69,10 +74,12 @@ def by_article(citations: Sequence[Citation]) -> list[list[Citation]]:
 
 
 def source_card(citations: Sequence[Citation]) -> str:
-    """One card per cited article: its title, source and date once, then each passage quoted
-    from it, so two quotes from one article do not repeat its title."""
+    """One card per cited article: its title (linked to its URL), source, date and the user's
+    id for it once, then each passage quoted from it, so two quotes from one article do not
+    repeat its title."""
     first = citations[0]
-    meta = " · ".join(esc(x) for x in (first.source, first.date_label) if x)
+    external = f"id {first.external_id}" if first.external_id else ""
+    meta = " · ".join(esc(x) for x in (first.source, first.date_label, external) if x)
     meta_html = f'<div class="nqa-meta">{meta}</div>' if meta else ""
     passages = "".join(f'<blockquote class="nqa-passage">{highlight(c)}</blockquote>'
                        for c in citations)
@@ -80,7 +87,10 @@ def source_card(citations: Sequence[Citation]) -> str:
 
 
 def candidates(summary: str, answers: Sequence[Answer]) -> str:
-    """Other candidate answers, folded so they do not compete with the answer itself."""
+    """Other candidate answers, folded so they do not compete with the answer itself; those
+    under ``MIN_CANDIDATE`` are left out (a fold of "0%" guesses is noise), and with them
+    the fold when none is left."""
+    answers = [a for a in answers if a.score >= MIN_CANDIDATE]
     if not answers:
         return ""
     items = "".join(

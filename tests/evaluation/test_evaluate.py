@@ -119,6 +119,7 @@ def good() -> dict:
     (json.dumps({**good(), "question": "  "}), "'question' must be a non-empty string"),
     (json.dumps({**good(), "question": "why " * 200}), "limit is 500"),
     (json.dumps({k: v for k, v in good().items() if k != "context"}), "'context' must be"),
+    (json.dumps({**good(), "doc_id": "abc"}), "'doc_id' is for a question without a 'context'"),
     (json.dumps({**good(), "answers": [{"text": "640", "answer_start": 3}]}),
      "is not at offset 3"),
     (json.dumps({**good(), "answers": [{"text": "640"}]}), "integer 'answer_start'"),
@@ -231,7 +232,8 @@ def test_e2e_report(e2e_run, data, tiny_model):
     assert settings["mode"] == "e2e" and settings["top_k"] == 2 and settings["data"] == str(data)
     assert settings["embedder"] and settings["newsqa_version"] and settings["date"]
     retrieval = report["retrieval"]
-    assert set(retrieval) == {"recall@1", "recall@5", "recall@10", "mrr", "depth"}
+    assert set(retrieval) == {"recall@1", "recall@5", "recall@10", "mrr", "depth", "questions"}
+    assert retrieval["questions"] == 5  # every question's gold article is its context's
     # two indexed documents, ten chunks asked for: the gold one is always among them
     assert retrieval["recall@10"] == 1.0
     assert retrieval["recall@1"] <= retrieval["recall@5"] <= retrieval["recall@10"]
@@ -311,6 +313,73 @@ def test_command_line(tmp_path, data, tiny_model, capsys):
     assert len(read_jsonl(tmp_path / "predictions.jsonl")) == 1
     with pytest.raises(SystemExit):
         parser.parse_args([str(data), "--mode", "e2e", "--out", str(tmp_path), "--top-k", "0"])
+
+
+# ---- e2e against an index of yours: questions without contexts --------------------------------
+MINE = [
+    {"id": "m1", "question": "How many prisoners were on the first list?",
+     "answers": [{"text": "640"}], "doc_id": make_document(EXCHANGE).id},
+    {"id": "m2", "question": "When will the tram line open?", "answers": [{"text": "2027"}]},
+    {"id": "m3", "question": "Who won the 2018 football World Cup?", "answers": [],
+     "is_impossible": True},
+]
+
+
+@pytest.fixture(scope="module")
+def own_index(tmp_path_factory, tiny_model) -> Path:
+    """An index of the exchange and tram articles, built beforehand as a user builds theirs."""
+    index = tmp_path_factory.mktemp("own") / "index"
+    with NewsQA(index, reader=str(tiny_model)) as qa:
+        qa.add([make_document(EXCHANGE, title="Exchange"), make_document(TRAM, title="Tram")])
+    return index
+
+
+def test_e2e_asks_an_existing_index_questions_without_contexts(own_index, tmp_path, tiny_model,
+                                                               capsys):
+    """Through the real CLI: gold answers without offsets, one question naming its gold article
+    (retrieval is scored on that one alone), and the index left as it was."""
+    from qa.cli import main
+
+    data, out = write_jsonl(tmp_path / "mine.jsonl", MINE), tmp_path / "out"
+    assert main(["eval", str(data), "--mode", "e2e", "--index", str(own_index), "--out",
+                 str(out), "--reader", str(tiny_model), "--top-k", "2", "--threshold", "0"]) == 0
+    assert "3 questions: EM" in capsys.readouterr().out
+    predictions = read_jsonl(out / "predictions.jsonl")
+    assert [(p["id"], p["gold_doc_id"], p["condition"]) for p in predictions] == [
+        ("m1", make_document(EXCHANGE).id, "indexed"), ("m2", None, "indexed"),
+        ("m3", None, "indexed")]
+    assert_located(predictions)
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert report["answers"]["questions"] == 3 and report["answers"]["answered"] == 3
+    assert report["retrieval"]["questions"] == 1 and report["retrieval"]["recall@10"] == 1.0
+    assert "Scored on the 1 of 3 questions that name their gold article." in (
+        out / "report.md").read_text(encoding="utf-8")
+    results = read_jsonl(out / "results.jsonl")
+    assert [r["golds"] for r in results] == [["640"], ["2027"], []]
+    with NewsQA(own_index, reader=str(tiny_model), create=False) as qa:
+        assert {d.id for d in qa.documents()} == {make_document(EXCHANGE).id,
+                                                  make_document(TRAM).id}
+
+
+@pytest.mark.parametrize("options, records, message", [
+    ({}, MINE, "'context' must be a non-empty string (a question without one is asked of an "
+               "index of yours: --mode e2e --index DIR)."),
+    ({"mode": "reader", "own": True}, MINE, "'context' must be a non-empty string (a question "
+                                            "without one is asked of an index of yours"),
+    ({"own": True, "removed": True}, MINE, "--removed needs every question's context"),
+    ({"own": True}, [{**MINE[0], "doc_id": "no-such-article"}],
+     "Question 'm1': its 'doc_id' is no article of the index: "),
+    ({"own": True}, [{**MINE[0], "doc_id": ""}], "'doc_id' must be a non-empty string."),
+])
+def test_questions_without_contexts_need_an_index_of_yours(own_index, tmp_path, tiny_model,
+                                                           options, records, message):
+    data = write_jsonl(tmp_path / "mine.jsonl", records)
+    kwargs = {"mode": "e2e", **options}
+    index_dir = own_index if kwargs.pop("own", False) else None
+    with pytest.raises(NewsQAError) as err:
+        ev.evaluate(data, kwargs.pop("mode"), tmp_path / "out", reader=str(tiny_model),
+                    index_dir=index_dir, **kwargs)
+    assert message in str(err.value)
 
 
 # ---- the shipped reader ----------------------------------------------------------------------

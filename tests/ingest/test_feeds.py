@@ -306,6 +306,14 @@ def test_watch_interval_refuses_what_is_not_a_sane_duration(value: str | float) 
         parse_interval(value)
 
 
+def test_watch_refuses_an_interval_under_ten_seconds_and_says_why(tmp_path: Path,
+                                                                  capsys) -> None:
+    assert main(["watch", "--every", "5s", "--index", str(tmp_path / "index")]) == 1
+    assert capsys.readouterr().err == (
+        "newsqa: error: The interval must be at least 10 s, not '5s': polling a feed more often "
+        "than that is a mistake, not news, and a site may block a reader that asks so often.\n")
+
+
 def test_cli_subscribes_lists_and_watches_once(tmp_path: Path, site: Site, capsys) -> None:
     index = str(tmp_path / "index")
     feed = f"{site.url}/feed.xml"

@@ -128,7 +128,8 @@ def test_http_last_modified_dates_a_page_only_when_its_metadata_does_not(server:
 def test_html_page_url_becomes_one_document_with_the_final_url(server: str) -> None:
     [doc] = load_url(f"{server}/comet.html", LOCAL)
     [from_file] = load([GOOD / "observatory.html"])
-    assert doc == dataclasses.replace(from_file, url=f"{server}/comet.html")
+    assert doc == dataclasses.replace(from_file, url=f"{server}/comet.html",
+                                      key=f"url:{server}/comet.html")  # its name (issue 26)
 
 
 def test_redirect_is_followed_and_the_final_url_kept(server: str) -> None:

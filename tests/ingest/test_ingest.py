@@ -3,9 +3,11 @@ Fetching URLs: test_fetch.py."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import gzip
 import logging
+import re
 import os
 import shutil
 import socket
@@ -201,7 +203,12 @@ def test_gzipped_files_load_like_the_originals(tmp_path: Path, name: str) -> Non
     original = GOOD / name
     packed = tmp_path / (original.name + ".gz")
     packed.write_bytes(gzip.compress(original.read_bytes()))
-    assert load([packed]) == load([original])
+    unpacked, loaded = load([packed]), load([original])
+    assert [dataclasses.replace(d, key="") for d in unpacked] == \
+        [dataclasses.replace(d, key="") for d in loaded]
+    # an article file is named by its own path; each article of a file of many, by its own id
+    assert [d.key for d in unpacked] == [d.key.replace(str(original), str(packed))
+                                         for d in loaded]
 
 
 # --- folders and ids -------------------------------------------------------------------------
@@ -460,7 +467,9 @@ def test_uploads_read_exactly_the_given_files(tmp_path: Path) -> None:
     upload = tmp_path / "a1b2" / "harbour.txt"
     upload.parent.mkdir()
     shutil.copy(GOOD / "harbour.txt", upload)
-    assert load_uploads([str(upload)]) == load([GOOD / "harbour.txt"])
+    # not named by where the server put the upload (Document.key), which says nothing of it
+    assert load_uploads([str(upload)]) == [dataclasses.replace(d, key="")
+                                           for d in load([GOOD / "harbour.txt"])]
 
 
 @pytest.mark.parametrize("make", ["folder", "link to a secret", "link to a folder", "missing"])
@@ -758,3 +767,47 @@ def test_file_name_that_is_not_utf8_gives_a_printable_title(tmp_path: Path) -> N
                  + b"</p></body></html>")
     [doc] = load([page])
     assert doc.title == "caf\ufffd"
+
+
+# --- what names an article across versions (issue 26) -------------------------------------------
+
+
+def test_a_records_id_is_its_external_id_and_names_it_else_its_url(tmp_path: Path) -> None:
+    corpus = tmp_path / "records.jsonl"
+    corpus.write_text('{"id": " bbc-business-005 ", "url": "https://bbc.example/5", "text": "A"}\n'
+                      '{"id": 17, "text": "B"}\n'
+                      '{"url": "https://bbc.example/c", "text": "C"}\n'
+                      '{"id": null, "text": "D"}\n', encoding="utf-8")
+    assert [(d.external_id, d.key) for d in load([corpus])] == [
+        ("bbc-business-005", "id:bbc-business-005"), ("17", "id:17"),
+        ("", "url:https://bbc.example/c"), ("", "")]  # in a file of many, no file names one
+    library, ferry = load([GOOD / "briefs.json"])
+    assert (library.key, ferry.key) == ("url:https://news.example.org/library-hours", "")
+    regatta, _ = load([GOOD / "lakeside.rss"])
+    assert regatta.key == "url:https://lakeside.example.net/regatta"
+
+
+@pytest.mark.parametrize("value", ["true", "1.5", "[1]", '{"n": 1}'])
+def test_a_record_id_that_is_neither_text_nor_a_whole_number_fails_its_file(
+        tmp_path: Path, value: str) -> None:
+    corpus = tmp_path / "records.jsonl"
+    corpus.write_text(f'{{"id": {value}, "text": "A"}}\n', encoding="utf-8")
+    with pytest.raises(IngestError, match=re.escape(
+            f"{corpus}, line 1: The record's 'id' field is neither text nor a whole number.")):
+        load([corpus])
+
+
+def test_an_article_file_is_named_by_its_resolved_path(tmp_path: Path) -> None:
+    folder = tmp_path.resolve() / "articles"
+    folder.mkdir()
+    shutil.copy(GOOD / "harbour.txt", folder / "harbour.txt")
+    (folder / "same.txt").symlink_to("harbour.txt")  # a link inside is read once, where it is
+    os.symlink(folder / "harbour.txt", tmp_path / "link.txt")
+    odd = folder / os.fsdecode(b"caf\xe9.md")  # a name that is not UTF-8
+    odd.write_text("# Cafe opens\n\nA cafe opened by the harbour on Monday.", encoding="utf-8")
+    expected = f"file:{folder / 'harbour.txt'}"
+    in_folder = {d.title: d.key for d in load([folder])}
+    assert in_folder == {"Harbour bridge reopens after repairs": expected,
+                         "Cafe opens": f"file:{folder}/caf\ufffd.md"}
+    assert [d.key for d in load([tmp_path / "link.txt"])] == [expected]
+    assert [d.key for d in load([folder / ".." / "articles" / "harbour.txt"])] == [expected]

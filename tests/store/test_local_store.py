@@ -695,3 +695,40 @@ def test_an_index_one_may_not_write_is_read_and_one_it_may_not_read_is_one_line(
         index.chmod(0o755)
         for path in files:
             path.chmod(0o644)
+
+
+# ------------------------------------------------------------------------- keys (issue 26)
+
+
+def columns(index: Path) -> set[str]:
+    with sqlite3.connect(index / DATABASE) as db:
+        return {row[1] for row in db.execute("PRAGMA table_info(documents)")}
+
+
+def test_an_index_from_before_keys_is_read_and_answers_as_is_and_a_writer_adds_them(
+        tmp_path, embedder, shipped_reader, docs):
+    """An index made before documents had keys: readers read it without writing (no key, no
+    external id) and answer from it; its next writer adds the columns, and from then on an
+    edited article replaces its old version."""
+    from qa.pipeline import NewsQA
+
+    index = tmp_path / "index"
+    with NewsQA(index, embedder=embedder, reader=shipped_reader) as qa:
+        qa.add(docs[:2])
+    with sqlite3.connect(index / DATABASE) as db:  # the schema of the previous version
+        db.executescript("DROP INDEX documents_key; ALTER TABLE documents DROP COLUMN key; "
+                         "ALTER TABLE documents DROP COLUMN external_id;")
+    with NewsQA(index, embedder=embedder, reader=shipped_reader, create=False) as qa:
+        answer = qa.ask("How much would the harbour bridge repairs cost?", threshold=0.0)
+        assert "40 million" in answer.text and answer.citations[0].external_id == ""
+        assert [d.external_id for d in qa.documents()] == ["", ""]
+        assert qa.get(docs[0].id).key == "" and qa.store.find_by_key("id:x") is None
+        assert "key" not in columns(index)  # reading wrote nothing
+        harvest = dataclasses.replace(docs[2], id="harvest-v1", external_id="harvest")
+        edited = dataclasses.replace(harvest, id="harvest-v2",
+                                     text=harvest.text.replace("8 percent", "9 percent"))
+        assert qa.add([harvest]).added == ["harvest-v1"]
+        assert {"key", "external_id"} <= columns(index)
+        assert qa.add([edited]).replaced == [("harvest-v1", "harvest-v2")]
+        assert qa.get("harvest").text == edited.text
+        assert [d.id for d in qa.documents()] == [docs[0].id, docs[1].id, "harvest-v2"]

@@ -8,6 +8,7 @@ are checked here without a server.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import subprocess
@@ -263,7 +264,7 @@ def newsqa(*args: str) -> list[str]:
 
 @pytest.fixture
 def lite_uri(tmp_path) -> str:
-    pytest.importorskip("milvus_lite", reason="milvus-lite: pip install 'newsqa[milvus]'")
+    pytest.importorskip("milvus_lite", reason="milvus-lite: .venv/bin/pip install -e '.[milvus]'")
     return f"milvus://{tmp_path}/index.db"
 
 
@@ -300,3 +301,78 @@ def test_the_lease_of_a_killed_milvus_lite_writer_is_taken_over(lite_uri) -> Non
                             capture_output=True, text=True, timeout=120)
     assert listed.returncode == 0, listed.stderr
     assert [d["id"] for d in json.loads(listed.stdout)] == ["kept"]
+
+
+# ------------------------------------------------------------------------- keys (issue 26)
+
+
+def made_before_keys(uri: str) -> None:
+    """The milvus-lite index at ``uri`` as an earlier newsqa made it: a documents collection
+    without the key fields (Milvus cannot add a field to a collection), a manifest without
+    ``document_keys``. Its rows are kept."""
+    import numpy as np
+    from pymilvus import CollectionSchema, MilvusClient
+
+    from qa.store.milvus.schema import KEY_FIELDS, schemas
+
+    where = parse_location(uri)
+    db = MilvusClient(uri=where.uri)
+    try:
+        documents, meta = where.collection("documents"), where.collection("meta")
+        db.load_collection(documents)
+        rows = [{name: value for name, value in row.items() if name not in KEY_FIELDS}
+                for row in db.query(documents, filter="gen >= 0")]
+        [manifest] = db.query(meta, filter='key == "manifest"', output_fields=["*"])
+        schema, indexes = schemas(db, 8, bm25=True)["documents"]
+        old = CollectionSchema([f for f in schema.fields if f.name not in KEY_FIELDS],
+                               enable_dynamic_field=False)
+        db.drop_collection(documents)
+        db.create_collection(documents, schema=old, consistency_level="Strong")
+        db.create_index(documents, indexes, sync=False)
+        db.load_collection(documents)
+        db.insert(documents, [{**row, "placeholder": np.asarray(row["placeholder"]).tolist()}
+                              for row in rows])
+        settings = json.loads(manifest["text"])
+        del settings["document_keys"]
+        db.upsert(meta, [{**manifest, "text": json.dumps(settings),
+                          "placeholder": np.asarray(manifest["placeholder"]).tolist()}])
+    finally:
+        db.close()
+
+
+def test_an_index_made_before_keys_is_read_and_written_without_them_and_says_so(
+        lite_uri, caplog) -> None:
+    """Milvus cannot add the key fields to an older index: it reads and writes as before (no
+    key, no external id), and the first keyed document added says, once, that an edited article
+    will be added beside its old version."""
+    import numpy as np
+
+    from qa.store.milvus.store import MilvusStore
+    from qa.types import Chunk, Document
+
+    def add(store: MilvusStore, doc: Document) -> None:
+        store.add(doc, [Chunk(doc.id, 0, len(doc.text), doc.text)],
+                  np.full((1, 8), 8 ** -0.5, dtype=np.float32))
+
+    def opened() -> MilvusStore:
+        return MilvusStore.open(lite_uri, embedder_name="test/random", dimension=8)
+
+    with opened() as store:
+        add(store, Document("old", "An article indexed before keys existed."))
+        store.save()
+    made_before_keys(lite_uri)
+    first = Document("v1", "The bridge cost 12 million euros.", external_id="b", key="id:b")
+    with caplog.at_level(logging.WARNING, logger="qa.store.milvus.store"), opened() as store:
+        with store.snapshot():
+            assert store.get("old").external_id == "" and store.find_by_key("id:b") is None
+        add(store, first)
+        add(store, dataclasses.replace(first, id="v1b", text="Another story."))
+        store.save()
+        assert store.delete("old")
+        store.save()
+    assert [r.getMessage() for r in caplog.records] == [
+        f"The index at {lite_uri} was made before documents had keys: an article indexed again "
+        "with changed text is added beside its old version (a new index replaces it)."]
+    with opened() as store, store.snapshot():
+        assert [(d.id, d.external_id) for d in store.documents()] == [("v1", ""), ("v1b", "")]
+        assert store.get("v1") == dataclasses.replace(first, external_id="", key="")

@@ -19,7 +19,7 @@ import pytest
 
 from qa.chunk import Chunker
 from qa.embed import Embedder
-from qa.errors import StoreError
+from qa.errors import NewsQAError, StoreError
 from qa.pipeline import NewsQA
 from qa.store import open_store
 from qa.store.base import DocumentStore, Feed
@@ -28,7 +28,7 @@ from qa.types import Document, Filter, IndexConfig
 ROOT = Path(__file__).resolve().parents[2]
 BACKENDS = ("faiss", pytest.param("milvus-lite", marks=pytest.mark.skipif(
     importlib.util.find_spec("milvus_lite") is None,
-    reason="the Milvus backend needs: pip install 'newsqa[milvus]'")))
+    reason="the Milvus backend needs: .venv/bin/pip install -e '.[milvus]'")))
 
 ARTICLES = [
     dict(title="Glacier retreat speeds up in the Alps", source="BBC", published="2024-05-03",
@@ -448,3 +448,76 @@ def test_newsqa_answers_the_seed_questions_on_every_backend(seeded, item: dict) 
     assert any(text in answer.text for text in expected), (answer.text, expected)
     cited = answer.citations[0]
     assert seeded.get(cited.doc_id).text[cited.start:cited.end] == cited.quote
+
+
+# ------------------------------------------------------------------------- keys (issue 26)
+
+
+def keyed(doc: Document, external_id: str) -> Document:
+    return dataclasses.replace(doc, external_id=external_id, key=f"id:{external_id}")
+
+
+def test_a_key_names_one_document_and_a_replacement_takes_it_in_one_commit(
+        scratch, embedder, chunked) -> None:
+    """What ``NewsQA.add`` relies on to replace an edited article: ``find_by_key`` finds the
+    version a key names (the writer's unsaved one too), ``add`` refuses a second document under
+    it, and the old version's delete and the new one's add are one commit for readers."""
+    where, writer = scratch
+    old, new = keyed(DOCS[0], "bbc-005"), keyed(DOCS[1], "bbc-005")
+    writer.add(old, *chunked[old.id])
+    writer.add(DOCS[2], *chunked[DOCS[2].id])  # no key: found by none
+    assert writer.find_by_key("id:bbc-005") == old.id
+    writer.save()
+    reader = reopen(where, embedder, create=False)
+    try:
+        with reader.snapshot():
+            assert reader.find_by_key("id:bbc-005") == old.id
+            assert reader.find_by_key("id:nobody") is None and reader.find_by_key("") is None
+            assert reader.get(old.id) == old
+            listed = {d.id: d.external_id for d in reader.documents()}
+            assert listed == {old.id: "bbc-005", DOCS[2].id: ""}
+        with writer.writing():  # as NewsQA.add writes: what Milvus then reads once
+            with pytest.raises(StoreError, match="id:bbc-005 already names document"):
+                writer.add(new, *chunked[new.id])
+            assert writer.delete(old.id)
+            assert writer.find_by_key("id:bbc-005") is None
+            writer.add(new, *chunked[new.id])
+            assert writer.find_by_key("id:bbc-005") == new.id
+            with reader.snapshot():  # not saved: the reader still reads the old version
+                assert reader.find_by_key("id:bbc-005") == old.id
+            writer.save()
+            assert writer.find_by_key("id:bbc-005") == new.id
+        with reader.snapshot():
+            assert reader.find_by_key("id:bbc-005") == new.id
+            assert not reader.has(old.id) and reader.get(new.id) == new
+            assert {d.id for d in reader.documents()} == {new.id, DOCS[2].id}
+            assert doc_ids(reader, reader.keyword_search("glaciers", 10)) == set()
+    finally:
+        reader.close()
+    again = reopen(where, embedder, create=False)  # and from a process that opens it afresh
+    try:
+        with again.snapshot():
+            assert again.find_by_key("id:bbc-005") == new.id
+    finally:
+        again.close()
+
+
+def test_newsqa_replaces_an_edited_article_and_finds_it_by_the_users_id(
+        backend, tmp_path, embedder, shipped_reader) -> None:
+    """The facade over each backend: the edited version replaces the old one (by its external
+    id, then by its URL) and ``get``/``delete`` take the external id."""
+    old = keyed(DOCS[0], "bbc-005")
+    new = dataclasses.replace(old, id="edited", text=old.text.replace("four", "five"))
+    linked = dataclasses.replace(DOCS[1], url="https://news.example/rates")
+    relinked = dataclasses.replace(linked, id="relinked", text=linked.text + " Updated.")
+    with NewsQA(location(backend, tmp_path), embedder=embedder, reader=shipped_reader) as qa:
+        assert qa.add([old, linked]).added == [old.id, linked.id]
+        report = qa.add([new, relinked, DOCS[2]])
+        assert report.replaced == [(old.id, "edited"), (linked.id, "relinked")]
+        assert report.near_duplicates == []
+        assert [(d.id, d.external_id) for d in qa.documents()] == [
+            ("edited", "bbc-005"), ("relinked", ""), (DOCS[2].id, "")]
+        assert qa.get("bbc-005") == new
+        assert qa.delete("bbc-005") == "edited" and not qa.store.has("edited")
+        with pytest.raises(NewsQAError, match="No document has the id or external id 'bbc-005'"):
+            qa.get("bbc-005")

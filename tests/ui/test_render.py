@@ -2,6 +2,7 @@
 links only for http(s) URLs, and errors name the index folder, never its server path."""
 from __future__ import annotations
 
+import dataclasses
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from qa.errors import NewsQAError, StoreError
-from qa.pipeline import AddReport
+from qa.types import AddReport
 from qa.types import Answer, Citation
 from qa.ui import render
 
@@ -154,3 +155,34 @@ def test_errors_shown_in_the_app_name_the_index_folder_not_its_path(tmp_path: Pa
     assert render.shown(broken, relative) == "The vector file index/vectors-3.faiss is corrupt."
     plain = NewsQAError("Document index.html is not indexed in this index.")
     assert render.shown(plain, relative) == str(plain)  # a bare folder name is left alone
+
+
+# --- ids and links (issue 26) -------------------------------------------------------------------
+
+
+def test_a_source_card_shows_the_users_id_and_links_the_article() -> None:
+    c = dataclasses.replace(citation("list of ", "640", " POWs", title="Swap begins",
+                                     source="BBC", url="https://bbc.example/world-017",
+                                     published="2025-06-09"),
+                            external_id="bbc-world-017<b>")
+    card = render.source_card([c])
+    assert "BBC · 2025-06-09 · id bbc-world-017&lt;b&gt;" in card
+    assert ("a", {"href": "https://bbc.example/world-017", "target": "_blank",
+                  "rel": "noopener noreferrer nofollow"}) in Tags(card).tags
+    assert " · id " not in render.source_card([dataclasses.replace(c, external_id="")])
+
+
+def test_candidates_under_one_percent_are_left_out() -> None:
+    """A fold of "0%" guesses is noise: candidates under 1% are not listed, and a fold with none
+    left is not drawn."""
+    c = citation("talks in ", "Istanbul", ".")
+    kept = Answer("q", "Ankara", render.MIN_CANDIDATE, citations=[c])
+    noise = Answer("q", "Zelenskiy", 0.004, citations=[c])
+    reply = render.render_answer(Answer("q", "Istanbul", 0.8, citations=[c],
+                                        alternatives=[kept, noise]))
+    assert "<summary>Other candidate answers (1)</summary>" in reply
+    assert "<strong>Ankara</strong> <span class='nqa-score'>1%</span>" in reply
+    assert "Zelenskiy" not in reply
+    not_found = render.render_answer(Answer("q", "", 0.004, alternatives=[noise]))
+    assert render.NOT_FOUND in not_found
+    assert "<details>" not in not_found and "Zelenskiy" not in not_found

@@ -9,7 +9,7 @@ import errno
 import os
 import sqlite3
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -37,13 +37,20 @@ FEED_TABLES = (
     " feed_url TEXT NOT NULL REFERENCES feeds (url) ON DELETE CASCADE, key TEXT NOT NULL,"
     " PRIMARY KEY (feed_url, key)) WITHOUT ROWID",
 )
+# Columns of ``documents`` that older indexes lack, which their next writer adds
+# (``upgrade_schema``) and readers of such an index read as "" (``optional_columns``)
+LATER_COLUMNS = ("date_source", "external_id", "key")
+# A key names one document (``Document.key``); most have none
+KEY_INDEX = ("CREATE UNIQUE INDEX IF NOT EXISTS documents_key ON documents (key) "
+             "WHERE key != ''")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta (key, value) VALUES ('generation', 0);
 CREATE TABLE IF NOT EXISTS documents (
     id TEXT PRIMARY KEY, title TEXT NOT NULL, source TEXT NOT NULL, url TEXT NOT NULL,
     published TEXT NOT NULL, text TEXT NOT NULL, added_at TEXT NOT NULL, minhash BLOB NOT NULL,
-    date_source TEXT NOT NULL DEFAULT '');
+    date_source TEXT NOT NULL DEFAULT '', external_id TEXT NOT NULL DEFAULT '',
+    key TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS chunks (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     doc_id TEXT NOT NULL REFERENCES documents (id),
@@ -51,7 +58,7 @@ CREATE TABLE IF NOT EXISTS chunks (
     vector BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks (doc_id);
 """ + "".join(f"{statement};\n"
-             for statement in (*FEED_TABLES, keywords.SCHEMA, *vectors.SCHEMA))
+             for statement in (KEY_INDEX, *FEED_TABLES, keywords.SCHEMA, *vectors.SCHEMA))
 
 
 def read_only_error(path: Path, reason: str) -> StoreError:
@@ -153,21 +160,31 @@ def upgrade_schema(db: sqlite3.Connection) -> None:
     transaction: opening to read writes nothing, so readers cope with the old schema."""
     for statement in (*FEED_TABLES, *vectors.SCHEMA):
         db.execute(statement)
-    if not has_date_sources(db):
-        db.execute("ALTER TABLE documents "
-                   "ADD COLUMN date_source TEXT NOT NULL DEFAULT ''")
+    present = _document_columns(db)
+    for column in LATER_COLUMNS:
+        if column not in present:
+            db.execute(f"ALTER TABLE documents ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
+    db.execute(KEY_INDEX)
     if not keywords.exists(db):
         keywords.create(db)
 
 
-def has_date_sources(db: sqlite3.Connection) -> bool:
-    columns = db.execute("PRAGMA table_info(documents)")
-    return any(row[1] == "date_source" for row in columns)
+def _document_columns(db: sqlite3.Connection) -> set[str]:
+    return {row[1] for row in db.execute("PRAGMA table_info(documents)")}
 
 
-def date_source_sql(db: sqlite3.Connection, prefix: str = "") -> str:
-    """The ``date_source`` column in a query, or "" on an index made before it existed."""
-    return f"{prefix}date_source" if has_date_sources(db) else "''"
+def optional_columns(db: sqlite3.Connection, prefix: str = "",
+                     columns: Sequence[str] = LATER_COLUMNS) -> str:
+    """``columns`` (of ``LATER_COLUMNS``) in a query, in that order, each as '' where the index
+    was made before it existed."""
+    present = _document_columns(db)
+    return ", ".join(f"{prefix}{column}" if column in present else "''" for column in columns)
+
+
+def has_keys(db: sqlite3.Connection) -> bool:
+    """Whether documents have keys here: False in an index made before they did, until its next
+    writer adds them."""
+    return "key" in _document_columns(db)
 
 
 def has_feed_tables(db: sqlite3.Connection) -> bool:

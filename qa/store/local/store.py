@@ -50,14 +50,15 @@ from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 import faiss
 import numpy as np
 
-from qa.errors import StoreError
+from qa.errors import StoreError, clip
 from qa.store.base import DocumentInfo, Feed, OneWriter, checked_addition, utc_now
 from qa.store.dedup import NearDuplicates, signature
 from qa.store.local import keywords
 from qa.store.local.attributes import ChunkAttributes
 from qa.store.local.database import (DATABASE, WRITE_LOCK, Database, DatabaseVectors,
-                                     committed_generation, connect, date_source_sql,
-                                     has_feed_tables, refusal, upgrade_schema, wal, why_read_only)
+                                     committed_generation, connect, has_feed_tables, has_keys,
+                                     optional_columns, refusal, upgrade_schema, wal,
+                                     why_read_only)
 from qa.store.local.lock import WriterLock
 from qa.store.local.vectors import EXACT_SPEC, FaissVectors, VectorIndex
 from qa.store.manifest import (MANIFEST, Described, check_same_embedder, new_manifest,
@@ -271,12 +272,15 @@ class Store(OneWriter, Described):
         self._begin_change()
         if self.has(doc.id):
             raise StoreError(f"Document {doc.id} is already in the index.")
+        holder = self.find_by_key(doc.key)
+        if holder is not None:
+            raise StoreError(f"{clip(doc.key)} already names document {holder} in the index.")
         minhash = signature(doc.text)
         self._db.execute(
             "INSERT INTO documents (id, title, source, url, published, text, added_at, minhash, "
-            "date_source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "date_source, external_id, key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (doc.id, doc.title, doc.source, doc.url, doc.published, doc.text, utc_now(),
-             minhash, doc.date_source),
+             minhash, doc.date_source, doc.external_id, doc.key),
         )
         ids = [
             self._db.execute(
@@ -317,9 +321,16 @@ class Store(OneWriter, Described):
         return self._db.execute("SELECT 1 FROM documents WHERE id = ?",
                                 (doc_id,)).fetchone() is not None
 
+    def find_by_key(self, key: str) -> str | None:
+        """The id of the document indexed under ``key``; None if none is."""
+        if not key or not has_keys(self._db):
+            return None
+        row = self._db.execute("SELECT id FROM documents WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
+
     def get(self, doc_id: str) -> Document:
         row = self._db.execute(
-            f"SELECT id, text, title, source, url, published, {date_source_sql(self._db)} "
+            f"SELECT id, text, title, source, url, published, {optional_columns(self._db)} "
             "FROM documents WHERE id = ?", (doc_id,)
         ).fetchone()
         if row is None:
@@ -330,7 +341,8 @@ class Store(OneWriter, Described):
         """All documents in the order they were added, with their chunk counts."""
         rows = self._db.execute(
             "SELECT d.id, d.title, d.source, d.url, d.published, COUNT(c.id), "
-            f"{date_source_sql(self._db, 'd.')} FROM documents d "
+            f"{optional_columns(self._db, 'd.', ('date_source', 'external_id'))} "
+            "FROM documents d "
             "LEFT JOIN chunks c ON c.doc_id = d.id GROUP BY d.id ORDER BY d.rowid"
         )
         return [DocumentInfo(*row) for row in rows]

@@ -17,7 +17,10 @@ from urllib.parse import unquote, urlsplit
 from qa.errors import StoreError
 from qa.store.base import MILVUS_SCHEME, redacted
 
-INSTALL_HINT = "pip install 'newsqa[milvus]'"
+# How to add the `milvus` extra. newsqa comes from its source tree or a wheel, not from a package
+# index, so `pip install 'newsqa[milvus]'` finds no newsqa; the extra's packages themselves do.
+INSTALL_HINT = ("run `pip install -e '.[milvus]'` in newsqa's source tree (or, for a newsqa "
+                "installed from a wheel, `pip install pymilvus milvus-lite`)")
 DEFAULT_NAME = "newsqa"
 LITE_POLL_SECONDS = 1.0  # the longest pause between tries to open a milvus-lite file in use
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,200}")

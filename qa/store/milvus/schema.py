@@ -30,6 +30,10 @@ ANALYZER = {"tokenizer": "standard",
 DOCUMENT_FIELDS = ("key", "doc_id", "gen", "part", "text", "title", "source", "url",
                    "published", "date_source", "added", "minhash", "chunks", "dead",
                    "deleted_at", "placeholder")
+# ``Document.external_id`` and ``Document.key`` (named ``identity`` here: ``key`` is the row's),
+# in the documents of indexes whose manifest says ``document_keys``: an older index's collection
+# lacks them, and Milvus (before 2.6, and milvus-lite) cannot add a field to a collection
+KEY_FIELDS = ("external_id", "identity")
 FEED_FIELDS = ("url", "added", "title", "last_poll", "last_success", "etag", "last_modified",
                "last_error")
 
@@ -80,7 +84,8 @@ def schemas(db: Milvus, dimension: int, bm25: bool) -> dict[str, tuple[Any, Any]
                              number("part"), text("text"), text("title"), text("source"),
                              text("url"), text("published"), text("date_source"),
                              number("added"), text("minhash"), number("chunks"),
-                             number("dead"), number("deleted_at"), placeholder), small),
+                             number("dead"), number("deleted_at"), placeholder,
+                             *(text(name) for name in KEY_FIELDS)), small),
         "chunks": (chunks, indexes(("vector", "AUTOINDEX", "IP"), *keyword)),
         "feeds": (schema(("url", DataType.VARCHAR, MAX_TEXT_BYTES), number("added_order"),
                          *(text(f) for f in FEED_FIELDS[1:]), placeholder), small),
@@ -103,7 +108,7 @@ def create_collections(db: Milvus, where: MilvusLocation, embedder_name: str, di
             db.create_index(name, indexes, sync=False)
     manifest = new_manifest(
         embedder_name, dimension, config, index_type="Milvus AUTOINDEX (inner product)",
-        keyword_search=bm25, milvus_version=db.get_server_version(),
+        keyword_search=bm25, document_keys=True, milvus_version=db.get_server_version(),
         pymilvus_version=metadata.version("pymilvus"),
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     db.upsert(where.collection("meta"), [{"key": "manifest", "value": 0,
@@ -136,11 +141,13 @@ def chunk_rows_of(pending: Pending, generation: int, keywords: bool) -> list[dic
             for c, v in zip(pending.chunks, pending.vectors)]
 
 
-def document_rows_of(pending: Pending, generation: int) -> list[dict]:
+def document_rows_of(pending: Pending, generation: int, keyed: bool) -> list[dict]:
     """The ``<name>_documents`` rows of ``pending`` in ``generation``: its text in parts of at
-    most ``TEXT_PART_CHARS`` characters, the metadata and MinHash with each."""
+    most ``TEXT_PART_CHARS`` characters, the metadata and MinHash with each (and ``KEY_FIELDS``
+    where the index is ``keyed``)."""
     doc = pending.doc
     doc_key = f"{doc.id}:{generation}"
+    keys = {"external_id": doc.external_id, "identity": doc.key} if keyed else {}
     return [{
         "key": f"{doc_key}:{part}", "doc_id": doc.id, "gen": generation,
         "part": part, "text": doc.text[start:start + TEXT_PART_CHARS],
@@ -148,5 +155,5 @@ def document_rows_of(pending: Pending, generation: int) -> list[dict]:
         "published": doc.published, "date_source": doc.date_source,
         "added": pending.added, "minhash": pending.signature.hex() if part == 0 else "",
         "chunks": len(pending.chunks), "dead": 0, "deleted_at": 0,
-        "placeholder": PLACEHOLDER}
+        "placeholder": PLACEHOLDER, **keys}
         for part, start in enumerate(range(0, max(len(doc.text), 1), TEXT_PART_CHARS))]

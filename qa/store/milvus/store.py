@@ -10,7 +10,8 @@ Collections (``<name>`` is ``newsqa`` unless the URI names another):
 
     <name>_meta        the manifest (embedder, dimension), the committed generation, the writer
     <name>_documents   each document in parts of at most ``TEXT_PART_CHARS`` characters (Milvus
-                       keeps at most 64 KiB in a text field), with its metadata and MinHash
+                       keeps at most 64 KiB in a text field), with its metadata, MinHash
+                       and key (``schema.KEY_FIELDS``; not in an index made before keys)
     <name>_chunks      chunk text, offsets, doc id, lower-cased source, published date, the
                        vector, and ``keywords`` (the article's title and the chunk's text),
                        from which Milvus computes the BM25 sparse vector it searches
@@ -64,22 +65,21 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from qa.errors import StoreError
+from qa.errors import StoreError, clip
 from qa.store.base import DocumentInfo, Feed, OneWriter, checked_addition, redacted
 from qa.store.dedup import NearDuplicates, signature
 from qa.store.manifest import Described, check_manifest, check_same_embedder
+from qa.store.milvus.chunks import PAGE_ROWS, ChunkQueries
 from qa.store.milvus.client import Milvus, MilvusLocation, connect, parse_location
-from qa.store.milvus.expressions import both, filter_expression, literal, strings
+from qa.store.milvus.expressions import both, literal, strings
 from qa.store.milvus.feeds import FeedCollections
 from qa.store.milvus.lease import Lease
-from qa.store.milvus.schema import (DOCUMENT_FIELDS, PLACEHOLDER, Pending, chunk_rows_of,
-                                    create_collections, document_rows_of)
-from qa.text import tokenize
-from qa.types import Chunk, Document, Filter, IndexConfig
+from qa.store.milvus.schema import (DOCUMENT_FIELDS, KEY_FIELDS, PLACEHOLDER, Pending,
+                                    chunk_rows_of, create_collections, document_rows_of)
+from qa.types import Chunk, Document, IndexConfig
 
 log = logging.getLogger(__name__)
 
-PAGE_ROWS = 1_000  # rows a query returns at a time (Milvus caps one query at 16,384)
 INSERT_ROWS = 1_000  # rows an insert sends at a time, well within gRPC's message limit
 PURGE_AFTER_SECONDS = 60  # tombstoned rows stay this long for queries that began before
 # Reads of a generation committed this long ago use Bounded consistency, which sees every write
@@ -89,7 +89,7 @@ PURGE_AFTER_SECONDS = 60  # tombstoned rows stay this long for queries that bega
 SETTLE_SECONDS = 10
 
 
-class MilvusStore(FeedCollections, OneWriter, Described):
+class MilvusStore(ChunkQueries, FeedCollections, OneWriter, Described):
     """Documents, chunks and vectors of one index in Milvus. Use ``MilvusStore.open``.
 
     The same observable behaviour as ``qa.store.local.store.Store``, over the generations described
@@ -119,6 +119,11 @@ class MilvusStore(FeedCollections, OneWriter, Described):
         self._adds: dict[str, Pending] = {}
         self._deletes: set[str] = set()
         self._indexed: set[str] | None = None  # every document's id, while writing() holds
+        self._keys: dict[str, str] = {}  # and the id each key names, then
+        # indexes made before documents had keys lack their fields (``schema.KEY_FIELDS``)
+        self._keyed = bool(manifest.get("document_keys"))
+        self._key_fields = list(KEY_FIELDS) if self._keyed else []
+        self._fields = [*DOCUMENT_FIELDS, *self._key_fields]
         self._feed_changes: dict[str, Feed | None] = {}  # None: unsubscribed
         self._feeds_dropped: set[str] = set()  # committed feeds whose rows save() deletes
         self._items_added: dict[str, set[str]] = {}
@@ -178,14 +183,16 @@ class MilvusStore(FeedCollections, OneWriter, Described):
     def _started_writing(self) -> None:
         """While ``writing()`` holds the lease for a whole job of several saves (``NewsQA.add``),
         ``has`` answers from the ids of the documents indexed, read once: no one else writes,
-        and a read per document (Strong, while the job's own saves are recent) is slow."""
-        self._indexed = {row["doc_id"] for row in self._rows(
-            self._documents, both("part == 0", self._visible_documents()),
-            ["key", "doc_id"], "key")}
+        and a read per document (Strong, while the job's own saves are recent) is slow; so
+        does ``find_by_key``."""
+        rows = list(self._rows(self._documents, both("part == 0", self._visible_documents()),
+                               ["key", "doc_id", *self._key_fields], "key"))
+        self._indexed = {row["doc_id"] for row in rows}
+        self._keys = {row["identity"]: row["doc_id"] for row in rows if row.get("identity")}
 
     def _stopped_writing(self) -> None:
         if not self._guard.held:
-            self._indexed = None
+            self._indexed, self._keys = None, {}
 
     def save(self) -> None:
         """Write the buffered changes as the next generation, commit it, and give back the
@@ -247,13 +254,13 @@ class MilvusStore(FeedCollections, OneWriter, Described):
         if self._deletes:
             rows = list(self._rows(self._documents,
                                    f"doc_id in {strings(self._deletes)} and dead == 0",
-                                   list(DOCUMENT_FIELDS), "key"))
+                                   self._fields, "key"))
             self._upsert(self._documents,
                          [{**row, "dead": generation, "deleted_at": now} for row in rows])
         chunk_rows, document_rows = [], []
         for pending in self._adds.values():
             chunk_rows += chunk_rows_of(pending, generation, self.keyword_search_available)
-            document_rows += document_rows_of(pending, generation)
+            document_rows += document_rows_of(pending, generation, self._keyed)
         for start in range(0, len(chunk_rows), INSERT_ROWS):
             self._db.insert(self._chunks, chunk_rows[start:start + INSERT_ROWS])
         self._upsert(self._documents, document_rows)
@@ -261,6 +268,10 @@ class MilvusStore(FeedCollections, OneWriter, Described):
         self._put_meta(generation=generation, committed_at=int(committed_at * 1000))  # commit
         if self._indexed is not None:
             self._indexed = (self._indexed - self._deletes) | self._adds.keys()
+            self._keys = {key: doc_id for key, doc_id in self._keys.items()
+                          if doc_id not in self._deletes}
+            self._keys.update((p.doc.key, doc_id) for doc_id, p in self._adds.items()
+                              if p.doc.key and self._keyed)
         self._adds, self._deletes = {}, set()
         self._load(generation, committed_at)  # the LSH index holds these changes: it is kept
         self._purge(now - PURGE_AFTER_SECONDS)
@@ -269,8 +280,7 @@ class MilvusStore(FeedCollections, OneWriter, Described):
         """Remove the rows of generations after ``generation`` and lift their tombstones."""
         self._db.delete(self._chunks, filter=f"gen > {generation}")
         self._db.delete(self._documents, filter=f"gen > {generation}")
-        rows = list(self._rows(self._documents, f"dead > {generation}", list(DOCUMENT_FIELDS),
-                               "key"))
+        rows = list(self._rows(self._documents, f"dead > {generation}", self._fields, "key"))
         self._upsert(self._documents, [{**row, "dead": 0, "deleted_at": 0} for row in rows])
         self._put_meta(pending=generation)
 
@@ -321,30 +331,13 @@ class MilvusStore(FeedCollections, OneWriter, Described):
         g = self._generation
         return f"gen <= {g} and (dead == 0 or dead > {g})"
 
-    def _visible_chunks(self) -> str:
-        dead = f"doc_key not in {strings(self._dead)}" if self._dead else ""
-        return both(f"gen <= {self._generation}", dead)
-
     # ----------------------------------------------------------------- properties
-
-    @property
-    def keyword_search_available(self) -> bool:
-        """False on a Milvus before 2.5, which has no BM25 function."""
-        return bool(self._manifest["keyword_search"])
 
     @property
     def version(self) -> int:
         """The committed generation this store reads: it changes with every saved add and
         delete, by any process, so that caches know to refresh."""
         return self._generation
-
-    def __len__(self) -> int:
-        """The number of chunks (and vectors) in the committed generation."""
-        if self._count is None:
-            rows = self._db.query(self._chunks, filter=self._visible_chunks(),
-                                  output_fields=["count(*)"], consistency_level=self._level())
-            self._count = int(rows[0]["count(*)"])
-        return self._count
 
     # ----------------------------------------------------------------- changes
 
@@ -354,6 +347,11 @@ class MilvusStore(FeedCollections, OneWriter, Described):
         self._begin_change()
         if self.has(doc.id):
             raise StoreError(f"Document {doc.id} is already in the index.")
+        holder = self.find_by_key(doc.key)
+        if holder is not None:
+            raise StoreError(f"{clip(doc.key)} already names document {holder} in the index.")
+        if doc.key and not self._keyed:
+            _warn_no_keys(self.location)
         self._guard.renew()
         minhash = signature(doc.text)
         self._adds[doc.id] = Pending(doc, chunks, vectors, minhash, time.time_ns())
@@ -383,89 +381,56 @@ class MilvusStore(FeedCollections, OneWriter, Described):
                                           self._visible_documents()),
             output_fields=["key"], limit=1, consistency_level=self._level()))
 
+    def find_by_key(self, key: str) -> str | None:
+        """The id of the document indexed under ``key``; None if none is (always, in an index
+        made before documents had keys)."""
+        if not key or not self._keyed:
+            return None
+        found = next((doc_id for doc_id, p in self._adds.items() if p.doc.key == key), None)
+        if found is not None:
+            return found
+        if self._indexed is not None:
+            found = self._keys.get(key)
+        else:
+            rows = self._db.query(
+                self._documents, filter=both(f"identity == {literal(key)} and part == 0",
+                                              self._visible_documents()),
+                output_fields=["doc_id"], limit=2, consistency_level=self._level())
+            found = rows[0]["doc_id"] if rows else None
+        return None if found in self._deletes else found
+
     def get(self, doc_id: str) -> Document:
         pending = self._adds.get(doc_id)
         if pending is not None:
             return pending.doc
         rows = [] if doc_id in self._deletes else list(self._rows(
             self._documents, both(f"doc_id == {literal(doc_id)}", self._visible_documents()),
-            ["key", "part", "text", "title", "source", "url", "published", "date_source"],
-            "key"))
+            ["key", "part", "text", "title", "source", "url", "published", "date_source",
+             *self._key_fields], "key"))
         if not rows:
             raise StoreError(f"There is no document {doc_id} in the index.")
         rows.sort(key=lambda row: row["part"])
         first = rows[0]
         return Document(doc_id, "".join(row["text"] for row in rows), first["title"],
-                        first["source"], first["url"], first["published"], first["date_source"])
+                        first["source"], first["url"], first["published"], first["date_source"],
+                        first.get("external_id", ""), first.get("identity", ""))
 
     def documents(self) -> list[DocumentInfo]:
         """All documents in the order they were added, with their chunk counts."""
         rows = [row for row in self._rows(
             self._documents, both("part == 0", self._visible_documents()),
             ["key", "doc_id", "title", "source", "url", "published", "chunks", "date_source",
-             "added"], "key") if row["doc_id"] not in self._deletes]
+             "added", *self._key_fields], "key")
+            if row["doc_id"] not in self._deletes]
         rows += [{"doc_id": p.doc.id, "title": p.doc.title, "source": p.doc.source,
                   "url": p.doc.url, "published": p.doc.published, "chunks": len(p.chunks),
-                  "date_source": p.doc.date_source, "added": p.added}
+                  "date_source": p.doc.date_source, "added": p.added,
+                  "external_id": p.doc.external_id if self._keyed else ""}
                  for p in self._adds.values()]
         rows.sort(key=lambda row: row["added"])
         return [DocumentInfo(row["doc_id"], row["title"], row["source"], row["url"],
-                             row["published"], row["chunks"], row["date_source"])
-                for row in rows]
-
-    def _chunk_rows(self, ids: Sequence[int], fields: list[str]) -> dict[int, dict]:
-        found = {}
-        for start in range(0, len(ids), PAGE_ROWS):
-            page = ids[start:start + PAGE_ROWS]
-            rows = self._db.query(
-                self._chunks, filter=both(f"id in [{', '.join(str(int(i)) for i in page)}]",
-                                           self._visible_chunks()),
-                output_fields=["id", *fields], limit=len(page),
-                consistency_level=self._level())
-            found.update((row["id"], row) for row in rows)
-        return found
-
-    def chunks_by_ids(self, ids: Sequence[int]) -> list[Chunk]:
-        """The chunks with these ids, in the given order."""
-        found = self._chunk_rows(ids, ["doc_id", "start", "end", "text"])
-        missing = [i for i in ids if i not in found]
-        if missing:
-            raise StoreError(f"Chunks {missing[:5]} are not in the index.")
-        return [Chunk(found[i]["doc_id"], found[i]["start"], found[i]["end"], found[i]["text"])
-                for i in ids]
-
-    def published_by_chunk(self, ids: Sequence[int]) -> dict[int, str]:
-        """The publication date ("" when undated) of each chunk's article, for recency."""
-        return {i: row["published"] for i, row in self._chunk_rows(ids, ["published"]).items()}
-
-    def search(self, vector: np.ndarray, k: int,
-               filter: Filter | None = None) -> list[tuple[int, float]]:
-        """The ``k`` chunks nearest to ``vector`` (cosine similarity), best first."""
-        query = np.asarray(vector, dtype=np.float32).reshape(-1)
-        if query.shape[0] != self.dimension:
-            raise StoreError(f"Query vector has dimension {query.shape[0]}; "
-                             f"the index has {self.dimension}.")
-        if k <= 0:
-            return []
-        return self._search([query.tolist()], "vector", "IP", k, filter)
-
-    def keyword_search(self, query: str, k: int,
-                       filter: Filter | None = None) -> list[tuple[int, float]]:
-        """The ``k`` chunks that best match ``query``'s words (Milvus's BM25), best first;
-        chunks sharing no word with it are left out. Empty on a Milvus without BM25."""
-        if k <= 0 or not self.keyword_search_available or not tokenize(query):
-            return []
-        # milvus-lite reports BM25 scores negated; a server reports them as they are.
-        return [(i, abs(score)) for i, score in self._search([query], "sparse", "BM25", k,
-                                                             filter) if score]
-
-    def _search(self, data: list, field: str, metric: str, k: int,
-                filter: Filter | None) -> list[tuple[int, float]]:
-        hits = self._db.search(self._chunks, data=data, anns_field=field, limit=k,
-                               filter=both(self._visible_chunks(), filter_expression(filter)),
-                               output_fields=["id"], search_params={"metric_type": metric},
-                               consistency_level=self._level())
-        return [(int(hit["id"]), float(hit["distance"])) for hit in hits[0]]
+                             row["published"], row["chunks"], row["date_source"],
+                             row.get("external_id", "")) for row in rows]
 
     # ----------------------------------------------------------------- near-duplicates
 
@@ -488,5 +453,12 @@ class MilvusStore(FeedCollections, OneWriter, Described):
 def _warn_no_bm25(location: str) -> None:
     log.warning("The Milvus at %s has no BM25 function (it needs Milvus 2.5 or later): "
                 "keyword search is off, retrieval is dense only.", location)
+
+
+@functools.lru_cache(maxsize=None)
+def _warn_no_keys(location: str) -> None:
+    log.warning("The index at %s was made before documents had keys: an article indexed again "
+                "with changed text is added beside its old version (a new index replaces it).",
+                location)
 
 
