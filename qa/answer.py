@@ -1,6 +1,7 @@
 """Turn the reader's spans into an Answer: one best candidate, cited, plus alternatives."""
 from __future__ import annotations
 
+import dataclasses
 from datetime import date
 from typing import Callable, Mapping, Sequence
 
@@ -14,36 +15,69 @@ from qa.types import Answer, Chunk, Citation, Document, Hit, Span
 def compose_answer(question: str, spans: Sequence[Span], documents: Mapping[str, Document],
                    hits: Sequence[Hit], *, decision: Decision, threshold: float | None = None,
                    max_alternatives: int = 3, current_as_of: date | None = None) -> Answer:
-    """The best group of equal spans as the answer if the decision is confident enough.
+    """The most probable group of equal spans as the answer if the decision is confident enough.
 
-    Spans whose normalised texts are equal form one candidate, scored by its best span. The
-    decision weighs the best candidate with the retrieval scores of ``hits`` (the chunks read, in
-    rank order) into the confidence shown as ``Answer.score``; below ``threshold`` (default: the
-    decision's) the answer is "not found", and the best candidates are still offered as
-    alternatives. When articles disagree (``disagreement``), a found answer lists them.
-    ``current_as_of`` is "now" for a question about the current state (None for any other): the
-    articles' answers are then weighed by their recency and the newest of those that differ is
-    the answer (the rule is in ``qa.recency``).
+    Spans whose normalised texts are equal form one candidate (its ``reader_score``: its best
+    span's). The decision weighs each candidate with the retrieval scores of ``hits`` (the
+    chunks read, in rank order) into its probability of being right, its ``score``: one scale
+    for the answer, the alternatives and the articles that differ (each citation's
+    ``confidence``), and none shown above the answer (``_ranked``). Below ``threshold``
+    (default: the decision's) the answer is "not found", and the most probable candidates are
+    still offered as alternatives. When articles disagree (``disagreement``), a found answer
+    lists them. ``current_as_of`` is "now" for a question about the current state (None for
+    any other): the articles' answers are then weighed by their recency and the newest of those
+    that differ is the answer (the rule is in ``qa.recency``).
     """
     chunks = [h.chunk for h in hits]
     candidates = [_candidate(question, group, documents, chunks) for group in _groups(spans)]
     differ = disagreement(candidates, weight=None if current_as_of is None else
                           lambda c: recency_factor(c.published, current_as_of))
-    weighed = candidates
-    if current_as_of is not None and differ:
-        candidates.sort(key=lambda a: differ[0] not in a.citations)  # stable: others keep order
+    newest = (next(c for c in candidates if differ[0] in c.citations)
+              if current_as_of is not None and differ else None)
+    ranked, features = _ranked(question, candidates, hits, documents, decision, newest, differ)
+    confidence = ranked[0].score if ranked else decision.confidence({})
+    if not ranked or confidence < (decision.threshold if threshold is None else threshold):
+        return Answer(question, "", confidence, alternatives=ranked[:max_alternatives],
+                      retrieved=chunks, evidence=features,
+                      reader_score=ranked[0].reader_score if ranked else 0.0)
+    best, others = ranked[0], ranked[1:]
+    shown = {(c.doc_id, c.start, c.end): c for a in ranked for c in a.citations}
+    return Answer(question, best.text, confidence, best.citations,
+                  _alternatives(best, others, max_alternatives), chunks, features,
+                  [shown[(d.doc_id, d.start, d.end)] for d in differ], best.reader_score)
+
+
+def _ranked(question: str, candidates: list[Answer], hits: Sequence[Hit],
+            documents: Mapping[str, Document], decision: Decision, newest: Answer | None,
+            differ: list[Citation]) -> tuple[list[Answer], dict[str, float]]:
+    """The candidates scored by the decision, the answer first, then by probability; and the
+    evidence of the answer.
+
+    The answer is the most probable of the candidates close to the reader's best
+    (``CLOSE_SHARE``), or ``newest``, the recency rule's pick. The decision was fitted on the
+    reader's best candidates: on a span the reader all but ruled out, its features (a long
+    span, in the best chunk) say more than they know, so such a span is no contender, and no
+    candidate is shown as more probable than the answer.
+    """
+    scored = [(decision.confidence(f), f, c) for f, c in
+              ((evidence(question, candidates, hits, documents, i), c)
+               for i, c in enumerate(candidates))]
+    if not scored:
+        return [], {}
+    if newest is None:
+        least = CLOSE_SHARE * candidates[0].reader_score  # candidates come best span first
+        top, features, chosen = max((s for s in scored if s[2].reader_score >= least),
+                                    key=lambda s: s[0])  # max: the first of equals
+    else:
         # The older answers that the newest supersedes are not evidence against it: its margin
         # and the best span of another article are taken over the other candidates only.
-        weighed = [candidates[0]] + [c for c in candidates[1:]
-                                     if not any(d in c.citations for d in differ[1:])]
-    features = evidence(question, weighed, hits, documents)
-    confidence = decision.confidence(features)
-    if not candidates or confidence < (decision.threshold if threshold is None else threshold):
-        return Answer(question, "", confidence, alternatives=candidates[:max_alternatives],
-                      retrieved=chunks, evidence=features)
-    best, others = candidates[0], candidates[1:]
-    return Answer(question, best.text, confidence, best.citations,
-                  _alternatives(best, others, max_alternatives), chunks, features, differ)
+        weighed = [newest] + [c for c in candidates if c is not newest
+                              and not any(d in c.citations for d in differ[1:])]
+        chosen, features = newest, evidence(question, weighed, hits, documents)
+        top = decision.confidence(features)
+    others = sorted(((min(p, top), c) for p, _, c in scored if c is not chosen),
+                    key=lambda s: -s[0])  # stable: equal probabilities keep the reader's order
+    return [_scored(chosen, top)] + [_scored(c, p) for p, c in others], features
 
 
 # Two answers are "close" when the weaker one's reader score is at least this share of the
@@ -112,8 +146,17 @@ def _groups(spans: Sequence[Span]) -> list[list[Span]]:
 
 def _candidate(question: str, group: list[Span], documents: Mapping[str, Document],
                chunks: Sequence[Chunk]) -> Answer:
+    """A group of equal spans, scored by its best span until the decision weighs it."""
     return Answer(question, group[0].text, group[0].score,
-                  [_citation(span, documents, chunks) for span in group])
+                  [_citation(span, documents, chunks) for span in group],
+                  reader_score=group[0].score)
+
+
+def _scored(candidate: Answer, probability: float) -> Answer:
+    """``candidate`` with the decision's probability as its score and its citations' confidence."""
+    return dataclasses.replace(
+        candidate, score=probability,
+        citations=[dataclasses.replace(c, confidence=probability) for c in candidate.citations])
 
 
 def _citation(span: Span, documents: Mapping[str, Document], chunks: Sequence[Chunk]) -> Citation:
@@ -140,7 +183,7 @@ def _alternatives(best: Answer, others: list[Answer], limit: int) -> list[Answer
     """Up to ``limit`` other candidates, those from articles the answer does not cite first.
 
     A different answer from another article is the more useful hint (the sources may disagree);
-    the chosen ones are listed by score.
+    the chosen ones are listed by probability (``others`` come most probable first).
     """
     cited = {c.doc_id for c in best.citations}
     preferred = sorted(others, key=lambda a: all(c.doc_id in cited for c in a.citations))

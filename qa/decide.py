@@ -1,4 +1,4 @@
-"""The answer decision: whether the best candidate is shown, and the confidence shown with it.
+"""The answer decision: each candidate's confidence, and whether the answer is shown.
 
 In the product, "not found" mostly means that the index does not hold the answer, so the decision
 weighs more than the reader's span score: how close the retrieved chunks are to the question, how
@@ -6,7 +6,8 @@ much of the question the answer's article covers, and whether other chunks agree
 logistic model over these features (``LogisticDecision``) is fitted on public dev questions asked
 end to end, each once with its article indexed and once with it removed (``newsqa eval
 --removed``; fitted with ``newsqa calibrate``). Its output is the probability that the answer
-is exactly right, and that probability is the confidence shown.
+is exactly right, and that probability is the confidence shown, for the answer and for every
+other candidate alike (``qa.answer.compose_answer``).
 
 Fitted weights belong to one set of reader weights run by one backend at one precision, so
 ``newsqa_reader.json`` keys them by all three (``Reader.calibration_key``). A reader without
@@ -29,25 +30,29 @@ from qa.types import Answer, Document, Hit
 
 # ---- features --------------------------------------------------------------------------------
 def evidence(question: str, candidates: Sequence[Answer], hits: Sequence[Hit],
-             documents: Mapping[str, Document]) -> dict[str, float]:
-    """What the decision weighs about the best candidate (``candidates`` best first).
+             documents: Mapping[str, Document], index: int = 0) -> dict[str, float]:
+    """What the decision weighs about ``candidates[index]`` (``candidates`` best first by reader
+    score; the weights were fitted on the first, so each feature means for any candidate what
+    it means for the first).
 
-    Reader: ``reader`` (best span score), ``margin`` (to the next candidate), ``support``
-    (places in the retrieved chunks that give the same answer), ``answer_words``. Retrieval (only
-    when ``hits`` carry scores, as ``Retriever.retrieve`` gives them): ``dense_top`` and
-    ``dense_answer`` (cosine similarity of the best chunk and of the chunk the answer is quoted
-    from), ``answer_rank`` (1 / its rank), ``doc_share`` (share of the retrieved chunks from the
-    answer's article), ``coverage_doc`` and ``coverage_chunk`` (share of the question's words in
-    the answer's article and chunk), ``other_doc`` (best span score in any other article).
+    Reader: ``reader`` (its span score), ``margin`` (to the best other candidate: negative below
+    the best), ``support`` (places in the retrieved chunks that give the same answer),
+    ``answer_words``. Retrieval (only when ``hits`` carry scores, as ``Retriever.retrieve`` gives
+    them): ``dense_top`` and ``dense_answer`` (cosine similarity of the best chunk and of the
+    chunk the answer is quoted from), ``answer_rank`` (1 / its rank), ``doc_share`` (share of the
+    retrieved chunks from the answer's article), ``coverage_doc`` and ``coverage_chunk`` (share
+    of the question's words in the answer's article and chunk), ``other_doc`` (best span score
+    in any other article).
     """
     if not candidates:
         return {}
-    best = candidates[0]
-    cited = best.citations[0]
-    features = {"reader": best.score,
-                "margin": best.score - (candidates[1].score if len(candidates) > 1 else 0.0),
-                "support": float(len(best.citations)),
-                "answer_words": float(len(best.text.split()))}
+    own = candidates[index]
+    others = [c for i, c in enumerate(candidates) if i != index]
+    cited = own.citations[0]
+    features = {"reader": own.score,
+                "margin": own.score - max((c.score for c in others), default=0.0),
+                "support": float(len(own.citations)),
+                "answer_words": float(len(own.text.split()))}
     if any(h.dense is None or h.bm25 is None for h in hits):
         return features
     rank, hit = next((r, h) for r, h in enumerate(hits, 1)
@@ -60,7 +65,7 @@ def evidence(question: str, candidates: Sequence[Answer], hits: Sequence[Hit],
         "doc_share": sum(h.chunk.doc_id == cited.doc_id for h in hits) / len(hits),
         "coverage_doc": _coverage(terms, documents[cited.doc_id].text),
         "coverage_chunk": _coverage(terms, hit.chunk.text),
-        "other_doc": max((c.score for c in candidates[1:]
+        "other_doc": max((c.score for c in others
                           if all(x.doc_id != cited.doc_id for x in c.citations)), default=0.0),
     })
     return features

@@ -128,6 +128,9 @@ class Citation:
     """Where an answer is quoted from: ``document.text[start:end] == quote``.
 
     ``passage_start``/``passage_end`` locate the chunk the quote was read in, for display.
+    ``score`` is the reader's score of this span (``reader_score`` in JSON); ``confidence`` the
+    decision's probability that the answer it backs is right (``qa.answer.compose_answer``), on
+    the scale of ``Answer.score``.
     """
 
     doc_id: str
@@ -146,6 +149,7 @@ class Citation:
     # (see ``qa.recency.resolve_relative_date``); an addition beside the quote, never part of it
     resolved_date: str = ""
     external_id: str = ""  # see ``Document.external_id``
+    confidence: float = 0.0
 
     @property
     def date_label(self) -> str:
@@ -161,6 +165,9 @@ class Answer:
     order.
     ``evidence`` holds the features the answer decision weighed (see ``qa.decide``), so that an
     evaluation can refit the decision from them without asking again.
+    ``score`` is the decision's probability that the answer is right (the confidence shown), for
+    the answer and each alternative alike; ``reader_score`` the reader's score of its best span,
+    which ranks nothing the user sees.
     """
 
     question: str
@@ -173,6 +180,7 @@ class Answer:
     # "Sources differ": one citation per different answer from different articles, newest first
     # (undated last), the answer's own among them; empty when the sources agree (qa.answer)
     disagreement: list[Citation] = field(default_factory=list)
+    reader_score: float = 0.0
 
     @property
     def found(self) -> bool:
@@ -185,10 +193,15 @@ class Answer:
 
     def to_dict(self) -> dict[str, Any]:
         """The answer as plain JSON data (the CLI's ``--json``, the app's ``/ask``): every field,
-        citations and retrieved chunks as dicts, plus ``found`` and ``resolved_date``."""
+        citations and retrieved chunks as dicts, plus ``found`` and ``resolved_date``. A
+        citation's span score is named ``reader_score``, apart from its ``confidence``."""
         data = dataclasses.asdict(self)
         data["found"] = self.found
         data["resolved_date"] = self.resolved_date
+        data["alternatives"] = [a.to_dict() for a in self.alternatives]
+        for key in ("citations", "disagreement"):
+            for citation in data[key]:
+                citation["reader_score"] = citation.pop("score")
         return data
 
     @property

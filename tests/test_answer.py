@@ -140,6 +140,39 @@ def test_a_fitted_decision_gives_the_confidence():
     assert stricter.best_text == "640 POWs"
 
 
+def sigmoid(z: float) -> float:
+    return 1 / (1 + math.exp(-z))
+
+
+def test_the_most_probable_candidate_wins_over_the_best_span_and_all_share_its_scale():
+    """Two places in article A say "640 POWs", each scored below C's one "700 prisoners": the
+    fitted decision, which weighs support more than the span score, finds 640 the likelier, so
+    it is the answer, and the alternative is shown with its own probability, below it."""
+    scored = [Hit(c, 0.1, dense=0.5, bm25=1.0) for c in CHUNKS]
+    decision = LogisticDecision({"support": 4.0, "reader": 1.0, "margin": 1.0}, bias=-2.0,
+                                threshold=0.5, key="k")
+    spans = [span(A, "640 POWs", 0.5), span(A, "640 POWs", 0.4, occurrence=1),
+             span(C, "700 prisoners", 0.9)]
+    answer = compose_answer("How many POWs were freed?", spans, DOCS, scored, decision=decision)
+    assert answer.found and answer.text == "640 POWs"
+    assert answer.evidence["margin"] == pytest.approx(-0.4)  # to the best other candidate
+    assert answer.score == pytest.approx(sigmoid(-2.0 + 4.0 * 2 + 0.5 - 0.4))
+    assert answer.reader_score == 0.5
+    [other] = answer.alternatives
+    assert other.text == "700 prisoners" and other.reader_score == 0.9
+    assert other.score == pytest.approx(sigmoid(-2.0 + 4.0 + 0.9 + 0.4))
+    assert other.score < answer.score
+    assert other.citations[0].score == 0.9 and other.citations[0].confidence == other.score
+    data = answer.to_dict()
+    assert data["alternatives"][0]["score"] == other.score
+    assert data["alternatives"][0]["citations"][0]["reader_score"] == 0.9
+    unsure = compose_answer("How many POWs were freed?", spans, DOCS, scored,
+                            decision=decision, threshold=0.9999)
+    assert not unsure.found and [a.text for a in unsure.alternatives] == [
+        "640 POWs", "700 prisoners"]  # most probable first
+    assert unsure.best_text == "640 POWs"
+
+
 # --- relative dates and sources that disagree ---------------------------------------------------
 
 WED = Document("w", "Filler text. The exchange happened on Monday. Talks began yesterday, after "
@@ -186,7 +219,12 @@ def test_different_answers_from_two_articles_are_shown_newest_first():
         ("700 mln stg", "AP", "1987-03-05"), ("400 mln stg", "Reuters", "1987-03-02")]
     newest = compose_answer("What is the latest forecast?", spans, RIVALS, RIVAL_HITS,
                             decision=ReaderScore(0.0), current_as_of=date(1987, 3, 5))
-    assert newest.text == "700 mln stg" and newest.disagreement == answer.disagreement
+    assert [c.confidence for c in answer.disagreement] == [0.7, 0.8]  # on the answer's scale
+    assert newest.text == "700 mln stg" and [
+        (c.doc_id, c.start, c.score) for c in newest.disagreement] == [
+        (c.doc_id, c.start, c.score) for c in answer.disagreement]
+    # the rule puts the newest first: the older figure is not shown as the likelier one now
+    assert [c.confidence for c in newest.disagreement] == [0.7, 0.7]
 
 
 def test_an_older_answer_the_newest_supersedes_is_no_evidence_against_it():

@@ -42,6 +42,22 @@ def test_evidence_by_hand():
         "coverage_doc": 4 / 5, "coverage_chunk": 4 / 5, "other_doc": 0.3})
 
 
+def test_evidence_of_a_candidate_below_the_best_is_its_own():
+    """Each candidate is weighed by its own span, chunk and article; its margin is to the best
+    other candidate (negative below it), its other article's best span the best elsewhere."""
+    hits = [Hit(B1, 0.03, dense=0.6, bm25=2.0), Hit(A1, 0.02, dense=0.5, bm25=1.0),
+            Hit(A2, 0.01, dense=0.2, bm25=0.0)]
+    candidates = [candidate("640", 0.8, A1), candidate("tram line", 0.3, B1),
+                  candidate("Istanbul", 0.1, A2)]
+    features = evidence("How many prisoners of war came home?", candidates, hits, DOCS, 1)
+    assert features == pytest.approx({
+        "reader": 0.3, "margin": -0.5, "support": 1.0, "answer_words": 2.0,
+        "dense_top": 0.6, "dense_answer": 0.6, "answer_rank": 1.0, "doc_share": 1 / 3,
+        "coverage_doc": 0.0, "coverage_chunk": 0.0, "other_doc": 0.8})
+    third = evidence("How many prisoners of war came home?", candidates, hits, DOCS, 2)
+    assert third["other_doc"] == 0.3 and third["answer_rank"] == 1 / 3  # not its own article's
+
+
 def test_evidence_without_retrieval_scores_is_the_reader_s_only():
     features = evidence("q", [candidate("640", 0.8, A1, A2)], [Hit(A1, 0.0), Hit(A2, 0.0)], DOCS)
     assert features == {"reader": 0.8, "margin": 0.8, "support": 2.0, "answer_words": 1.0}

@@ -35,6 +35,51 @@ def test_seed_questions_are_answered_and_cited(seeded_qa, question: str, expecte
     assert document.text[cited.start:cited.end] == cited.quote == answer.text
 
 
+@pytest.fixture(scope="module")
+def toll_qa(tmp_path_factory, embedder, shipped_reader):
+    """Two outlets that give the Aldergate bridge's toll on different days (tests/data/differ)."""
+    with NewsQA(tmp_path_factory.mktemp("toll"), embedder=embedder, reader=shipped_reader) as qa:
+        qa.add_paths([Path(__file__).parent / "data" / "differ" / "toll.jsonl"])
+        yield qa
+
+
+SCALE_QUESTIONS = [  # (index, question, as_of); the last two make "Sources differ"
+    *(("seeds", q, None) for q in ("How many POWs were on the first list?",
+                                   "Where were the direct talks held?",
+                                   "Who said the first list had been handed to Ukraine?",
+                                   "How many soldiers were exchanged?",
+                                   "What did Zelensky say about the exchange?")),
+    ("toll", "What is the toll for the Aldergate bridge?", None),
+    ("toll", "What is the latest toll for the Aldergate bridge?", "2025-03-11"),
+]
+
+
+def test_no_alternative_or_differing_source_is_shown_above_the_answer(seeded_qa,
+                                                                      toll_qa) -> None:
+    """One scale (issue 22): the answer's confidence and every other candidate's number are the
+    decision's probabilities, and the answer is the most probable, in the Answer, its JSON and
+    the app's reply."""
+    from qa.ui import render
+
+    index = {"seeds": seeded_qa, "toll": toll_qa}
+    differed = 0
+    for name, question, as_of in SCALE_QUESTIONS:
+        answer = index[name].ask(question, as_of=as_of, threshold=0.0)
+        assert answer.found and answer.alternatives, question
+        assert all(a.score <= answer.score for a in answer.alternatives), question
+        assert all(c.confidence <= answer.score for c in answer.disagreement), question
+        assert answer.citations[0].confidence == answer.score
+        differed += bool(answer.disagreement)
+        data = json.loads(json.dumps(answer.to_dict()))
+        assert all(a["score"] <= data["score"] for a in data["alternatives"])
+        assert all(c["confidence"] <= data["score"] for c in data["disagreement"])
+        assert data["reader_score"] == answer.citations[0].score == data["citations"][0][
+            "reader_score"]
+        shown = [int(n) for n in re.findall(r"nqa-score'>(\d+)%", render.render_answer(answer))]
+        assert shown[0] == round(100 * answer.score) and all(n <= shown[0] for n in shown[1:])
+    assert differed == 2
+
+
 def test_question_outside_the_articles_is_not_found(seeded_qa) -> None:
     answer = seeded_qa.ask("Who won the 2018 football World Cup?", top_k=5)
     assert answer.text == "" and not answer.found
