@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, ContextManager, Iterable, Iterator, Protocol, 
 
 import numpy as np
 
-from qa.errors import StoreError
+from qa.errors import StoreError, clip
 
 if TYPE_CHECKING:
     from qa.types import Chunk, Document, Filter, IndexConfig
@@ -244,3 +244,14 @@ def checked_addition(doc: Document, chunks: Sequence[Chunk], vectors: np.ndarray
         raise StoreError("Vectors must be L2-normalised (inner product is used as cosine "
                          "similarity).")
     return vectors
+
+
+def refuse_taken(store: DocumentStore, doc: Document) -> None:
+    """Refuse ``doc`` when its id, or the identity key that names its article, is already in
+    ``store``: a new version comes in only after the old one is deleted, in the same save
+    (``NewsQA.add``), so an article never has two versions."""
+    if store.has(doc.id):
+        raise StoreError(f"Document {doc.id} is already in the index.")
+    holder = store.find_by_key(doc.key)
+    if holder is not None:
+        raise StoreError(f"{clip(doc.key)} already names document {holder} in the index.")

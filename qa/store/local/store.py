@@ -50,8 +50,9 @@ from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 import faiss
 import numpy as np
 
-from qa.errors import StoreError, clip
-from qa.store.base import DocumentInfo, Feed, OneWriter, checked_addition, utc_now
+from qa.errors import StoreError
+from qa.store.base import (DocumentInfo, Feed, OneWriter, checked_addition, refuse_taken,
+                           utc_now)
 from qa.store.dedup import NearDuplicates, signature
 from qa.store.local import keywords
 from qa.store.local.attributes import ChunkAttributes
@@ -270,11 +271,7 @@ class Store(OneWriter, Described):
         """Index a document with its chunks and their (L2-normalised) vectors."""
         vectors = checked_addition(doc, chunks, vectors, self.dimension)
         self._begin_change()
-        if self.has(doc.id):
-            raise StoreError(f"Document {doc.id} is already in the index.")
-        holder = self.find_by_key(doc.key)
-        if holder is not None:
-            raise StoreError(f"{clip(doc.key)} already names document {holder} in the index.")
+        refuse_taken(self, doc)
         minhash = signature(doc.text)
         self._db.execute(
             "INSERT INTO documents (id, title, source, url, published, text, added_at, minhash, "

@@ -65,8 +65,9 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from qa.errors import StoreError, clip
-from qa.store.base import DocumentInfo, Feed, OneWriter, checked_addition, redacted
+from qa.errors import StoreError
+from qa.store.base import (DocumentInfo, Feed, OneWriter, checked_addition, redacted,
+                           refuse_taken)
 from qa.store.dedup import NearDuplicates, signature
 from qa.store.manifest import Described, check_manifest, check_same_embedder
 from qa.store.milvus.chunks import PAGE_ROWS, ChunkQueries
@@ -345,11 +346,7 @@ class MilvusStore(ChunkQueries, FeedCollections, OneWriter, Described):
         """Index a document with its chunks and their (L2-normalised) vectors, at ``save()``."""
         vectors = checked_addition(doc, chunks, vectors, self.dimension)
         self._begin_change()
-        if self.has(doc.id):
-            raise StoreError(f"Document {doc.id} is already in the index.")
-        holder = self.find_by_key(doc.key)
-        if holder is not None:
-            raise StoreError(f"{clip(doc.key)} already names document {holder} in the index.")
+        refuse_taken(self, doc)
         if doc.key and not self._keyed:
             _warn_no_keys(self.location)
         self._guard.renew()
