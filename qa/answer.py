@@ -31,7 +31,7 @@ def compose_answer(question: str, spans: Sequence[Span], documents: Mapping[str,
     chunks = [h.chunk for h in hits]
     candidates = [_candidate(question, group, documents, chunks) for group in _groups(spans)]
     differ = disagreement(candidates, weight=None if current_as_of is None else
-                          lambda c: recency_factor(c.published, current_as_of))
+                          _recency_weight(hits, current_as_of))
     newest = (next(c for c in candidates if differ[0] in c.citations)
               if current_as_of is not None and differ else None)
     ranked, features = _ranked(question, candidates, hits, documents, decision, newest, differ)
@@ -100,11 +100,7 @@ def disagreement(candidates: Sequence[Answer], close: float = CLOSE_SHARE,
     Monday"); copies of one answer (wire copies, one outlet's repeats) are one group and count
     once. Each answer is cited from the newest article that gives it, as the latest word on it.
     """
-    best_of: dict[str, Citation] = {}
-    for candidate in candidates:
-        for c in candidate.citations:
-            if c.doc_id not in best_of or c.score > best_of[c.doc_id].score:
-                best_of[c.doc_id] = c
+    best_of = _best_of_each_article(candidates)
     answers = []
     for candidate in candidates:
         own = [c for c in candidate.citations if best_of[c.doc_id] is c]
@@ -123,6 +119,54 @@ def disagreement(candidates: Sequence[Answer], close: float = CLOSE_SHARE,
         listed.append(min(own, key=newest_first))
         texts.append(key)
     return sorted(listed, key=newest_first) if len(listed) > 1 else []
+
+
+def _best_of_each_article(candidates: Sequence[Answer]) -> dict[str, Citation]:
+    """Each article's best span among the candidates' citations, by document id."""
+    best_of: dict[str, Citation] = {}
+    for candidate in candidates:
+        for c in candidate.citations:
+            if c.doc_id not in best_of or c.score > best_of[c.doc_id].score:
+                best_of[c.doc_id] = c
+    return best_of
+
+
+def compose_timeline(question: str, spans: Sequence[Span], documents: Mapping[str, Document],
+                     hits: Sequence[Hit], *, decision: Decision) -> list[Citation]:
+    """How the story went (``ask(..., timeline=True)``): each article's own answer, its best
+    span (as for ``disagreement``), the oldest article first and undated ones last; only the
+    articles read on the question's topic (``_on_topic``). ``spans`` are read article by
+    article, so that every article read has its say; each citation's ``confidence`` is the
+    decision's probability of its answer, on the answer's scale."""
+    chunks = [h.chunk for h in hits]
+    candidates = [_candidate(question, group, documents, chunks) for group in _groups(spans)]
+    ranked, _ = _ranked(question, candidates, hits, documents, decision, None, [])
+    on_topic = _on_topic(hits)
+
+    def oldest_first(citation: Citation) -> tuple[bool, int]:
+        day = parse_day(citation.published)
+        return day is None, (day or date.min).toordinal()
+    return sorted(filter(on_topic, _best_of_each_article(ranked).values()), key=oldest_first)
+
+
+def _on_topic(hits: Sequence[Hit]) -> Callable[[Citation], bool]:
+    """Whether a citation is quoted from a chunk that matches the question's words (BM25) at
+    least ``CLOSE_SHARE`` as well as the best chunk read (all do when no chunk matched any).
+    Near-identical reports about something else (another town's power cut, a day newer) are no
+    word on the question, however the reader scores their figure: what tells them apart is the
+    rare word they lack."""
+    best = max((h.bm25 or 0.0 for h in hits), default=0.0)
+    matched = {(h.chunk.doc_id, h.chunk.start) for h in hits
+               if (h.bm25 or 0.0) >= CLOSE_SHARE * best}
+    return lambda citation: (citation.doc_id, citation.passage_start) in matched
+
+
+def _recency_weight(hits: Sequence[Hit], as_of: date) -> Callable[[Citation], float]:
+    """How much an article's answer weighs for a question about the current state: its recency
+    factor, or 0 off the topic (``_on_topic``): a newer report about something else is no later
+    word on it."""
+    on_topic = _on_topic(hits)
+    return lambda c: recency_factor(c.published, as_of) if on_topic(c) else 0.0
 
 
 def newest_first(citation: Citation) -> tuple[bool, int]:

@@ -8,15 +8,17 @@ import argparse
 import csv
 import dataclasses
 import importlib
-import json
 import os
 import sys
-from typing import TYPE_CHECKING, Callable, Collection, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from qa.batch import CSV_COLUMNS, csv_rows, read_questions
+from qa.cli_follow import (FOLLOW_ACTIONS, ChangeTeller, print_changes, run_follow,
+                           timeline_lines)
 from qa.errors import NewsQAError, QuestionError, clip
 from qa.recency import with_resolved
 from qa.runtime import BACKENDS
+from qa.terminal import AS_SPACES, as_json, say, table
 from qa.types import IndexConfig, IndexingStopped
 
 if TYPE_CHECKING:
@@ -27,14 +29,6 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader left
 PROGRESS_LINE_DOCS = 1_000  # documents between two progress lines where stderr is not a terminal
-COLUMN_MAX = 64  # the widest a table's column is padded to (a feed's URL): longer cells stick out
-# What the CLI prints comes from articles and feeds (titles, sources, quotes, errors naming
-# them): their control characters could clear the screen, set the window title or write the
-# clipboard (OSC 52) of whoever reads the output. Text gets each as a space (a newline too: one
-# line a record); JSON, which escapes C0 itself, gets DEL and C1 escaped as well.
-_AS_SPACES = dict.fromkeys([*range(0x20), *range(0x7F, 0xA0)], " ")
-_JSON_ESCAPES = {code: f"\\u{code:04x}" for code in range(0x7F, 0xA0)}
-
 # Commands whose modules import torch, transformers or matplotlib: (module, summary). Each is
 # imported only when its command runs, never to parse another command.
 HEAVY_COMMANDS = {
@@ -44,28 +38,6 @@ HEAVY_COMMANDS = {
                   "fit the answer decision on `newsqa eval --mode e2e --removed` results"),
     "train-reader": ("qa.training.command", "fine-tune the extractive reader"),
 }
-
-
-def say(text: str, *, err: bool = False) -> None:
-    """Print one line, on stderr with ``err``, every control character in it a space."""
-    print(text.translate(_AS_SPACES), file=sys.stderr if err else sys.stdout, flush=True)
-
-
-def as_json(data: object, indent: int | None = 2) -> str:
-    """``data`` as JSON (indented, or on one line with ``indent=None``) that no terminal reads a
-    control character in."""
-    return json.dumps(data, ensure_ascii=False, indent=indent).translate(_JSON_ESCAPES)
-
-
-def _table(rows: Sequence[Sequence[str]], right: Collection[int] = ()) -> list[str]:
-    """``rows`` as lines of aligned columns, two spaces apart: each column but the last is
-    padded to its widest cell, up to ``COLUMN_MAX``; those numbered in ``right`` (counts) are
-    aligned to the right."""
-    widths = [min(max(len(row[column]) for row in rows), COLUMN_MAX)
-              for column in range(len(rows[0]) - 1)] if rows else []
-    return ["  ".join([*(cell.rjust(width) if column in right else cell.ljust(width)
-                         for column, (cell, width) in enumerate(zip(row, widths))),
-                       row[-1]]).rstrip() for row in rows]
 
 
 def _index_option(p: argparse.ArgumentParser) -> None:
@@ -132,6 +104,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     if report.over_limit:
         say(f"  stopped at --limit {args.limit}: {report.over_limit:,} more document(s) not "
             "indexed")
+    print_changes(report.changes)
     for error in report.errors:  # the rest was indexed; the exit status says not all of it
         say(f"newsqa: error: {error}", err=True)
     if stopped is not None:
@@ -155,7 +128,8 @@ def _ask(qa: NewsQA, args: argparse.Namespace, question: str) -> Answer:
     return qa.ask(question, top_k=qa.config.top_k if args.top_k is None else args.top_k,
                   threshold=args.threshold, sources=args.source or None,
                   date_from=args.date_from, date_to=args.date_to,
-                  include_undated=not args.exclude_undated, as_of=args.as_of)
+                  include_undated=not args.exclude_undated, as_of=args.as_of,
+                  timeline=args.timeline)
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
@@ -181,6 +155,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
                 meta = ", ".join(x for x in (c.source, c.date_label) if x)
                 say(f"  {with_resolved(c.quote, c.resolved_date)}  [{c.doc_id}] {c.title}"
                     + (f" ({meta})" if meta else ""))
+    for line in timeline_lines(answer) if args.timeline and not args.json else []:
+        say(line)
     return 0
 
 
@@ -189,9 +165,9 @@ def _ask_each(args: argparse.Namespace) -> int:
     file's order; a line that is no question gets its one line on stderr, the rest go on, and
     the exit status is 1."""
     lines = read_questions(args.questions)  # before a model loads
-    table = csv.writer(sys.stdout, lineterminator="\n") if args.csv else None
-    if table is not None:
-        table.writerow(CSV_COLUMNS)
+    rows = csv.writer(sys.stdout, lineterminator="\n") if args.csv else None
+    if rows is not None:
+        rows.writerow(CSV_COLUMNS)
     failed = False
     with _open(args, create=False) as qa:
         for line in lines:
@@ -203,12 +179,12 @@ def _ask_each(args: argparse.Namespace) -> int:
                 say(f"newsqa: error: {line.where}: {error}", err=True)
                 failed = True
                 continue
-            if table is None:
+            if rows is None:
                 print(as_json({"id": line.id, "question": line.question,
                                "answer": answer.to_dict()}, indent=None), flush=True)
             else:  # control characters as spaces, as in text output
-                table.writerows([cell.translate(_AS_SPACES) if isinstance(cell, str) else cell
-                                 for cell in row] for row in csv_rows(line.id, answer))
+                rows.writerows([cell.translate(AS_SPACES) if isinstance(cell, str) else cell
+                                for cell in row] for row in csv_rows(line.id, answer))
                 sys.stdout.flush()
     return EXIT_ERROR if failed else 0
 
@@ -224,11 +200,11 @@ def cmd_sources(args: argparse.Namespace) -> int:
     if args.json:
         print(as_json([dataclasses.asdict(d) for d in docs]))
         return 0
-    # aligned columns (``_table``), then the title and the URL; the external ids' only when
+    # aligned columns (``table``), then the title and the URL; the external ids' only when
     # some article has one
     rows = [[d.id, d.external_id or "-", d.published or "-", d.source or "-",
              f"{d.chunks} chunks", d.title, d.url] for d in docs]
-    for line in _table([row[:1] + row[2:] for row in rows]
+    for line in table([row[:1] + row[2:] for row in rows]
                        if not any(d.external_id for d in docs) else rows):
         say(line)
     say(f"{len(docs)} document(s)")
@@ -255,7 +231,7 @@ def cmd_feeds(args: argparse.Namespace) -> int:
     if args.json:
         print(as_json([dataclasses.asdict(f) for f in feeds]))
         return 0
-    for line in _table([[f.url, f.title or "-", f"{f.items_seen} item(s)",
+    for line in table([[f.url, f.title or "-", f"{f.items_seen} item(s)",
                          f"last poll {f.last_poll or 'never'}",
                          f"last success {f.last_success or 'never'}",
                          f"error: {f.last_error}" if f.last_error else ""] for f in feeds],
@@ -286,11 +262,17 @@ def print_feed_reports(reports: Sequence[FeedReport]) -> int:
     return EXIT_ERROR if failed else 0
 
 
+def cmd_follow(args: argparse.Namespace) -> int:
+    with _open(args, create=args.action == "add") as qa:
+        return run_follow(qa, args)
+
+
 def cmd_watch(args: argparse.Namespace) -> int:
+    tell = ChangeTeller(args.on_change)  # a bad command line is refused before any poll
     with _open(args, create=False) as qa:
         if args.once:
-            return print_feed_reports(qa.refresh_feeds())
-        qa.watch(args.every, on_refresh=print_feed_reports)
+            return print_feed_reports(qa.refresh_feeds(tell))
+        qa.watch(args.every, on_refresh=print_feed_reports, on_change=tell)
     return 0
 
 
@@ -387,6 +369,8 @@ def build_parser(command: str = "") -> argparse.ArgumentParser:
     p.add_argument("--reader", metavar="PATH_OR_ID", help="a transformers QA model")
     _backend_option(p)
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
+    p.add_argument("--timeline", action="store_true",
+                   help="also list each article's own answer by the article's date")
     p.set_defaults(func=cmd_ask)
 
     p = sub.add_parser("sources", help="list or delete indexed articles")
@@ -407,11 +391,28 @@ def build_parser(command: str = "") -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_feeds)
 
+    p = sub.add_parser("follow", help="follow a question: asked again whenever the articles "
+                                      "change, with the history of its answers")
+    p.add_argument("action", nargs="?", choices=FOLLOW_ACTIONS, default="list")
+    p.add_argument("target", nargs="?", metavar="QUESTION_OR_ID",
+                   help="add: the question; remove, history: its id (from follow list)")
+    _index_option(p)
+    _wait_option(p)
+    p.add_argument("--source", action="append", help="add: only articles from this source "
+                                                     "(repeatable)")
+    p.add_argument("--top-k", type=int, metavar="N", help="add: passages the reader reads")
+    _backend_option(p)
+    p.add_argument("--json", action="store_true", help="list, history: as JSON")
+    p.set_defaults(func=cmd_follow)
+
     p = sub.add_parser("watch", help="keep the index fresh: poll the subscribed feeds")
     _index_option(p)
     p.add_argument("--every", default="15m", metavar="INTERVAL",
                    help="time between polls: 30s, 15m, 2h or seconds (default: 15m)")
     p.add_argument("--once", action="store_true", help="poll each feed once and exit")
+    p.add_argument("--on-change", metavar="CMD",
+                   help="run CMD (no shell) with each change of a followed answer as JSON on "
+                        "its stdin, e.g. to send a mail or a desktop notification")
     p.add_argument("--allow-private", action="store_true",
                    help="allow fetching URLs on loopback/private networks")
     p.set_defaults(func=cmd_watch, wait=True)  # a refresher waits out another writer
@@ -469,6 +470,10 @@ def _main(argv: list[str]) -> int:
         parser.error("--csv is for --questions FILE: its answers, a row a citation")
     if args.command == "sources" and args.action == "delete" and not args.ids:
         parser.error("sources delete needs at least one DOC_ID")
+    if args.command == "follow" and (args.action == "list") != (args.target is None):
+        parser.error("follow list takes no argument" if args.target is not None else
+                     f"follow {args.action} needs " + ("a QUESTION" if args.action == "add"
+                                                       else "an ID (see follow list)"))
     if args.command == "feeds" and (args.action == "list") == bool(args.urls):
         parser.error("feeds list takes no URL" if args.urls
                      else f"feeds {args.action} needs at least one URL")

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Protocol, Sequence
 
+from qa.answer_type import fits
 from qa.errors import NewsQAError
 from qa.reader.model import CALIBRATION_FILE, Reader
 from qa.text import tokenize
@@ -37,27 +38,32 @@ def evidence(question: str, candidates: Sequence[Answer], hits: Sequence[Hit],
 
     Reader: ``reader`` (its span score), ``margin`` (to the best other candidate: negative below
     the best), ``support`` (places in the retrieved chunks that give the same answer),
-    ``answer_words``. Retrieval (only when ``hits`` carry scores, as ``Retriever.retrieve`` gives
-    them): ``dense_top`` and ``dense_answer`` (cosine similarity of the best chunk and of the
-    chunk the answer is quoted from), ``answer_rank`` (1 / its rank), ``doc_share`` (share of the
-    retrieved chunks from the answer's article), ``coverage_doc`` and ``coverage_chunk`` (share
-    of the question's words in the answer's article and chunk), ``other_doc`` (best span score
-    in any other article).
+    ``answer_words``, ``answer_type`` (whether it is the kind of answer the question asks for,
+    ``qa.answer_type.fits``), ``echo`` (share of its words that the question has: an answer
+    rarely repeats the question). Retrieval (only when ``hits`` carry scores, as
+    ``Retriever.retrieve`` gives them): ``dense_top`` and ``dense_answer`` (cosine similarity of
+    the best chunk and of the chunk the answer is quoted from), ``answer_rank`` (1 / its rank),
+    ``doc_share`` (share of the retrieved chunks from the answer's article), ``coverage_doc`` and
+    ``coverage_chunk`` (share of the question's words in the answer's article and chunk),
+    ``other_doc`` (best span score in any other article).
     """
     if not candidates:
         return {}
     own = candidates[index]
     others = [c for i, c in enumerate(candidates) if i != index]
     cited = own.citations[0]
+    terms = set(tokenize(question))
+    words = tokenize(own.text)
     features = {"reader": own.score,
                 "margin": own.score - max((c.score for c in others), default=0.0),
                 "support": float(len(own.citations)),
-                "answer_words": float(len(own.text.split()))}
+                "answer_words": float(len(own.text.split())),
+                "answer_type": fits(question, own.text),
+                "echo": sum(w in terms for w in words) / len(words) if words else 0.0}
     if any(h.dense is None or h.bm25 is None for h in hits):
         return features
     rank, hit = next((r, h) for r, h in enumerate(hits, 1)
                      if h.chunk.doc_id == cited.doc_id and h.chunk.start == cited.passage_start)
-    terms = set(tokenize(question))
     features.update({
         "dense_top": max(h.dense for h in hits),
         "dense_answer": hit.dense,

@@ -23,6 +23,7 @@ from qa.chunk import Chunker
 from qa.decide import Decision, ReaderScore, load_decision
 from qa.embed import Embedder
 from qa.errors import IngestError, NewsQAError, StoreError, clip
+from qa.follow import Following
 from qa.ingest.feeds import parse_interval, poll
 from qa.ingest.fetch import Fetcher
 from qa.ingest.files import load, load_uploads, load_urls
@@ -32,8 +33,8 @@ from qa.retrieve import ReciprocalRankFusion, Retriever, contextualize
 from qa.store import open_store
 from qa.store.base import MILVUS_SCHEME, DocumentInfo, DocumentStore, Feed, redacted, utc_now
 from qa.store.manifest import check_same_settings
-from qa.types import (AddReport, Answer, Document, FeedReport, Filter, Hit, IndexConfig,
-                      IndexingStopped, document_key, whole_number)
+from qa.types import (AddReport, Answer, Document, FeedReport, Filter, FollowChange, Hit,
+                      IndexConfig, IndexingStopped, document_key, whole_number)
 from qa.validate import (validate_as_of, validate_documents, validate_feed_url, validate_filter,
                          validate_history, validate_question, validate_threshold, validate_top_k)
 
@@ -41,9 +42,10 @@ log = logging.getLogger(__name__)
 
 ADD_BATCH_DOCS = 256  # documents embedded and committed together when indexing a large corpus
 Progress = bool | Callable[[int, int], object]  # how ``NewsQA.add`` shows its progress
+OnChange = Callable[[FollowChange], object]  # told each change of a followed question's answer
 
 
-class NewsQA:
+class NewsQA(Following):
     """Question answering over an on-disk index of news articles.
 
     >>> qa = NewsQA("index/")
@@ -149,7 +151,14 @@ class NewsQA:
         committed: chunking and embedding, the slow part, run outside the facade's lock.
         ``progress``: a tqdm bar on stderr, which the app's page follows (True), or a function
         told (documents through, documents given) as they are embedded, e.g. the CLI's log lines.
+        Then the followed questions are asked again (``qa.follow``): ``changes``.
         """
+        report = self._add(documents, progress)
+        report.changes = self._reask() if report.added else []
+        return report
+
+    def _add(self, documents: Iterable[Document], progress: Progress) -> AddReport:
+        """``add`` without asking the followed questions again."""
         docs = validate_documents(documents)
         report = AddReport()
         if not docs:  # nothing was read: leave the index (or its absence) untouched
@@ -257,6 +266,7 @@ class NewsQA:
             self.store.save()  # commits, or releases the writer lock the attempt took
         if not deleted:
             raise NewsQAError(f"{clip(repr(doc_id))} was deleted by another process meanwhile.")
+        self._reask()
         return found
 
     def _resolve(self, doc_id: str) -> str:
@@ -302,8 +312,10 @@ class NewsQA:
         with self._lock, self.store.snapshot():
             return self.store.feeds()
 
-    def refresh_feeds(self) -> list[FeedReport]:
-        """Poll every subscribed feed once and index its new items (see ``qa.ingest.feeds``).
+    def refresh_feeds(self, on_change: OnChange | None = None) -> list[FeedReport]:
+        """Poll every subscribed feed once and index its new items (see ``qa.ingest.feeds``),
+        then ask the followed questions again, once for the round: ``on_change`` is told each
+        changed answer.
 
         A feed that fails is reported, with its error kept as the feed's ``last_error``, and the
         others go on; a slow one holds them up for ``qa.ingest.feeds.POLL_SECONDS`` at most. The
@@ -316,6 +328,10 @@ class NewsQA:
                 reports.append(self._refresh(feed))
             except NewsQAError as err:  # the index could not be written: try again next time
                 reports.append(FeedReport(feed.url, error=f"{clip(feed.url)}: {err}"))
+        if any(report.items.added for report in reports):
+            for change in self._reask():
+                if on_change is not None:
+                    on_change(change)
         return reports
 
     def _refresh(self, feed: Feed) -> FeedReport:
@@ -329,7 +345,8 @@ class NewsQA:
             return FeedReport(feed.url, error=str(err))
         docs = [doc for _, doc in found.items]
         late = [found.late] if found.late else []  # one line for the items left for later
-        report = replace(self.add(docs) if docs else AddReport(), errors=found.errors + late)
+        report = replace(self._add(docs, False) if docs else AddReport(),
+                         errors=found.errors + late)
         problems = late + ([f"{len(found.errors)} item(s) skipped, the first: {found.errors[0]}"]
                            if found.errors else [])
         self._record(replace(polled, title=found.title or feed.title,
@@ -344,32 +361,35 @@ class NewsQA:
             self.store.save()
 
     def watch(self, every: str | float, *, stop: threading.Event | None = None,
-              on_refresh: Callable[[list[FeedReport]], object] | None = None) -> None:
+              on_refresh: Callable[[list[FeedReport]], object] | None = None,
+              on_change: OnChange | None = None) -> None:
         """Refresh the feeds now and then every ``every`` (seconds, or "15m", "2h"), until
-        ``stop`` is set; ``on_refresh`` is given each round's reports."""
+        ``stop`` is set; ``on_refresh`` is given each round's reports, ``on_change`` each
+        change of a followed question's answer."""
         seconds = parse_interval(every)
         stop = stop or threading.Event()
         while True:
-            reports = self.refresh_feeds()
+            reports = self.refresh_feeds(on_change)
             if on_refresh is not None:
                 on_refresh(reports)
             if stop.wait(seconds):
                 return
 
     def watch_in_background(self, every: str | float, *, stop: threading.Event | None = None,
-                            on_refresh: Callable[[list[FeedReport]], object] | None = None
-                            ) -> threading.Thread:
+                            on_refresh: Callable[[list[FeedReport]], object] | None = None,
+                            on_change: OnChange | None = None) -> threading.Thread:
         """``watch`` in a daemon thread (the app's ``--watch``). A bad interval is refused here,
         before the thread starts; an error that ends the thread is logged."""
         thread = threading.Thread(target=self._watch_logged, name="newsqa-watch", daemon=True,
-                                  args=(parse_interval(every), stop, on_refresh))
+                                  args=(parse_interval(every), stop, on_refresh, on_change))
         thread.start()
         return thread
 
     def _watch_logged(self, seconds: float, stop: threading.Event | None,
-                      on_refresh: Callable[[list[FeedReport]], object] | None) -> None:
+                      on_refresh: Callable[[list[FeedReport]], object] | None,
+                      on_change: OnChange | None) -> None:
         try:
-            self.watch(seconds, stop=stop, on_refresh=on_refresh)
+            self.watch(seconds, stop=stop, on_refresh=on_refresh, on_change=on_change)
         except NewsQAError as err:
             log.error("Stopped refreshing the feeds: %s", err)
 
@@ -405,12 +425,13 @@ class NewsQA:
             sources: list[str] | None = None, date_from: str | None = None,
             date_to: str | None = None, include_undated: bool = True,
             history: Sequence[tuple[str, str]] = (), as_of: str | date | None = None,
-            recency: bool | None = None) -> Answer:
+            recency: bool | None = None, timeline: bool = False) -> Answer:
         """Answer from the indexed articles, citing them; ``Answer.text == ""`` if not found.
 
         A question about the current state ("latest", "now", ...) ranks newer articles higher,
         as of ``as_of`` (today unless given), and picks the newest when the sources differ;
-        ``recency`` True or False overrides whether it is one (None: the question decides).
+        ``recency`` True or False overrides whether it is one (None: the question decides);
+        ``timeline``: ``Answer.timeline`` lists each article's own answer by date.
 
         Answers are remembered per index generation (``qa.cache``): the same question, asked
         again or by several clients at once, is read once until the index changes."""
@@ -421,20 +442,24 @@ class NewsQA:
         history = validate_history(history)
         with self._lock, self.store.snapshot():  # catches up with other processes' commits
             generation = self.store.version
-        key = (generation, question, top_k, threshold, kept, history, day, recency)
+        key = (generation, question, top_k, threshold, kept, history, day, recency, timeline)
         return self._answers.get(key, lambda: self._answer(question, top_k, threshold, kept,
-                                                           history, day, recency))
+                                                           history, day, recency, timeline))
 
     def _answer(self, question: str, top_k: int, threshold: float | None, kept: Filter,
-                history: Sequence[tuple[str, str]], day: date, recency: bool | None) -> Answer:
+                history: Sequence[tuple[str, str]], day: date, recency: bool | None,
+                timeline: bool = False) -> Answer:
         """``ask`` on validated input, without the cache."""
         with self._lock, self.store.snapshot():  # chunks and their documents from one generation
             hits = self._retrieve(question, top_k, kept, history, day, recency)
             docs = {doc_id: self.store.get(doc_id) for doc_id in {h.chunk.doc_id for h in hits}}
-        spans = self.reader.read(question, [h.chunk for h in hits])
         current = asks_for_current(question) if recency is None else recency
-        return compose_answer(question, spans, docs, hits, decision=self.decision,
-                              threshold=threshold, current_as_of=day if current else None)
+        # the recency rule weighs every article's answer: read them all, not in rounds
+        spans = self.reader.read(question, [h.chunk for h in hits], every_chunk=current)
+        answer = compose_answer(question, spans, docs, hits, decision=self.decision,
+                                threshold=threshold, current_as_of=day if current else None)
+        return replace(answer, timeline=self._timeline(question, hits, docs)) if timeline \
+            else answer
 
     def read_document(self, question: str, document: Document, *,
                       threshold: float | None = None) -> Answer:

@@ -1,9 +1,12 @@
-"""Hybrid retrieval: dense (vector) and sparse (BM25 keyword) rankings fused into one.
+"""Hybrid retrieval: dense (vector) and sparse (BM25 keyword) rankings fused into one, and the
+best of them re-scored.
 
 Dense search finds paraphrases; BM25 finds exact names, numbers and rare words that embeddings
 blur. Both come from the store (``DocumentStore.search`` and ``keyword_search``), which keeps
 its keyword index up to date as articles come and go. Fusion rules are small classes with a
-``fuse`` method, so another rule can be swapped in.
+``fuse`` method, so another rule can be swapped in. Fusion uses ranks only; the first
+``RESCORED`` fused chunks are then ordered by their scores (``relevance``), which tell a close
+second from a distant one where ranks cannot.
 """
 from __future__ import annotations
 
@@ -78,6 +81,20 @@ class ReciprocalRankFusion:
         return sorted(scores.items(), key=lambda pair: -pair[1])
 
 
+# How many fused chunks are re-scored, and the weight of the cosine similarity in their score
+# (the rest is BM25 over the question's best BM25). Measured on NewsQA CNN dev (999 questions,
+# 756 articles): recall@1 of the gold article 67.5 -> 71.5, recall@5 85.3 -> 86.4 (docs/eval).
+RESCORED = 20
+DENSE_WEIGHT = 0.7
+
+
+def relevance(cosine: float, bm25: float, best_bm25: float) -> float:
+    """A re-scored chunk's score: its cosine similarity and its BM25 score as a share of the
+    best chunk's for the question (0 when no chunk shares a word with it), weighed."""
+    keyword = bm25 / best_bm25 if best_bm25 > 0 else 0.0
+    return DENSE_WEIGHT * cosine + (1 - DENSE_WEIGHT) * keyword
+
+
 class Retriever:
     """Finds the chunks most relevant to a question, optionally among the articles a filter
     keeps."""
@@ -98,13 +115,16 @@ class Retriever:
         as_of: date | None = None,
         recency: bool | None = None,
     ) -> list[Hit]:
-        """The ``top_k`` best chunks with their fused, dense and BM25 scores, best first, among
-        the articles ``filter`` keeps (all by default).
+        """The ``top_k`` best chunks with their scores (``relevance``, dense and BM25), best
+        first, among the articles ``filter`` keeps (all by default): the first ``RESCORED`` of
+        the fused ranking (at least ``top_k``), re-scored.
 
         A question that asks for the current state (``qa.recency.asks_for_current``) ranks newer
-        articles higher: each fused score is multiplied by its article's recency factor at
-        ``as_of`` (today by default). Other questions are ranked by fusion alone. ``recency``
-        True or False overrides what the question asks (to compare with and without).
+        articles higher: each fused score, and then each re-scored one, is multiplied by its
+        article's recency factor at ``as_of`` (today by default), so that newer articles enter
+        the chunks re-scored and rank higher among them. Other questions are ranked without it.
+        ``recency`` True or False overrides what the question asks (to compare with and
+        without).
         """
         if not query.strip():
             raise QuestionError("The question is empty.")
@@ -112,20 +132,28 @@ class Retriever:
             raise NewsQAError(f"top_k must be at least 1, not {top_k}.")
         if len(self.store) == 0:
             return []
-        dense = dict(self.store.search(self.embedder.encode_query(query), self.candidates, filter))
+        vector = self.embedder.encode_query(query)
+        dense = dict(self.store.search(vector, self.candidates, filter))
         sparse = dict(self.store.keyword_search(query, self.candidates, filter))
         fused = self.fusion.fuse([list(dense), list(sparse)])
-        if asks_for_current(query) if recency is None else recency:
+        current = asks_for_current(query) if recency is None else recency
+        if current:
             fused = self._by_recency(fused, as_of or today())
-        fused = fused[:top_k]
-        chunks = self.store.chunks_by_ids([i for i, _ in fused])
-        # a chunk that only BM25 found is no closer to the question than the last dense candidate
-        floor = min(dense.values(), default=-1.0)
-        return [Hit(chunk, score, dense.get(i, floor), sparse.get(i, 0.0))
-                for chunk, (i, score) in zip(chunks, fused)]
+        pool = [i for i, _ in fused[:max(top_k, RESCORED)]]
+        cosine = {**self.store.similarities(vector, [i for i in pool if i not in dense]), **dense}
+        best_bm25 = max(sparse.values(), default=0.0)
+        ranked = sorted(((i, relevance(cosine[i], sparse.get(i, 0.0), best_bm25)) for i in pool),
+                        key=lambda pair: -pair[1])  # stable: equal scores keep the fused order
+        if current:
+            ranked = self._by_recency(ranked, as_of or today())
+        ranked = ranked[:top_k]
+        chunks = self.store.chunks_by_ids([i for i, _ in ranked])
+        return [Hit(chunk, score, cosine[i], sparse.get(i, 0.0))
+                for chunk, (i, score) in zip(chunks, ranked)]
 
     def _by_recency(self, fused: list[tuple[int, float]], as_of: date) -> list[tuple[int, float]]:
-        """``fused`` with each score times its article's recency factor, best first again."""
+        """``fused`` (ids with scores) with each score times its article's recency factor, best
+        first again."""
         published = self.store.published_by_chunk([i for i, _ in fused])
         decayed = [(i, score * recency_factor(published[i], as_of)) for i, score in fused]
         return sorted(decayed, key=lambda pair: -pair[1])

@@ -100,10 +100,10 @@ class Chunk:
 class Hit:
     """A retrieved chunk with the scores that ranked it, carried to the answer decision.
 
-    ``score`` is the fused rank score; ``dense`` the cosine similarity to the question (for a
-    chunk that only BM25 found, the lowest similarity among the dense candidates, which bounds
-    its own); ``bm25`` its BM25 score (0.0 when it shares no term with the question). ``None``
-    means the score was not computed (a document read on its own, without retrieval).
+    ``score`` is the retrieval score that ranked it (``qa.retrieve``); ``dense`` its cosine
+    similarity to the question; ``bm25`` its BM25 score (0.0 when it shares no term with the
+    question, or is not among the keyword candidates). ``None`` means the score was not
+    computed (a document read on its own, without retrieval).
     """
 
     chunk: Chunk
@@ -181,6 +181,9 @@ class Answer:
     # (undated last), the answer's own among them; empty when the sources agree (qa.answer)
     disagreement: list[Citation] = field(default_factory=list)
     reader_score: float = 0.0
+    # ``ask(..., timeline=True)``: each article's own best answer, oldest published first,
+    # undated last (``qa.answer.timeline_of``); empty unless asked for
+    timeline: list[Citation] = field(default_factory=list)
 
     @property
     def found(self) -> bool:
@@ -199,7 +202,7 @@ class Answer:
         data["found"] = self.found
         data["resolved_date"] = self.resolved_date
         data["alternatives"] = [a.to_dict() for a in self.alternatives]
-        for key in ("citations", "disagreement"):
+        for key in ("citations", "disagreement", "timeline"):
             for citation in data[key]:
                 citation["reader_score"] = citation.pop("score")
         return data
@@ -305,6 +308,63 @@ class AddReport:
     chunks: int = 0
     errors: list[str] = field(default_factory=list)  # one line per input that could not be read
     over_limit: int = 0  # documents loaded past ``add_paths``' limit: not looked at
+    changes: list[FollowChange] = field(default_factory=list)  # followed answers it changed
+
+
+@dataclass(frozen=True)
+class FollowEntry:
+    """One state of a followed question's answer (``qa.follow``): a new entry each time the
+    answer changes, the latest one's citation moved on when a newer article says the same."""
+
+    recorded: str  # ISO 8601 UTC (``qa.store.base.utc_now``) when recorded or last updated
+    text: str  # the answer; "" = not found
+    confidence: float  # ``Answer.score``: the decision's probability
+    citation: Citation | None  # the answer's first citation; None when not found
+
+    @property
+    def found(self) -> bool:
+        return bool(self.text)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON data, which ``from_dict`` turns back into an equal entry (the index keeps
+        entries so, and ``follow history --json`` prints them)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FollowEntry:
+        citation = data.get("citation")
+        return cls(data["recorded"], data["text"], float(data["confidence"]),
+                   None if citation is None else Citation(**citation))
+
+
+@dataclass(frozen=True)
+class Followed:
+    """A standing question, asked again after every commit that changes the articles."""
+
+    id: str  # short and stable ("f1"): what ``follow remove`` and ``follow history`` take
+    question: str
+    sources: tuple[str, ...] = ()  # only articles from these outlets; () = all
+    top_k: int = 5
+    added: str = ""  # ISO 8601 UTC
+    checked: str = ""  # when last asked again
+    error: str = ""  # the last re-ask's error, "" if none
+    latest: FollowEntry | None = None
+    changes: int = 0  # number of history entries
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class FollowChange:
+    """A new history entry: what ``watch`` prints, ``--on-change`` is given and the app shows."""
+
+    follow: Followed  # as after the change
+    before: FollowEntry | None
+    after: FollowEntry
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
 
 class IndexingStopped(StoreError):

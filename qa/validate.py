@@ -138,6 +138,14 @@ def validate_documents(documents: Iterable[Document]) -> list[Document]:
     return checked
 
 
+def validate_follow_id(follow_id: str) -> str:
+    """A followed question's id (``f1``, as ``follow list`` shows it), stripped."""
+    if not isinstance(follow_id, str):
+        raise NewsQAError(f"A followed question's id must be text, such as f1, not "
+                          f"{type(follow_id).__name__}.")
+    return follow_id.strip()
+
+
 def validate_feed_url(url: str) -> str:
     """The URL without surrounding blanks; what it names is for the fetcher to judge."""
     if not isinstance(url, str):

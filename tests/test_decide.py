@@ -38,7 +38,8 @@ def test_evidence_by_hand():
     # question words (no stopwords): many, prisoners, war, came, home
     assert features == pytest.approx({
         "reader": 0.8, "margin": 0.5, "support": 1.0, "answer_words": 1.0,
-        "dense_top": 0.6, "dense_answer": 0.5, "answer_rank": 1 / 2, "doc_share": 2 / 3,
+        "answer_type": 1.0, "echo": 0.0, "dense_top": 0.6, "dense_answer": 0.5,
+        "answer_rank": 1 / 2, "doc_share": 2 / 3,
         "coverage_doc": 4 / 5, "coverage_chunk": 4 / 5, "other_doc": 0.3})
 
 
@@ -52,7 +53,8 @@ def test_evidence_of_a_candidate_below_the_best_is_its_own():
     features = evidence("How many prisoners of war came home?", candidates, hits, DOCS, 1)
     assert features == pytest.approx({
         "reader": 0.3, "margin": -0.5, "support": 1.0, "answer_words": 2.0,
-        "dense_top": 0.6, "dense_answer": 0.6, "answer_rank": 1.0, "doc_share": 1 / 3,
+        "answer_type": -1.0, "echo": 0.0, "dense_top": 0.6, "dense_answer": 0.6,
+        "answer_rank": 1.0, "doc_share": 1 / 3,
         "coverage_doc": 0.0, "coverage_chunk": 0.0, "other_doc": 0.8})
     third = evidence("How many prisoners of war came home?", candidates, hits, DOCS, 2)
     assert third["other_doc"] == 0.3 and third["answer_rank"] == 1 / 3  # not its own article's
@@ -60,8 +62,21 @@ def test_evidence_of_a_candidate_below_the_best_is_its_own():
 
 def test_evidence_without_retrieval_scores_is_the_reader_s_only():
     features = evidence("q", [candidate("640", 0.8, A1, A2)], [Hit(A1, 0.0), Hit(A2, 0.0)], DOCS)
-    assert features == {"reader": 0.8, "margin": 0.8, "support": 2.0, "answer_words": 1.0}
+    assert features == {"reader": 0.8, "margin": 0.8, "support": 2.0, "answer_words": 1.0,
+                        "answer_type": 0.0, "echo": 0.0}
     assert evidence("q", [], [Hit(A1, 0.0)], DOCS) == {}
+
+
+def test_evidence_weighs_the_kind_of_answer_and_whether_it_echoes_the_question():
+    """A "Where" question wants a place: "Istanbul" fits, "prisoners of war came home" neither
+    fits nor adds anything the question does not say (3 of its 4 words are the question's)."""
+    question = "Where did the prisoners of war come home from?"
+    candidates = [candidate("prisoners of war came home", 0.6, A1), candidate("Istanbul", 0.4, A2)]
+    hits = [Hit(A1, 0.0), Hit(A2, 0.0)]
+    echoing = evidence(question, candidates, hits, DOCS)
+    place = evidence(question, candidates, hits, DOCS, 1)
+    assert (echoing["answer_type"], place["answer_type"]) == (-1.0, 1.0)
+    assert (echoing["echo"], place["echo"]) == (pytest.approx(3 / 4), 0.0)
 
 
 def test_logistic_confidence_by_hand():

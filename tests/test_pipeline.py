@@ -62,10 +62,11 @@ def test_no_alternative_or_differing_source_is_shown_above_the_answer(seeded_qa,
     from qa.ui import render
 
     index = {"seeds": seeded_qa, "toll": toll_qa}
-    differed = 0
+    differed, compared = 0, 0
     for name, question, as_of in SCALE_QUESTIONS:
         answer = index[name].ask(question, as_of=as_of, threshold=0.0)
-        assert answer.found and answer.alternatives, question
+        assert answer.found, question
+        compared += bool(answer.alternatives)  # a plain answer read in one round may have none
         assert all(a.score <= answer.score for a in answer.alternatives), question
         assert all(c.confidence <= answer.score for c in answer.disagreement), question
         assert answer.citations[0].confidence == answer.score
@@ -77,7 +78,7 @@ def test_no_alternative_or_differing_source_is_shown_above_the_answer(seeded_qa,
             "reader_score"]
         shown = [int(n) for n in re.findall(r"nqa-score'>(\d+)%", render.render_answer(answer))]
         assert shown[0] == round(100 * answer.score) and all(n <= shown[0] for n in shown[1:])
-    assert differed == 2
+    assert differed == 2 and compared >= 4, compared
 
 
 def test_question_outside_the_articles_is_not_found(seeded_qa) -> None:
@@ -487,3 +488,37 @@ def test_a_page_fetched_again_with_changed_text_replaces_the_old_one(tmp_path: P
         assert report.replaced == [(first, report.added[0])] and not report.errors
         [listed] = qa.documents()
         assert listed.url == url and "14 million" in qa.get(listed.id).text
+
+
+def test_a_newer_report_about_something_else_is_no_later_word(tmp_path: Path, embedder,
+                                                               shipped_reader) -> None:
+    """Near-identical power-cut reports for ten towns, then newer ones for three of them: asked
+    about the current state in a town without news, the answer stays its own figure, not a
+    newer figure from another town's report that the reader scores as well."""
+    towns = ["Eskford", "Eskmere", "Eskwick", "Eskstead", "Eskholm",
+             "Belford", "Belmere", "Belwick", "Belstead", "Belholm"]
+
+    def report(town: str, homes: int, published: str) -> Document:
+        return Document(f"{town}-{published}", f"The number of homes without power in {town} "
+                        f"rose to {homes:,} on Monday after the storm brought down lines across "
+                        "the valley, the utility said. Crews from three regions were working "
+                        "through the night, and schools stayed shut.",
+                        f"Storm cuts power in {town}", "Valley Times", published=published,
+                        date_source="feed")
+
+    with NewsQA(tmp_path, embedder=embedder, reader=shipped_reader) as qa:
+        qa.add([report(town, 1_000 + 37 * n, "2026-03-02") for n, town in enumerate(towns)])
+        qa.add([report(town, 2_000 + 41 * n, "2026-03-03") for n, town in enumerate(towns[5:8])])
+        for n, town in enumerate(towns[:5]):
+            answer = qa.ask(f"How many homes are without power in {town}?", as_of="2026-03-04",
+                            recency=True, threshold=0.0)
+            assert answer.text == f"{1_000 + 37 * n:,}", (town, answer.text)
+            assert answer.citations[0].doc_id == f"{town}-2026-03-02"
+        newer = qa.ask("How many homes are without power in Belford?", as_of="2026-03-04",
+                       recency=True, threshold=0.0)
+        assert newer.text == "2,000" and newer.citations[0].doc_id == "Belford-2026-03-03"
+        # its timeline is Belford's own two reports, not its neighbours'
+        timeline = qa.ask("How many homes are without power in Belford?", as_of="2026-03-04",
+                          timeline=True).timeline
+        assert [(c.doc_id, c.quote) for c in timeline] == [("Belford-2026-03-02", "1,185"),
+                                                           ("Belford-2026-03-03", "2,000")]

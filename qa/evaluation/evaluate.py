@@ -35,7 +35,7 @@ from qa.errors import NewsQAError, QuestionError
 from qa.evaluation.report import QuestionResult, build_report, write_report
 from qa.ingest.documents import make_document
 from qa.pipeline import NewsQA
-from qa.reader.model import Reader
+from qa.reader.model import Reader, ReadWork
 from qa.runtime import BACKENDS
 from qa.types import Answer, Document, IndexConfig
 from qa.validate import validate_question
@@ -222,9 +222,10 @@ def _run_reader(pipeline: NewsQA, questions: list[Question],
     docs = _documents(questions)
     rows = []
     for q in tqdm(questions, desc="reading", unit="q"):
-        start = time.perf_counter()
+        start, before = time.perf_counter(), pipeline.reader.work
         answer = pipeline.read_document(q.question, docs[q.context], threshold=threshold)
-        rows.append(_row(q, answer, time.perf_counter() - start))
+        rows.append(_row(q, answer, time.perf_counter() - start,
+                         work=pipeline.reader.work - before))
     return rows
 
 
@@ -243,12 +244,12 @@ def _run_e2e(pipeline: NewsQA, questions: list[Question], selected: list[Questio
     depth = max(RETRIEVAL_DEPTH, top_k)
     rows = []
     for q in tqdm(selected, desc="asking", unit="q"):
-        start = time.perf_counter()
+        start, before = time.perf_counter(), pipeline.reader.work
         answer = pipeline.ask(q.question, top_k=top_k, threshold=threshold)
-        latency = time.perf_counter() - start
+        latency, work = time.perf_counter() - start, pipeline.reader.work - before
         ranked = [hit.chunk.doc_id for hit in pipeline.retrieve(q.question, top_k=depth)]
         rows.append(_row(q, answer, latency, gold_doc_id=gold[q.id], ranked_doc_ids=ranked,
-                         condition="indexed"))
+                         condition="indexed", work=work))
     if removed:
         rows += _run_removed(pipeline, [q for q in selected if q.answers], gold, top_k,
                              threshold)
@@ -283,10 +284,10 @@ def _run_removed(pipeline: NewsQA, selected: list[Question], gold_of: dict[str, 
         document = pipeline.get(doc_id)
         pipeline.delete(doc_id)
         for q in group:
-            start = time.perf_counter()
+            start, before = time.perf_counter(), pipeline.reader.work
             answer = pipeline.ask(q.question, top_k=top_k, threshold=threshold)
             rows[q.id] = _row(q, answer, time.perf_counter() - start, gold_doc_id=doc_id,
-                              condition="removed")
+                              condition="removed", work=pipeline.reader.work - before)
         if pipeline.add([document]).added != [doc_id]:
             raise NewsQAError(f"Document {doc_id} could not be put back into the index.")
     return [rows[q.id] for q in selected]
@@ -319,9 +320,11 @@ def _index_contexts(pipeline: NewsQA, docs: dict[str, Document]) -> dict[str, st
 
 
 def _row(q: Question, answer: Answer, latency: float, *, gold_doc_id: str | None = None,
-         ranked_doc_ids: list[str] | None = None, condition: str = "") -> Row:
+         ranked_doc_ids: list[str] | None = None, condition: str = "",
+         work: ReadWork = ReadWork()) -> Row:
     """The ``predictions.jsonl`` line and the report's result for one answered question; an
-    e2e one's ``condition`` is "indexed" or "removed" (its article taken out of the index).
+    e2e one's ``condition`` is "indexed" or "removed" (its article taken out of the index);
+    ``work`` is what the reader ran for it.
 
     With its article removed, a question has no answer in the index: its gold is "not found".
     """
@@ -337,7 +340,9 @@ def _row(q: Question, answer: Answer, latency: float, *, gold_doc_id: str | None
     result = QuestionResult(q.id, q.question, [] if removed else q.answers,
                             q.is_impossible, answer.text, answer.score, answer.best_text,
                             latency, gold_doc_id, ranked_doc_ids or [], removed=removed,
-                            evidence=answer.evidence)
+                            evidence=answer.evidence, reader_windows=work.windows,
+                            reader_tokens=work.tokens,
+                            reader_padded_tokens=work.padded_tokens)
     return prediction, result
 
 
@@ -357,6 +362,8 @@ def _settings(pipeline: NewsQA, data: Path, mode: str, questions: int, limit: in
             "reader_backend": pipeline.reader.backend,
             "reader_device": pipeline.reader.device,
             "chunk_max_chars": pipeline.chunker.max_chars,
+            "reader_stages": list(pipeline.reader.stages),
+            "reader_enough_score": pipeline.reader.enough_score,
             "embedder": pipeline.embedder.name if e2e else None,
             "embedder_backend": (f"{pipeline.embedder.backend} {pipeline.embedder.precision}"
                                  if e2e else None),

@@ -1,4 +1,5 @@
-"""Evaluation metrics: SQuAD EM/F1, retrieval recall/MRR, the no-answer threshold, question types.
+"""Evaluation metrics: SQuAD EM/F1, retrieval recall/MRR, the no-answer threshold (question
+types are ``qa.answer_type``'s).
 
 Pure functions of their arguments, so the report's numbers are reproducible and testable by hand.
 EM and F1 follow the official SQuAD 2.0 script: answers are normalised
@@ -8,30 +9,11 @@ question with no gold answer scores 1 only for the empty prediction ("not found"
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 from typing import Sequence
 
 from qa.text import normalize_answer
 
-QUESTION_TYPES = ("who", "what", "when", "where", "how many", "other")
-
-# Phrases that make a question of one type; checked at the first wh-word, longest phrase first,
-# so "In what year ..." is a "when" question and "How much ..." a "how many" one.
-_TYPE_PHRASES: dict[str, str] = {
-    "how many": "how many", "how much": "how many",
-    **{f"{wh} {unit}": "when" for wh in ("what", "which")
-       for unit in ("year", "years", "date", "day", "month", "time", "century", "decade", "era")},
-    **{f"{wh} {place}": "where" for wh in ("what", "which")
-       for place in ("country", "city", "town", "place", "region", "state", "continent",
-                     "location")},
-    "who": "who", "whom": "who", "whose": "who",
-    "what": "what", "which": "what",
-    "when": "when",
-    "where": "where",
-    "why": "other", "how": "other",
-}
-_WORD = re.compile(r"[a-z]+")
 
 
 def _gold_texts(golds: Sequence[str]) -> list[str]:
@@ -103,12 +85,3 @@ def best_threshold(scores: Sequence[float], f1_answered: Sequence[float],
             best_total, best = total, float(scores[i])
     return best, best_total / n
 
-
-def question_type(question: str) -> str:
-    """The question's type from its first wh-word: one of ``QUESTION_TYPES``."""
-    words = _WORD.findall(question.lower())
-    for i, word in enumerate(words):
-        for phrase in (" ".join(words[i:i + 2]), word):
-            if phrase in _TYPE_PHRASES:
-                return _TYPE_PHRASES[phrase]
-    return "other"

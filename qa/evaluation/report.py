@@ -16,8 +16,9 @@ matplotlib.use("Agg")  # files only: no display on servers and in tests
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from qa.evaluation.metrics import (QUESTION_TYPES, best_threshold, exact_match, f1,  # noqa: E402
-                                   question_type, recall_at_k, reciprocal_rank)
+from qa.answer_type import QUESTION_TYPES, question_type  # noqa: E402
+from qa.evaluation.metrics import (best_threshold, exact_match, f1, recall_at_k,  # noqa: E402
+                                   reciprocal_rank)
 from qa.text import normalize_answer  # noqa: E402
 
 RECALL_DEPTHS = (1, 5, 10)
@@ -40,7 +41,8 @@ class QuestionResult:
     ``ranked_doc_ids`` are the documents of the chunks retrieved for the retrieval metrics, one
     entry per chunk in rank order (e2e only). ``removed``: asked with its own article removed from
     the index, so its gold is "not found" (``golds == []``). ``evidence``: what the answer
-    decision weighed (``Answer.evidence``).
+    decision weighed (``Answer.evidence``). ``reader_*``: what the reader ran for the question
+    (``qa.reader.model.ReadWork``): its cost, which latency on a busy machine only blurs.
     """
 
     id: str
@@ -55,6 +57,9 @@ class QuestionResult:
     ranked_doc_ids: list[str] = field(default_factory=list)
     removed: bool = False
     evidence: dict[str, float] = field(default_factory=dict)
+    reader_windows: int = 0
+    reader_tokens: int = 0  # tokens read, without padding
+    reader_padded_tokens: int = 0  # tokens the model computed, padding included
 
 
 def build_report(results: Sequence[QuestionResult], settings: dict, *, e2e: bool) -> dict:
@@ -75,6 +80,7 @@ def build_report(results: Sequence[QuestionResult], settings: dict, *, e2e: bool
     if e2e and golden:
         report["retrieval"] = _retrieval_metrics(golden)
     report["latency"] = _latency_metrics([r.latency for r in asked])
+    report["reader_work"] = _work_metrics(asked)
     report["calibration"] = _calibration_bins(results)
     report["calibration_error"] = calibration_error(report["calibration"])
     return report
@@ -162,6 +168,15 @@ def _latency_metrics(latencies: Sequence[float]) -> dict:
     return {"p50_s": float(p50), "p95_s": float(p95), "max_s": float(max(latencies)),
             "mean_s": float(np.mean(latencies)),
             "questions_per_s": len(latencies) / sum(latencies) if sum(latencies) else None}
+
+
+def _work_metrics(results: Sequence[QuestionResult]) -> dict:
+    """Mean and p95 per question of the reader's windows, tokens and padded tokens."""
+    work = {}
+    for name in ("windows", "tokens", "padded_tokens"):
+        values = [getattr(r, f"reader_{name}") for r in results]
+        work[name] = {"mean": float(np.mean(values)), "p95": float(np.percentile(values, 95))}
+    return work
 
 
 def _calibration_bins(results: Sequence[QuestionResult]) -> list[dict]:
@@ -270,8 +285,14 @@ def render_markdown(report: dict) -> str:
     lines += ["", "## Latency (per question)", "", "| p50 | p95 | max | questions/s |",
               "|---|---|---|---|",
               f"| {1000 * lat['p50_s']:.0f} ms | {1000 * lat['p95_s']:.0f} ms | "
-              f"{1000 * lat['max_s']:.0f} ms | {'–' if qps is None else f'{qps:.2f}'} |", "",
-              "## Calibration (confidence vs exact match of the best candidate)", "",
+              f"{1000 * lat['max_s']:.0f} ms | {'–' if qps is None else f'{qps:.2f}'} |", ""]
+    w = report["reader_work"]
+    lines += ["## Reader work (per question)", "",
+              "| | windows | tokens | tokens computed (with padding) |", "|---|---|---|---|"]
+    lines += [f"| {stat} | {w['windows'][stat]:.1f} | {w['tokens'][stat]:.0f} | "
+              f"{w['padded_tokens'][stat]:.0f} |" for stat in ("mean", "p95")]
+    lines += [""]
+    lines += ["## Calibration (confidence vs exact match of the best candidate)", "",
               "| confidence | questions | mean confidence | EM |", "|---|---|---|---|"]
     lines += [f"| {b['low']:.1f}–{b['high']:.1f} | {b['questions']} | {_pct(b['mean_score'])} | "
               f"{_pct(b['exact_match'])} |" for b in report["calibration"]]

@@ -26,7 +26,7 @@ import numpy as np
 from qa.errors import StoreError, clip
 
 if TYPE_CHECKING:
-    from qa.types import Chunk, Document, Filter, IndexConfig
+    from qa.types import Chunk, Document, Filter, FollowEntry, Followed, IndexConfig
 
 MILVUS_SCHEME = "milvus://"
 _PASSWORD = re.compile(r"(//[^/@:]*:)[^/@]*@")  # user:password@ in a URI
@@ -68,7 +68,8 @@ def utc_now() -> str:
 
 
 class DocumentStore(Protocol):
-    """Documents, their chunks with vectors, a keyword index over the chunks, and feeds.
+    """Documents, their chunks with vectors, a keyword index over the chunks, feeds and
+    followed questions.
 
     Changes are buffered until ``save()``; readers wrap each query in ``snapshot()`` so that it
     sees one committed state. Chunk ids are integers assigned by the store.
@@ -103,6 +104,9 @@ class DocumentStore(Protocol):
     def search(self, vector: np.ndarray, k: int,
                filter: Filter | None = None) -> list[tuple[int, float]]:
         """The ``k`` chunks nearest to ``vector`` (cosine similarity), best first."""
+    def similarities(self, vector: np.ndarray, ids: Sequence[int]) -> dict[int, float]:
+        """The cosine similarity of ``vector`` to each of the chunks ``ids``, as ``search``
+        scores it: retrieval re-scores chunks that keyword search alone found."""
     def keyword_search(self, query: str, k: int,
                        filter: Filter | None = None) -> list[tuple[int, float]]:
         """The ``k`` chunks that best match ``query``'s words (BM25, higher is better), best
@@ -113,6 +117,20 @@ class DocumentStore(Protocol):
     def add_feed(self, url: str) -> bool: ...
     def remove_feed(self, url: str) -> bool: ...
     def record_poll(self, feed: Feed, seen: Iterable[str] = ()) -> bool: ...
+
+    # followed questions (``qa.follow``), buffered until ``save()`` like every change
+    def follows(self) -> list[Followed]:
+        """The followed questions in the order added, each with its latest entry and count."""
+    def follow_history(self, follow_id: str) -> list[FollowEntry]:
+        """A followed question's entries, oldest first; [] for an unknown id."""
+    def add_follow(self, follow: Followed) -> bool:
+        """Follow a question under ``follow.id``; False when that id is taken."""
+    def remove_follow(self, follow_id: str) -> bool:
+        """Stop following it and forget its history; False when no question has that id."""
+    def record_follow(self, follow: Followed, entry: FollowEntry | None = None, *,
+                      replace_latest: bool = False) -> bool:
+        """Store ``follow.checked`` and ``follow.error``, and ``entry`` as its newest entry
+        (``replace_latest``: in place of the latest); False when it was unfollowed meanwhile."""
 
 
 class WriterGuard(Protocol):

@@ -1,6 +1,7 @@
 """The Gradio chat app: ask about the indexed articles, see the quoted passage, manage the sources.
 
-This is the only module that imports gradio, and it calls nothing but the ``NewsQA`` facade.
+This module and the Following tab's builder (``qa.ui.following``) are the only ones that import
+gradio, and they call nothing but the ``NewsQA`` facade.
 Every string it shows is rendered by ``qa.ui.render`` and ``qa.ui.sources`` (escaped; links for
 http(s) only), the conversation's download by ``qa.ui.export``, and every request passes
 ``qa.ui.guard`` first. The event handlers are the named functions inside ``build_app``, each
@@ -23,6 +24,7 @@ from qa.resources import SEEDS
 from qa.store.base import DocumentInfo
 from qa.types import AddReport, Answer, Document, FeedReport
 from qa.ui.export import conversation_file
+from qa.ui.following import following_tab
 from qa.ui.guard import MAX_UPLOAD_REQUEST_MB, RequestGuard
 from qa.ui.render import describe, describe_feeds, esc, render_answer, shown, when
 from qa.ui.sources import (HEADERS, ID_COLUMN, INTRO, WIDTHS, count_line, intro, matching,
@@ -112,8 +114,8 @@ THEME = gr.themes.Soft(primary_hue="indigo", neutral_hue="slate",
 
 # ---- the app -------------------------------------------------------------------------------
 def build_app(qa: NewsQA, *, top_k: int | None = None) -> gr.Blocks:
-    """The Chat and Sources tabs over ``qa``, plus an ``/ask`` API endpoint for programs;
-    ``top_k`` passages a question by default (None: ``qa.config.top_k``)."""
+    """The Chat, Sources, Feeds and Following tabs over ``qa``, plus an ``/ask`` API endpoint for
+    programs; ``top_k`` passages a question by default (None: ``qa.config.top_k``)."""
     top_k = qa.config.top_k if top_k is None else top_k
 
     def table_views(docs: list[DocumentInfo], query: str | None) -> tuple[str, list[list[Any]]]:
@@ -363,6 +365,7 @@ def build_app(qa: NewsQA, *, top_k: int | None = None) -> gr.Blocks:
                                           label="Subscribed feeds", elem_id="nqa-feeds",
                                           column_widths=["14%", "20%", "13%", "13%", "6%",
                                                          "34%"])
+            following_tab(qa, app, top_k, QUESTIONS)
 
         views = [intro_line, count, table, sources, doomed]
         undo_io = [undo, deleted]

@@ -83,7 +83,8 @@ def test_calibrate_fits_reports_held_out_and_stores_the_decision(tiny_model, tmp
         {"results": str(extra), "data": "extra.jsonl", "mode": "e2e"},
         {"results": f"{split} (fit half)", "data": "split.jsonl", "mode": "e2e"}]
     assert record["weights"]["reader"] > 0 and record["weights"]["dense_top"] > 0
-    held_out = record["held_out"]
+    [held_out] = record["held_out"]
+    assert held_out["data"] == f"{split} (other half)"
     # all of extra.jsonl and half of split.jsonl's articles fitted, the other half held out
     assert record["calibrated_on"]["fit_questions"] + 2 * held_out["questions"] == 1600
     assert 100 < held_out["questions"] < 300
@@ -114,6 +115,42 @@ def test_calibrate_needs_end_to_end_evidence(tiny_model, tmp_path, capsys):
     assert main(["calibrate", str(path), "--reader", str(tiny_model)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("newsqa: error:") and "dense_top" in err and len(err.splitlines()) == 1
+
+
+def unanswerable_results(seed: int) -> list[QuestionResult]:
+    """Another outlet's questions: 300 answerable ones (right 70% of the time) and 100 that the
+    data marks unanswerable (any answer wrong), none with its article removed."""
+    rng = np.random.default_rng(seed)
+    results = []
+    for i in range(400):
+        answerable, right = i < 300, rng.random() < 0.7
+        evidence = ({"reader": rng.uniform(0.5, 1.0) if right else rng.uniform(0.0, 0.6),
+                     "dense_top": rng.normal(0.7, 0.08)} if answerable else
+                    {"reader": rng.uniform(0.0, 0.7), "dense_top": rng.normal(0.4, 0.08)})
+        results.append(QuestionResult(
+            id=f"u{i}", question="Who?", golds=["Ann"] if answerable else [],
+            is_impossible=not answerable, prediction="", score=0.0, latency=0.1,
+            best_span="Ann" if answerable and right else "Bob", gold_doc_id=f"art{i % 120}",
+            evidence=evidence))
+    return results
+
+
+def test_calibrate_fits_on_several_outlets_and_reports_each(tiny_model, tmp_path, capsys):
+    cnn = write_results(tmp_path / "cnn", made_up_results(6))
+    bbc = write_results(tmp_path / "bbc", unanswerable_results(7))
+    assert main(["calibrate", "--split", str(cnn), "--split", str(bbc), "--reader",
+                 str(tiny_model), "--features", "reader,dense_top", "--min-abstention", "0.8",
+                 "--plots", str(tmp_path / "plots")]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert [h["data"] for h in record["held_out"]] == [f"{cnn} (other half)",
+                                                       f"{bbc} (other half)"]
+    on_cnn, on_bbc = record["held_out"]
+    # the outlet without removed articles is judged on its unanswerable questions
+    assert on_cnn["removed_abstention"] > 0.7 and on_bbc["removed_abstention"] is None
+    assert on_bbc["not_found_unanswerable"] > 0.7 and on_bbc["right_of_answered"] > 0.8
+    assert record["fit"]["not_found_unanswerable"] >= 0.8  # the threshold's rule, on the mix
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == [
+        "calibration-bbc.png", "calibration-cnn.png"]
 
 
 def test_min_abstention_takes_the_lowest_threshold_that_keeps_it():

@@ -19,6 +19,7 @@ from qa.evaluation.metrics import exact_match
 from qa.evaluation.report import PLOTS
 from qa.ingest.documents import make_document
 from qa.pipeline import NewsQA
+from qa.reader.model import ENOUGH_SCORE, STAGES
 from qa.resources import DEFAULT_READER
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -242,6 +243,15 @@ def test_e2e_report(e2e_run, data, tiny_model):
                                       "best_threshold"}
     assert report["by_question_type"]["who"]["questions"] == 2
     assert "## Retrieval" in (out / "report.md").read_text(encoding="utf-8")
+    # the reader's work is counted per question: each read at least one window of its chunks
+    results = read_jsonl(out / "results.jsonl")
+    assert all(r["reader_windows"] >= 1 for r in results)
+    assert all(r["reader_windows"] < r["reader_tokens"] <= r["reader_padded_tokens"]
+               for r in results)
+    assert report["reader_work"]["tokens"]["mean"] == pytest.approx(
+        sum(r["reader_tokens"] for r in results) / len(results))
+    assert settings["reader_stages"] == list(STAGES)
+    assert settings["reader_enough_score"] == ENOUGH_SCORE
 
 
 def test_e2e_with_the_article_removed(tmp_path, data, tiny_model):

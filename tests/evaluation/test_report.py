@@ -128,6 +128,21 @@ def test_latency_metrics(results):
     assert lat["questions_per_s"] == pytest.approx(4 / 1.0)
 
 
+def test_reader_work_per_question(results):
+    """Mean and p95 of what the reader ran per question, from the questions asked of the full
+    index (the removed copies read too, but are another condition)."""
+    work = [(5, 600, 700), (3, 300, 360), (1, 120, 120), (1, 130, 130)]
+    counted = [dataclasses.replace(r, reader_windows=w, reader_tokens=t, reader_padded_tokens=p)
+               for r, (w, t, p) in zip(results, work)]
+    report = build_report(counted + removed_copies(counted), SETTINGS, e2e=True)
+    w = report["reader_work"]
+    assert w["windows"]["mean"] == pytest.approx(2.5) and w["tokens"]["mean"] == 287.5
+    assert w["padded_tokens"]["mean"] == pytest.approx(327.5)
+    assert 300 < w["tokens"]["p95"] < 600 and w["windows"]["p95"] == pytest.approx(4.7)
+    md = render_markdown(report)
+    assert "## Reader work (per question)" in md and "| mean | 2.5 | 288 | 328 |" in md
+
+
 def test_calibration_bins_judge_the_best_candidate(results):
     bins = build_report(results, SETTINGS, e2e=True)["calibration"]
     # scores 0.2 | 0.55, 0.6 | 0.9: q3's "Zelenskiy" is wrong though not answered

@@ -24,7 +24,7 @@ import qa.reader.model
 from qa.chunk import Chunker
 from qa.errors import NewsQAError, QuestionError
 from qa.reader.backends import make_backend
-from qa.reader.model import Reader
+from qa.reader.model import Reader, ReadWork, reading_rounds
 from qa.reader.spans import best_spans, decode_spans, trim
 from qa.reader.windows import Windower
 from qa.resources import DEFAULT_READER
@@ -102,7 +102,8 @@ def test_batching_does_not_change_spans(tiny_model):
 def test_windows_run_longest_first_in_batches_cut_to_their_length(tiny_model):
     """Padding is compute that reads nothing: mixed windows are batched by length, and a batch
     is no wider than its longest window."""
-    reader = Reader(tiny_model, max_length=64, stride=16, batch_size=3, quantize=False)
+    reader = Reader(tiny_model, max_length=64, stride=16, batch_size=3, quantize=False,
+                    stages=None)  # one round: every window in one sorted run
     reader.warm_up()
     doc = document()
     chunks = [chunk(doc, 0, end) for end in (20, 120, 40, 100, 30, 140, 60)]
@@ -126,6 +127,112 @@ def test_windows_run_longest_first_in_batches_cut_to_their_length(tiny_model):
                    quantize=False).read(QUESTION, chunks, 10)
     assert [(s.start, s.end) for s in spans] == [(s.start, s.end) for s in alone]
     assert [s.score for s in spans] == pytest.approx([s.score for s in alone], rel=1e-4)
+
+
+def test_work_counts_the_windows_and_tokens_the_model_runs(tiny_model):
+    """Tokens read (no padding) and tokens computed (each model batch padded to its longest),
+    against transformers' own windows of the same pairs."""
+    reader = Reader(tiny_model, max_length=64, stride=16, batch_size=2, quantize=False,
+                    stages=None)
+    doc = document(60)
+    chunks = [chunk(doc, 60, len(doc.text)), chunk(doc, 60, 100), chunk(doc, 150, 330)]
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model))
+
+    def expected(questions: int, texts: list[str]) -> ReadWork:
+        lengths = sorted((len(ids) for text in texts for ids in tokenizer(
+            QUESTION, text, truncation="only_second", max_length=64, stride=16,
+            return_overflowing_tokens=True)["input_ids"]), reverse=True)
+        return ReadWork(questions, len(lengths), sum(lengths),
+                        sum(lengths[b] * len(lengths[b:b + 2]) for b in range(0, len(lengths), 2)))
+
+    every = expected(1, [c.text for c in chunks])
+    assert every.windows > 3 and every.padded_tokens > every.tokens  # several batches, padded
+    before = reader.work
+    reader.read(QUESTION, chunks)
+    assert reader.work - before == every
+    before = reader.work
+    reader.read_batch([QUESTION, QUESTION], [chunks[2:], []])  # a question without chunks
+    assert reader.work - before == expected(2, [chunks[2].text])
+
+
+def test_rounds_stop_once_a_span_scores_enough(tiny_model):
+    """Chunks are read in rounds by rank (1, then 2-3, then the rest) until a span scores
+    ``enough_score``; reading every round finds what reading everything at once finds."""
+    docs = [document(30 * i) for i in range(5)]
+    chunks = [chunk(d, 30 * i, 30 * i + 120) for i, d in enumerate(docs)]
+
+    def read(**settings) -> tuple[list[Span], ReadWork]:
+        reader = Reader(tiny_model, max_length=64, stride=16, quantize=False, **settings)
+        spans = reader.read(QUESTION, chunks, top_n=50)
+        return spans, reader.work
+
+    first, work = read(stages=(1, 3), enough_score=0.0)  # any span is enough
+    assert work.windows == 1 and {s.doc_id for s in first} == {docs[0].id}
+    every, work = read(stages=(1, 3), enough_score=1.0)  # no span is
+    assert work.windows == 5 and {s.doc_id for s in every} == {d.id for d in docs}
+    at_once, work = read(stages=None)
+    assert work.windows == 5
+    assert [(s.doc_id, s.start, s.end) for s in every] == [
+        (s.doc_id, s.start, s.end) for s in at_once]
+    assert [s.score for s in every] == pytest.approx([s.score for s in at_once], rel=1e-4)
+    highest = max(s.score for s in first)  # the first chunk's best: not enough, read 2-3
+    _, work = read(stages=(1, 3), enough_score=math.nextafter(highest, 1.0))
+    assert work.windows in (3, 5)
+
+
+def test_the_first_round_reads_one_chunk_per_article_of_the_top_ranks(tiny_model):
+    """Rounds (2, 3): the best chunk of each article in the top two, then the rest of the top
+    three, then the rest; so a rival article ranked second is read beside the first even when
+    the first chunk's answer is enough ("Sources differ" compares them)."""
+    a, b, c = document(0), document(30), document(60)
+    ranked = [chunk(a, 0, 100), chunk(a, 90, 200), chunk(b, 30, 130), chunk(c, 60, 160),
+              chunk(a, 190, 290)]
+    assert reading_rounds(ranked, (2, 3)) == [ranked[:1], ranked[1:3], ranked[3:]]
+    assert reading_rounds(ranked, (3,)) == [[ranked[0], ranked[2]], [ranked[1], *ranked[3:]]]
+    assert reading_rounds(ranked, ()) == [ranked]
+    assert reading_rounds(ranked[:1], (2, 3)) == [ranked[:1], [], []]
+    reader = Reader(tiny_model, max_length=64, stride=16, quantize=False, stages=(2, 3),
+                    enough_score=0.0)  # any span is enough: only the first round is read
+    rivals = [ranked[0], ranked[2], *ranked[3:]]
+    spans = reader.read(QUESTION, rivals, top_n=50)
+    assert reader.work.windows == 2 and {s.doc_id for s in spans} == {a.id, b.id}
+
+
+@pytest.mark.parametrize("stages", [(0, 3), (3, 3), (3, 1)])
+def test_bad_stages_are_refused(tiny_model, stages):
+    with pytest.raises(NewsQAError, match="stages must be increasing"):
+        Reader(tiny_model, stages=stages)
+    with pytest.raises(NewsQAError, match="enough_score"):
+        Reader(tiny_model, enough_score=1.5)
+
+
+def test_a_plain_answer_in_the_top_chunks_ends_the_reading(shipped_reader):
+    """The shipped reader, its default rounds: the top chunk states the answer plainly, so only
+    the first round (the top two, of two articles) is read, and the answer is the one that
+    reading all five gives."""
+    texts = ["Maria Lopez, a 42-year-old teacher, was elected mayor of Springfield on Tuesday. "
+             "She won 61 percent of the vote.",
+             "Heavy rain flooded roads across the county on Monday, and schools closed early.",
+             "The city council approved a new budget for road repairs after a long debate.",
+             "A local bakery won a national prize for its rye bread, its owner said.",
+             "Train services between the two cities will resume next month, officials said."]
+    docs = [Document(id=f"d{i}", text=t, title="News") for i, t in enumerate(texts)]
+    chunks = [chunk(d, 0, len(d.text)) for d in docs]
+    question = "Who was elected mayor of Springfield?"
+    before = shipped_reader.work
+    spans = shipped_reader.read(question, chunks)
+    assert (shipped_reader.work - before).windows == 2
+    assert spans[0].text == "Maria Lopez"
+    everything = Reader(stages=None).read(question, chunks)
+    assert (everything[0].doc_id, everything[0].start, everything[0].end) == (
+        spans[0].doc_id, spans[0].start, spans[0].end)
+    assert_located(spans, {d.id: d for d in docs})
+    before = shipped_reader.work  # a question about the current state compares every article
+    assert shipped_reader.read(question, chunks, every_chunk=True)[0].text == "Maria Lopez"
+    assert (shipped_reader.work - before).windows == 5
+    before = shipped_reader.work
+    shipped_reader.read_batch([question] * 2, [chunks] * 2, every_chunk=[False, True])
+    assert (shipped_reader.work - before).windows == 2 + 5
 
 
 def test_read_batch_matches_read(reader):
@@ -218,14 +325,17 @@ def test_int8_is_the_cpu_default_and_refused_elsewhere(tiny_model):
 
 @pytest.mark.slow
 def test_int8_reader_answers_like_fp32(shipped_reader):
-    """The CPU default (int8 Linear layers) picks the fp32 model's answers on the seed article."""
+    """The CPU default (int8 Linear layers) picks the fp32 model's answers on the seed article.
+
+    Every chunk is read (no rounds): where a round stops depends on a score crossing
+    ``enough_score``, and the scores of the two precisions differ a little."""
     doc = Document("seed", SEED_ARTICLE.read_text(encoding="utf-8"))
     chunks = Chunker().split(doc)
     records = [json.loads(line) for line in SEED_QUESTIONS.read_text().splitlines() if line]
     questions = [r["question"] for r in records if r["answers"]]
-    fp32 = Reader(quantize=False)
-    assert shipped_reader.quantize
-    int8_spans = shipped_reader.read_batch(questions, [chunks] * len(questions), top_n=1)
+    int8, fp32 = Reader(stages=None), Reader(quantize=False, stages=None)
+    assert int8.quantize and int8.calibration_key == shipped_reader.calibration_key
+    int8_spans = int8.read_batch(questions, [chunks] * len(questions), top_n=1)
     fp32_spans = fp32.read_batch(questions, [chunks] * len(questions), top_n=1)
     assert [s[0].text for s in int8_spans] == [s[0].text for s in fp32_spans]
     # Scores move a little (measured: at most 0.12 with reader v3, 0.16 with v3.1, on one
@@ -390,10 +500,10 @@ def test_concurrent_reads_are_coalesced_and_answer_as_alone(reader):
     sizes: list[int] = []
     read_batch = reader.read_batch
 
-    def counting(qs, chunk_lists, top_n=5):
+    def counting(qs, chunk_lists, top_n=5, **options):
         sizes.append(len(qs))
         time.sleep(0.05)  # keep the model busy so that the other threads queue up behind it
-        return read_batch(qs, chunk_lists, top_n)
+        return read_batch(qs, chunk_lists, top_n, **options)
 
     reader.read_batch = counting
     try:

@@ -12,6 +12,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ from qa.errors import NewsQAError, StoreError
 from qa.pipeline import NewsQA
 from qa.store import open_store
 from qa.store.base import DocumentStore, Feed
-from qa.types import Document, Filter, IndexConfig
+from qa.types import Citation, Document, Filter, FollowEntry, Followed, IndexConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 BACKENDS = ("faiss", pytest.param("milvus-lite", marks=pytest.mark.skipif(
@@ -196,6 +197,16 @@ def test_search_ranks_by_cosine_similarity_and_finds_the_answering_article(
     assert [score for _, score in hits] == pytest.approx(exact, abs=1e-4)
     assert [float(vectors[(c.doc_id, c.start)] @ query) for c in chunks] == \
         pytest.approx([score for _, score in hits], abs=1e-4)
+
+
+def test_similarities_score_given_chunks_as_search_does(store, embedder) -> None:
+    query = embedder.encode_query("How many prisoners came home?")
+    with store.snapshot():
+        everything = dict(store.search(query, 1000))
+        last_three = list(everything)[-3:][::-1]  # any order, including those search ranks last
+        assert store.similarities(query, last_three) == pytest.approx(
+            {i: everything[i] for i in last_three}, abs=1e-4)
+        assert store.similarities(query, []) == {}
 
 
 def test_keyword_search_matches_words_of_the_text_and_the_title(store) -> None:
@@ -419,6 +430,66 @@ def test_feed_state_is_kept_in_the_order_subscribed(scratch, embedder) -> None:
             assert reader.feed_items(first) == set()
     finally:
         reader.close()
+
+
+def test_followed_questions_and_their_history_are_kept_in_the_order_added(scratch,
+                                                                         embedder) -> None:
+    where, writer = scratch
+    cited = Citation("d1", "Floods", "Valdoria Post", "", "2025-06-02", 51, 53, "12")
+    first = FollowEntry("2025-06-02T10:00:00+00:00", "12", 0.7, cited)
+    second = FollowEntry("2025-06-03T10:00:00+00:00", "19", 0.6,
+                         dataclasses.replace(cited, doc_id="d2", quote="19"))
+    toll = Followed("f1", "What is the toll?", ("Valdoria Post",), 3, added="2025-06-01")
+    mayor = Followed("f2", "Who is the mayor?", added="2025-06-01")
+    assert writer.add_follow(toll) and writer.add_follow(mayor) and not writer.add_follow(toll)
+    assert writer.record_follow(toll, first)
+    writer.save()
+    checked = dataclasses.replace(toll, checked="2025-06-03T10:00:00+00:00", error="")
+    assert writer.record_follow(checked, second)
+    moved = dataclasses.replace(second, citation=dataclasses.replace(cited, doc_id="d3"))
+    assert writer.record_follow(checked, moved, replace_latest=True)  # no new entry
+    assert not writer.record_follow(dataclasses.replace(toll, id="f9"), first)
+    writer.save()
+    reader = reopen(where, embedder, create=False)
+    try:
+        with reader.snapshot():
+            assert reader.follows() == [dataclasses.replace(checked, latest=moved, changes=2),
+                                        mayor]
+            assert reader.follow_history("f1") == [first, moved]
+            assert reader.follow_history("f9") == []
+        dropped = reopen(where, embedder)
+        failed = dataclasses.replace(checked, error="The reader could not be loaded.")
+        assert dropped.record_follow(failed) and dropped.remove_follow("f2")
+        dropped.close()  # unsaved: nothing of it is kept
+        with reader.snapshot():
+            assert [f.error for f in reader.follows()] == ["", ""]
+        assert writer.remove_follow("f1") and not writer.remove_follow("f1")
+        writer.save()
+        with reader.snapshot():
+            assert reader.follows() == [mayor] and reader.follow_history("f1") == []
+    finally:
+        reader.close()
+
+
+def test_an_index_made_before_follows_gets_them_from_its_next_writer(scratch, backend,
+                                                                    embedder) -> None:
+    where, old = scratch
+    if backend == "faiss":  # as newsqa made it before: no follow tables
+        with sqlite3.connect(Path(where) / "store.sqlite") as db:
+            db.executescript("DROP TABLE follow_entries; DROP TABLE follows;")
+    else:  # no follow collections
+        for collection in (old._follows, old._follow_entries):
+            old._db.drop_collection(collection)
+    later = reopen(where, embedder, create=False)
+    try:
+        with later.snapshot():
+            assert later.follows() == [] and later.follow_history("f1") == []
+        assert later.add_follow(Followed("f1", "What is the toll?", added="2025-06-01"))
+        later.save()
+        with later.snapshot():
+            assert [f.id for f in later.follows()] == ["f1"]
+    finally:
+        later.close()
 
 
 # ------------------------------------------------------------------------- end to end

@@ -535,7 +535,9 @@ def test_candidate_answers_under_one_percent_are_left_out(page, ask, app_url: st
     from gradio_client import Client
 
     client, left_out = Client(app_url, verbose=False), 0
-    for question in (FIRST_LIST, OFF_TOPIC, "Where were the direct talks held?"):
+    # a question about the current state reads every passage, so it has the most candidates
+    for question in (FIRST_LIST, OFF_TOPIC, "Where were the direct talks held?",
+                     "Where were the latest direct talks held?"):
         answer = client.predict(question, 5, api_name="/ask")
         reply = ask(page, question)
         kept = [a for a in answer["alternatives"] if a["score"] >= render.MIN_CANDIDATE]

@@ -6,10 +6,11 @@ write that the system refused (a full disk, a read-only file system, missing per
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import sqlite3
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
 
@@ -37,6 +38,17 @@ FEED_TABLES = (
     " feed_url TEXT NOT NULL REFERENCES feeds (url) ON DELETE CASCADE, key TEXT NOT NULL,"
     " PRIMARY KEY (feed_url, key)) WITHOUT ROWID",
 )
+# Followed questions (``qa.follow``) and each one's history of answers, an entry a JSON row
+# (``qa.store.local.follows``); indexes made before them get them from their next writer too.
+FOLLOW_TABLES = (
+    "CREATE TABLE IF NOT EXISTS follows ("
+    " id TEXT PRIMARY KEY, question TEXT NOT NULL, sources TEXT NOT NULL DEFAULT '[]',"
+    " top_k INTEGER NOT NULL, added TEXT NOT NULL, checked TEXT NOT NULL DEFAULT '',"
+    " error TEXT NOT NULL DEFAULT '')",
+    "CREATE TABLE IF NOT EXISTS follow_entries ("
+    " follow_id TEXT NOT NULL REFERENCES follows (id) ON DELETE CASCADE, seq INTEGER NOT NULL,"
+    " entry TEXT NOT NULL, PRIMARY KEY (follow_id, seq)) WITHOUT ROWID",
+)
 # Columns of ``documents`` that older indexes lack, which their next writer adds
 # (``upgrade_schema``) and readers of such an index read as "" (``optional_columns``)
 LATER_COLUMNS = ("date_source", "external_id", "key")
@@ -58,7 +70,9 @@ CREATE TABLE IF NOT EXISTS chunks (
     vector BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks (doc_id);
 """ + "".join(f"{statement};\n"
-             for statement in (KEY_INDEX, *FEED_TABLES, keywords.SCHEMA, *vectors.SCHEMA))
+             for statement in (KEY_INDEX, *FEED_TABLES, *FOLLOW_TABLES, keywords.SCHEMA,
+                               *vectors.SCHEMA))
+_Result = TypeVar("_Result")
 
 
 def read_only_error(path: Path, reason: str) -> StoreError:
@@ -84,6 +98,24 @@ def refusal(path: Path, error: OSError | sqlite3.Error) -> StoreError | None:
     reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
     return StoreError(f"The index at {path} could not be written ({reason}); it keeps its "
                       "last saved state.")
+
+
+def writes(change: Callable[..., _Result]) -> Callable[..., _Result]:
+    """A store method that writes: a write the system refuses is one ``StoreError`` line
+    (``refusal``), after which the store (``qa.store.local.store.Store``) holds its last
+    committed generation again."""
+
+    @functools.wraps(change)
+    def writing(store: Any, *args: object, **kwargs: object) -> _Result:
+        try:
+            return change(store, *args, **kwargs)
+        except (OSError, sqlite3.Error) as error:
+            failure = refusal(store.path, error)
+            if failure is None:
+                raise
+            store._abandon()
+            raise failure from error
+    return writing
 
 
 def why_read_only(path: Path) -> str | None:
@@ -158,7 +190,7 @@ def committed_generation(db: sqlite3.Connection) -> int:
 def upgrade_schema(db: sqlite3.Connection) -> None:
     """Give an index made by an older newsqa what this one stores, in the writer's own
     transaction: opening to read writes nothing, so readers cope with the old schema."""
-    for statement in (*FEED_TABLES, *vectors.SCHEMA):
+    for statement in (*FEED_TABLES, *FOLLOW_TABLES, *vectors.SCHEMA):
         db.execute(statement)
     present = _document_columns(db)
     for column in LATER_COLUMNS:
@@ -188,8 +220,13 @@ def has_keys(db: sqlite3.Connection) -> bool:
 
 
 def has_feed_tables(db: sqlite3.Connection) -> bool:
-    return db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' "
-                      "AND name = 'feed_items'").fetchone() is not None
+    return has_table(db, "feed_items")
+
+
+def has_table(db: sqlite3.Connection, name: str) -> bool:
+    """Whether the table is there: an index made before it has it from its next writer only."""
+    return db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                      (name,)).fetchone() is not None
 
 
 class DatabaseVectors:

@@ -40,12 +40,10 @@ reader switches to ``mode=ro`` at its next snapshot once a writer elsewhere star
 from __future__ import annotations
 
 import errno
-import functools
 import json
 import os
-import sqlite3
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence, TypeVar
+from typing import Callable, Iterable, Iterator, Sequence
 
 import faiss
 import numpy as np
@@ -60,33 +58,15 @@ from qa.store.local.database import (DATABASE, WRITE_LOCK, Database, DatabaseVec
                                      committed_generation, connect, has_feed_tables, has_keys,
                                      optional_columns, refusal, upgrade_schema, wal,
                                      why_read_only)
+from qa.store.local.database import writes as _writes
+from qa.store.local.follows import FollowTables
 from qa.store.local.lock import WriterLock
 from qa.store.local.vectors import EXACT_SPEC, FaissVectors, VectorIndex
 from qa.store.manifest import (MANIFEST, Described, check_same_embedder, new_manifest,
                                read_manifest, write_manifest)
 from qa.types import Chunk, Document, Filter, IndexConfig
 
-_Result = TypeVar("_Result")
-
-
-def _writes(change: Callable[..., _Result]) -> Callable[..., _Result]:
-    """A ``Store`` method that writes: a write the system refuses is one ``StoreError`` line
-    (``refusal``), after which the store holds its last committed generation again."""
-
-    @functools.wraps(change)
-    def writing(store: Store, *args: object, **kwargs: object) -> _Result:
-        try:
-            return change(store, *args, **kwargs)
-        except (OSError, sqlite3.Error) as error:
-            failure = refusal(store.path, error)
-            if failure is None:
-                raise
-            store._abandon()
-            raise failure from error
-    return writing
-
-
-class Store(OneWriter, Described):
+class Store(FollowTables, OneWriter, Described):
     """Documents, chunks and vectors of one index directory. Use ``Store.open``.
 
     Changes are kept in one SQLite transaction until ``save()``; ``close()`` without ``save()``
@@ -375,11 +355,22 @@ class Store(OneWriter, Described):
                filter: Filter | None = None) -> list[tuple[int, float]]:
         """The ``k`` chunks nearest to ``vector`` (cosine similarity), best first, among the
         articles ``filter`` keeps."""
+        return self._vectors.search(self._query(vector), k, self._allowed(filter))
+
+    def similarities(self, vector: np.ndarray, ids: Sequence[int]) -> dict[int, float]:
+        """The cosine similarity of ``vector`` to each of the chunks ``ids``."""
+        wanted = np.asarray(ids, dtype=np.int64)
+        if not len(wanted):
+            return {}
+        scores = self._vectors.similarities(self._query(vector), wanted)
+        return {int(i): float(s) for i, s in zip(wanted, scores)}
+
+    def _query(self, vector: np.ndarray) -> np.ndarray:
         query = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, -1)
         if query.shape[1] != self.dimension:
             raise StoreError(f"Query vector has dimension {query.shape[1]}; the index has "
                              f"{self.dimension}.")
-        return self._vectors.search(query, k, self._allowed(filter))
+        return query
 
     def _allowed(self, filter: Filter | None) -> np.ndarray | None:
         """The chunk ids of the articles ``filter`` keeps (None: no filter, all of them), as a

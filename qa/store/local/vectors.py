@@ -136,6 +136,8 @@ class VectorIndex(Protocol):
                allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         """The ``k`` ids nearest to ``vector`` (inner product), best first, among those
         ``allowed`` marks True (a boolean mask indexed by id) if given."""
+    def similarities(self, vector: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """The inner product of ``vector`` with each of the vectors of ``ids``, in that order."""
     def catch_up(self, db: sqlite3.Connection, generation: int) -> None:
         """Hold the committed ``generation`` (read inside the caller's read transaction)."""
     def save(self, db: sqlite3.Connection, generation: int) -> None:
@@ -263,11 +265,16 @@ class FaissVectors:
                       ids: np.ndarray) -> list[tuple[int, float]]:
         """Exact search over the few vectors of ``ids``, decoded from their codes (as IVF scores
         them), without scanning the lists that hold them."""
-        with _one_thread():
-            rows = self._index.reconstruct_batch(ids.astype(np.int64))
-        scores = rows @ query
+        scores = self.similarities(query, ids)
         best = np.argsort(-scores, kind="stable")[:k]
         return [(int(ids[i]), float(scores[i])) for i in best]
+
+    def similarities(self, vector: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """The inner product of ``vector`` with each of the vectors of ``ids``, decoded from
+        their codes as IVF scores them."""
+        with _one_thread():
+            rows = self._index.reconstruct_batch(np.asarray(ids, dtype=np.int64))
+        return rows @ np.asarray(vector, dtype=np.float32).reshape(-1)
 
     def catch_up(self, db: sqlite3.Connection, generation: int) -> None:
         """Hold committed ``generation``: apply only the newer segments and removals when the

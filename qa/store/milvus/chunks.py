@@ -75,13 +75,25 @@ class ChunkQueries:
     def search(self, vector: np.ndarray, k: int,
                filter: Filter | None = None) -> list[tuple[int, float]]:
         """The ``k`` chunks nearest to ``vector`` (cosine similarity), best first."""
+        query = self._query(vector)
+        if k <= 0:
+            return []
+        return self._search([query.tolist()], "vector", "IP", k, filter)
+
+    def similarities(self, vector: np.ndarray, ids: Sequence[int]) -> dict[int, float]:
+        """The cosine similarity of ``vector`` to each of the chunks ``ids``: their stored
+        vectors, read by id."""
+        query = self._query(vector)
+        rows = self._chunk_rows(ids, ["vector"])
+        return {i: float(np.dot(np.asarray(rows[i]["vector"], dtype=np.float32), query))
+                for i in ids if i in rows}
+
+    def _query(self, vector: np.ndarray) -> np.ndarray:
         query = np.asarray(vector, dtype=np.float32).reshape(-1)
         if query.shape[0] != self.dimension:
             raise StoreError(f"Query vector has dimension {query.shape[0]}; "
                              f"the index has {self.dimension}.")
-        if k <= 0:
-            return []
-        return self._search([query.tolist()], "vector", "IP", k, filter)
+        return query
 
     def keyword_search(self, query: str, k: int,
                        filter: Filter | None = None) -> list[tuple[int, float]]:

@@ -36,6 +36,10 @@ DOCUMENT_FIELDS = ("key", "doc_id", "gen", "part", "text", "title", "source", "u
 KEY_FIELDS = ("external_id", "identity")
 FEED_FIELDS = ("url", "added", "title", "last_poll", "last_success", "etag", "last_modified",
                "last_error")
+# followed questions (``qa.store.milvus.follows``): the fields of a ``<name>_follows`` row but its
+# place (``added_order``), and the collections an index made before them lacks
+FOLLOW_FIELDS = ("id", "question", "sources", "top_k", "added", "checked", "error")
+FOLLOW_KINDS = ("follows", "follow_entries")
 
 
 def schemas(db: Milvus, dimension: int, bm25: bool) -> dict[str, tuple[Any, Any]]:
@@ -91,6 +95,11 @@ def schemas(db: Milvus, dimension: int, bm25: bool) -> dict[str, tuple[Any, Any]
                          *(text(f) for f in FEED_FIELDS[1:]), placeholder), small),
         "feed_items": (schema(("key", DataType.VARCHAR, MAX_TEXT_BYTES), text("feed_url"),
                               text("item"), placeholder), small),
+        "follows": (schema(("id", DataType.VARCHAR, 64), number("added_order"), text("question"),
+                           text("sources"), number("top_k"), text("added"), text("checked"),
+                           text("error"), placeholder), small),
+        "follow_entries": (schema(("key", DataType.VARCHAR, 128), text("follow_id"),
+                                  number("seq"), text("entry"), placeholder), small),
     }
 
 

@@ -17,6 +17,7 @@ Collections (``<name>`` is ``newsqa`` unless the URI names another):
                        from which Milvus computes the BM25 sparse vector it searches
     <name>_feeds       subscribed feeds and what their polls learnt
     <name>_feed_items  the guids and links of each feed's items already indexed
+    <name>_follows, <name>_follow_entries  followed questions and their answers' history
 
 Milvus has no transactions, so commits are built from generations. Every document and chunk
 row carries the generation that added it; a deletion marks the document's rows with the
@@ -33,8 +34,8 @@ the commit of the generation read, Bounded (about 100 times faster on a server) 
 every row of that generation is older than Bounded's staleness window.
 
 Changes are buffered in memory until ``save()``; ``close()`` without ``save()`` writes nothing.
-Feed subscriptions and poll results are not versioned: ``save()`` writes them after the commit,
-and readers see them from then on.
+Feed subscriptions, poll results and followed questions are not versioned: ``save()`` writes
+them after the commit, and readers see them from then on.
 A writer killed inside ``save()`` leaves rows of an uncommitted generation, invisible to
 readers; the next writer removes them (and lifts the tombstones it had set) before it writes.
 
@@ -74,10 +75,11 @@ from qa.store.milvus.chunks import PAGE_ROWS, ChunkQueries
 from qa.store.milvus.client import Milvus, MilvusLocation, connect, parse_location
 from qa.store.milvus.expressions import both, literal, strings
 from qa.store.milvus.feeds import FeedCollections
+from qa.store.milvus.follows import FollowCollections, add_follow_collections
 from qa.store.milvus.lease import Lease
 from qa.store.milvus.schema import (DOCUMENT_FIELDS, KEY_FIELDS, PLACEHOLDER, Pending,
                                     chunk_rows_of, create_collections, document_rows_of)
-from qa.types import Chunk, Document, IndexConfig
+from qa.types import Chunk, Document, FollowEntry, Followed, IndexConfig
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +90,10 @@ PURGE_AFTER_SECONDS = 60  # tombstoned rows stay this long for queries that bega
 # younger ones read Strong, which waits for the server's next time tick (0.4 s a read on the
 # Milvus 2.3.5 standalone here, 4 ms Bounded).
 SETTLE_SECONDS = 10
+KINDS = ("meta", "documents", "chunks", "feeds", "feed_items", "follows", "follow_entries")
 
 
-class MilvusStore(ChunkQueries, FeedCollections, OneWriter, Described):
+class MilvusStore(ChunkQueries, FeedCollections, FollowCollections, OneWriter, Described):
     """Documents, chunks and vectors of one index in Milvus. Use ``MilvusStore.open``.
 
     The same observable behaviour as ``qa.store.local.store.Store``, over the generations described
@@ -107,9 +110,8 @@ class MilvusStore(ChunkQueries, FeedCollections, OneWriter, Described):
         self._where = where
         self._db = db
         self._manifest = manifest
-        self._meta, self._documents, self._chunks, self._feeds, self._feed_items = (
-            where.collection(kind)
-            for kind in ("meta", "documents", "chunks", "feeds", "feed_items"))
+        (self._meta, self._documents, self._chunks, self._feeds, self._feed_items,
+         self._follows, self._follow_entries) = (where.collection(kind) for kind in KINDS)
         self._guard = Lease(self)
         self._generation = -1  # the committed generation this store reads
         self._committed_at = 0.0  # when it was committed (Unix seconds, the writer's clock)
@@ -129,6 +131,10 @@ class MilvusStore(ChunkQueries, FeedCollections, OneWriter, Described):
         self._feeds_dropped: set[str] = set()  # committed feeds whose rows save() deletes
         self._items_added: dict[str, set[str]] = {}
         self._feed_order: dict[str, int] = {}  # when each feed was subscribed (ns): its place
+        self._follow_changes: dict[str, Followed | None] = {}  # as feeds' (``follows``)
+        self._follows_dropped: set[str] = set()
+        self._entries_added: dict[str, dict[int, FollowEntry]] = {}
+        self._follow_order: dict[str, int] = {}
         self._near_duplicates = NearDuplicates(self._signatures,
                                                lambda doc_id: self.get(doc_id).text)
 
@@ -174,7 +180,8 @@ class MilvusStore(ChunkQueries, FeedCollections, OneWriter, Described):
             raise
         if not manifest["keyword_search"]:
             _warn_no_bm25(location)
-        for kind in ("meta", "documents", "chunks", "feeds", "feed_items"):
+        add_follow_collections(db, where, manifest)
+        for kind in KINDS:
             db.load_collection(where.collection(kind))  # a server queries loaded ones only
         store = cls(location, where, db, manifest, wait_for_writer=wait_for_writer)
         with store.snapshot():
@@ -205,6 +212,7 @@ class MilvusStore(ChunkQueries, FeedCollections, OneWriter, Described):
             self._guard.renew()
             self._commit(self._generation + 1)
         self._write_feeds()
+        self._write_follows()
         self._end_change()
 
     def _disconnect(self) -> None:
@@ -216,6 +224,7 @@ class MilvusStore(ChunkQueries, FeedCollections, OneWriter, Described):
             self._near_duplicates.reset()  # it holds the discarded documents' signatures
         self._adds, self._deletes = {}, set()
         self._feed_changes, self._feeds_dropped, self._items_added = {}, set(), {}
+        self._follow_changes, self._follows_dropped, self._entries_added = {}, set(), {}
 
     def _catch_up(self) -> None:
         """Read the committed generation; as the writer, first remove what a writer killed
