@@ -142,10 +142,6 @@ def compose_timeline(question: str, spans: Sequence[Span], documents: Mapping[st
     candidates = [_candidate(question, group, documents, chunks) for group in _groups(spans)]
     ranked, _ = _ranked(question, candidates, hits, documents, decision, None, [])
     on_topic = _on_topic(hits)
-
-    def oldest_first(citation: Citation) -> tuple[bool, int]:
-        day = parse_day(citation.published)
-        return day is None, (day or date.min).toordinal()
     return sorted(filter(on_topic, _best_of_each_article(ranked).values()), key=oldest_first)
 
 
@@ -171,8 +167,14 @@ def _recency_weight(hits: Sequence[Hit], as_of: date) -> Callable[[Citation], fl
 
 def newest_first(citation: Citation) -> tuple[bool, int]:
     """Sort key: the newest article first, undated ones last."""
+    undated, day = oldest_first(citation)
+    return undated, -day
+
+
+def oldest_first(citation: Citation) -> tuple[bool, int]:
+    """Sort key: the oldest article first, undated ones last."""
     day = parse_day(citation.published)
-    return day is None, -(day or date.min).toordinal()
+    return day is None, (day or date.min).toordinal()
 
 
 def _groups(spans: Sequence[Span]) -> list[list[Span]]:

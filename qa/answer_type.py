@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 
+from qa.recency import MONTHS, WEEKDAYS
 from qa.text import STOPWORDS
 
 QUESTION_TYPES = ("who", "what", "when", "where", "how many", "other")
@@ -32,17 +33,25 @@ _TYPE_PHRASES: dict[str, str] = {
 }
 _WORD = re.compile(r"[a-z]+")
 
-_NUMBER_WORDS = frozenset(
-    """zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen
-    fifteen sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty
-    ninety hundred hundreds thousand thousands million millions billion billions trillion dozen
+# The words a number is written with and their values ("twenty" is 20), and the scales that
+# multiply them ("3.5 billion"): ``fits`` looks for them, the app's charts read the value.
+NUMBER_VALUES = {word: value for value, word in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+    "fifteen sixteen seventeen eighteen nineteen".split())}
+NUMBER_VALUES |= {word: 10 * value for value, word in enumerate(
+    "twenty thirty forty fifty sixty seventy eighty ninety".split(), start=2)}
+SCALES = {"thousand": 1e3, "million": 1e6, "mn": 1e6, "billion": 1e9, "bn": 1e9,
+          "trillion": 1e12}
+# The calendar's names, whole and abbreviated (``qa.recency`` has the whole ones): a span that
+# holds one names a day or a month, not an amount.
+CALENDAR = frozenset([*(month.lower() for month in MONTHS), *WEEKDAYS,
+                      *"jan feb mar apr jun jul aug sep sept oct nov dec".split()])
+_NUMBER_WORDS = frozenset(NUMBER_VALUES) | frozenset(
+    """hundred hundreds thousand thousands million millions billion billions trillion dozen
     dozens half quarter third""".split())
-_MONTHS = ("january february march april may june july august september october november "
-           "december jan feb mar apr jun jul aug sep sept oct nov dec").split()
-_DATE_WORDS = frozenset(
-    [*_MONTHS, *"""monday tuesday wednesday thursday friday saturday sunday today yesterday
-    tomorrow tonight morning afternoon evening night week weekend month year years decade
-    century ago spring summer autumn fall winter christmas easter""".split()])
+_DATE_WORDS = CALENDAR | frozenset(
+    """today yesterday tomorrow tonight morning afternoon evening night week weekend month year
+    years decade century ago spring summer autumn fall winter christmas easter""".split())
 _CAPITALISED = re.compile(r"\b[A-Z][\w'&.-]*")
 _DIGIT = re.compile(r"\d")
 

@@ -18,7 +18,7 @@ from qa.cli_follow import (FOLLOW_ACTIONS, ChangeTeller, print_changes, run_foll
 from qa.errors import NewsQAError, QuestionError, clip
 from qa.recency import with_resolved
 from qa.runtime import BACKENDS
-from qa.terminal import AS_SPACES, as_json, say, table
+from qa.terminal import AS_SPACES, as_json, cited, say, table
 from qa.types import IndexConfig, IndexingStopped
 
 if TYPE_CHECKING:
@@ -145,16 +145,11 @@ def cmd_ask(args: argparse.Namespace) -> int:
         say(f"{with_resolved(answer.text, answer.resolved_date)}  "
             f"(confidence {answer.score:.0%})")
         for c in answer.citations:
-            meta = ", ".join(x for x in (c.source, c.date_label) if x)
-            ids = f"{c.doc_id} · {c.external_id}" if c.external_id else c.doc_id
-            say(f"  [{ids}] {c.title}" + (f" ({meta})" if meta else "")
-                + f" chars {c.start}-{c.end}")
+            say(f"  {cited(c, ids=f'{c.doc_id} · {c.external_id}' if c.external_id else None)}")
         if answer.disagreement:
             say("Sources differ (newest first):")
             for c in answer.disagreement:
-                meta = ", ".join(x for x in (c.source, c.date_label) if x)
-                say(f"  {with_resolved(c.quote, c.resolved_date)}  [{c.doc_id}] {c.title}"
-                    + (f" ({meta})" if meta else ""))
+                say(f"  {with_resolved(c.quote, c.resolved_date)}  {cited(c, offsets=False)}")
     for line in timeline_lines(answer) if args.timeline and not args.json else []:
         say(line)
     return 0

@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Sequence
 
 from qa.errors import NewsQAError, clip
 from qa.recency import with_resolved
-from qa.terminal import as_json, say, table
+from qa.terminal import as_json, cited, say, table
 
 if TYPE_CHECKING:
     from qa.pipeline import NewsQA
-    from qa.types import Answer, Citation, FollowChange, FollowEntry
+    from qa.types import Answer, FollowChange, FollowEntry
 
 # An --on-change command that runs longer is stopped (one line says so): a hung notifier must not
 # hold up the next poll.
@@ -62,12 +62,6 @@ def _answer_of(entry: FollowEntry | None) -> str:
     return entry.text if entry.found else "not found"
 
 
-def _cited(citation: Citation) -> str:
-    meta = ", ".join(x for x in (citation.source, citation.date_label) if x)
-    return (f"[{citation.doc_id}] {citation.title}" + (f" ({meta})" if meta else "")
-            + f" chars {citation.start}-{citation.end}")
-
-
 def entry_line(entry: FollowEntry) -> str:
     """A history entry as one line: the answer, its confidence, where it is cited from, and
     when it was recorded."""
@@ -75,14 +69,14 @@ def entry_line(entry: FollowEntry) -> str:
         return f"{entry.recorded}  not found in the indexed articles"
     c = entry.citation
     return (f"{entry.recorded}  {with_resolved(entry.text, c.resolved_date)}  "
-            f"(confidence {entry.confidence:.0%})  {_cited(c)}")
+            f"(confidence {entry.confidence:.0%})  {cited(c)}")
 
 
 def change_line(change: FollowChange) -> str:
     """A changed answer as the one line ``watch`` and ``index`` print."""
     before = _answer_of(change.before)
     after = change.after
-    where = f"  {_cited(after.citation)}" if after.citation is not None else ""
+    where = f"  {cited(after.citation)}" if after.citation is not None else ""
     return (f"changed {change.follow.id} {clip(change.follow.question, 80)!r}: {before} -> "
             f"{_answer_of(after)}{where}")
 
@@ -135,4 +129,4 @@ def timeline_lines(answer: Answer) -> list[str]:
         return ["Timeline: no article read answers it."]
     return ["Timeline (oldest first):"] + [
         f"  {c.published[:10] or 'undated':<10}  {with_resolved(c.quote, c.resolved_date)}  "
-        f"(confidence {c.confidence:.0%})  {_cited(c)}" for c in answer.timeline]
+        f"(confidence {c.confidence:.0%})  {cited(c)}" for c in answer.timeline]

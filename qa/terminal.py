@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Collection, Sequence
+from typing import TYPE_CHECKING, Collection, Sequence
+
+if TYPE_CHECKING:
+    from qa.types import Citation
 
 AS_SPACES = dict.fromkeys([*range(0x20), *range(0x7F, 0xA0)], " ")
 _JSON_ESCAPES = {code: f"\\u{code:04x}" for code in range(0x7F, 0xA0)}
@@ -37,3 +40,11 @@ def table(rows: Sequence[Sequence[str]], right: Collection[int] = ()) -> list[st
     return ["  ".join([*(cell.rjust(width) if column in right else cell.ljust(width)
                          for column, (cell, width) in enumerate(zip(row, widths))),
                        row[-1]]).rstrip() for row in rows]
+
+
+def cited(citation: Citation, *, ids: str | None = None, offsets: bool = True) -> str:
+    """Where a quote comes from, as every CLI line gives it: "[id] title (outlet, date)" and
+    its offsets; ``ids`` in place of the document id (with the user's id beside it)."""
+    meta = ", ".join(x for x in (citation.source, citation.date_label) if x)
+    return (f"[{ids or citation.doc_id}] {citation.title}" + (f" ({meta})" if meta else "")
+            + (f" chars {citation.start}-{citation.end}" if offsets else ""))

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import gradio as gr  # at the top: gradio reads the handlers' annotations (gr.SelectData) here
 
+from qa.answer_type import CALENDAR, NUMBER_VALUES, SCALES
 from qa.errors import NewsQAError
 from qa.text import STOPWORDS
 from qa.types import Citation, Followed, FollowEntry
@@ -28,20 +29,10 @@ _QUALIFIER = (r"(?:about|around|approximately|roughly|nearly|almost|some|over|un
               r"just under|more than|less than|fewer than|at least|at most|up to)\s+")
 _CURRENCY = "$€£¥"
 _DIGITS = re.compile(r"[-−]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?")
-_SMALL = {word: value for value, word in enumerate(
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
-    "fifteen sixteen seventeen eighteen nineteen".split())}
-_SMALL |= {word: 10 * value for value, word in enumerate(
-    "twenty thirty forty fifty sixty seventy eighty ninety".split(), start=2)}
-SCALES = {"thousand": 1e3, "million": 1e6, "mn": 1e6, "billion": 1e9, "bn": 1e9,
-          "trillion": 1e12}
 _SCALE = re.compile(rf"({'|'.join(SCALES)})s?(?![a-z])")
 _PERCENT = {"%", "percent", "per cent"}
 # A unit is a few words of letters ("euros", "people", "km"); a month or weekday means a date.
 _UNIT = re.compile(r"[a-z][a-z'-]*(?: [a-z][a-z'-]*){0,2}")
-_CALENDAR = frozenset("""january february march april may june july august september october
-    november december jan feb mar apr jun jul aug sep sept oct nov dec monday tuesday wednesday
-    thursday friday saturday sunday""".split())
 
 
 @dataclass(frozen=True)
@@ -58,8 +49,8 @@ def _words_value(words: list[str]) -> float | None:
     total = current = 0.0
     counted = False
     for word in words:
-        if word in _SMALL:
-            current += _SMALL[word]
+        if word in NUMBER_VALUES:
+            current += NUMBER_VALUES[word]
         elif word in ("hundred", "dozen"):
             current = (current or 1) * (100 if word == "hundred" else 12)
         elif word in ("thousand", "million", "billion", "trillion"):
@@ -97,7 +88,7 @@ def amount(span: str) -> Amount | None:
         value, rest = _words_value(words[:cut]), " ".join(words[cut:])
     if rest in _PERCENT:
         return Amount(value, "%")
-    if rest and (not _UNIT.fullmatch(rest) or (_CALENDAR | STOPWORDS) & set(rest.split())):
+    if rest and (not _UNIT.fullmatch(rest) or (CALENDAR | STOPWORDS) & set(rest.split())):
         return None
     return Amount(value, currency or rest)
 
