@@ -273,8 +273,12 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from qa.ui.app import serve
+    if args.on_change is not None and args.watch is None:
+        raise NewsQAError("--on-change runs for the changes that --watch finds: give --watch "
+                          "too.")
+    tell = ChangeTeller(args.on_change)  # a bad command line is refused before the app loads
     serve(args.index, host=args.host, port=args.port, allow_private_urls=args.allow_private,
-          watch=args.watch, on_refresh=print_feed_reports)
+          watch=args.watch, on_refresh=print_feed_reports, on_change=tell)
     return 0
 
 
@@ -419,7 +423,11 @@ def build_parser(command: str = "") -> argparse.ArgumentParser:
     p.add_argument("--allow-private", action="store_true",
                    help="allow fetching URLs on loopback/private networks")
     p.add_argument("--watch", nargs="?", const="15m", metavar="INTERVAL",
-                   help="refresh the subscribed feeds in the background (default: every 15m)")
+                   help="refresh the subscribed feeds in the background (default: every 15m), "
+                        "printing each change of a followed answer")
+    p.add_argument("--on-change", metavar="CMD",
+                   help="with --watch: run CMD (no shell) with each change of a followed "
+                        "answer as JSON on its stdin, as `watch --on-change` does")
     p.set_defaults(func=cmd_serve)
 
     for name, (module_name, summary) in HEAVY_COMMANDS.items():

@@ -1,6 +1,7 @@
 """The CLI's side of following a story (``qa.follow``): ``newsqa follow add|list|remove|history``,
-the line that ``index`` and ``watch`` print for each changed answer, ``watch --on-change CMD``,
-which runs CMD with the change as JSON on its stdin, and ``ask --timeline``'s lines."""
+the line that ``index``, ``watch`` and ``serve --watch`` print for each changed answer,
+``--on-change CMD``, which runs CMD with the change as JSON on its stdin, and ``ask
+--timeline``'s lines."""
 from __future__ import annotations
 
 import argparse

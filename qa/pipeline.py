@@ -151,9 +151,14 @@ class NewsQA(Following):
         committed: chunking and embedding, the slow part, run outside the facade's lock.
         ``progress``: a tqdm bar on stderr, which the app's page follows (True), or a function
         told (documents through, documents given) as they are embedded, e.g. the CLI's log lines.
-        Then the followed questions are asked again (``qa.follow``): ``changes``.
+        Then the followed questions are asked again (``qa.follow``): ``changes``, also when a
+        later batch stopped the call (``IndexingStopped``) after earlier ones committed.
         """
-        report = self._add(documents, progress)
+        try:
+            report = self._add(documents, progress)
+        except IndexingStopped as stopped:  # the batches before it changed the articles
+            stopped.report.changes = self._reask()
+            raise
         report.changes = self._reask() if report.added else []
         return report
 

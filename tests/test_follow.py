@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import importlib.util
 import json
+import os
 import shlex
 import sys
 from datetime import date, datetime, time, timedelta, timezone
@@ -180,6 +181,55 @@ def test_watch_prints_each_change_and_runs_the_on_change_command(
     assert [e["text"] for e in json.loads(capsys.readouterr().out)] == ["", "12", "19"]
 
 
+def test_serve_watch_prints_each_change_and_runs_the_on_change_command(
+        tmp_path: Path, site: NewsSite) -> None:
+    """``newsqa serve --watch``, a real server process: its background poll finds the first
+    toll, prints the change on the console and tells the ``--on-change`` command."""
+    import socket
+    import subprocess
+    import time as clock
+
+    index = str(tmp_path / "index")
+    told = tmp_path / "told.jsonl"
+    notify = tmp_path / "notify.py"
+    notify.write_text("import sys\nwith open(sys.argv[1], 'a') as out:\n"
+                      "    out.write(sys.stdin.read())\n")
+    site.published["/post.xml"].append(POST[0])
+    assert cli("feeds", "add", f"{site.url}/post.xml", "--index", index,
+               "--allow-private") == 0
+    assert cli("follow", "add", QUESTION, "--index", index) == 0
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    log = tmp_path / "serve.log"
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "qa.cli", "serve", "--index", index, "--port", str(port),
+             "--allow-private", "--watch", "1h", "--on-change",
+             shlex.join([sys.executable, str(notify), str(told)])],
+            stdout=out, stderr=subprocess.STDOUT, env={**os.environ,
+                                                       "GRADIO_ANALYTICS_ENABLED": "False"})
+        try:
+            deadline = clock.monotonic() + 300  # a hang guard for loading the models, no timing
+            while not told.exists() and server.poll() is None and clock.monotonic() < deadline:
+                clock.sleep(1)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    printed = log.read_text()
+    assert f"changed f1 {QUESTION!r}: not found -> 12" in printed, printed
+    assert f"{site.url}/post.xml: 1 new article(s)" in printed
+    [change] = [json.loads(line) for line in told.read_text().splitlines()]
+    assert (change["before"]["text"], change["after"]["text"]) == ("", "12")
+
+
+def test_serve_on_change_without_watch_is_one_line(tmp_path: Path, capsys) -> None:
+    assert cli("serve", "--index", str(tmp_path / "index"), "--on-change", "true") == 1
+    err = capsys.readouterr().err
+    assert err.startswith("newsqa: error: --on-change runs for the changes that --watch finds")
+    assert err.count("\n") == 1 and not (tmp_path / "index").exists()
+
+
 def test_a_question_followed_by_one_instance_is_asked_again_after_another_commits(
         tmp_path: Path, embedder, shipped_reader, capsys) -> None:
     index = str(tmp_path / "index")
@@ -214,6 +264,42 @@ def test_an_error_in_asking_again_is_recorded_on_the_question_and_the_commit_sta
         assert [d.id for d in qa.documents()] == ["d1"]
         [after] = qa.followed()
         assert "no-reader" in after.error and after.checked >= follow.checked
+
+
+def test_a_commit_before_a_full_disk_stopped_indexing_is_asked_about_too(
+        tmp_path: Path, embedder, shipped_reader) -> None:
+    """On a real 4 MiB file system (a tmpfs; skipped where it cannot be mounted): the first
+    batch, with the new toll, commits; the next (one long article) does not fit. The commit
+    that stood changed the answer, so the question is asked again."""
+    import random
+    import string
+
+    from conftest import mounted
+    from qa.chunk import Chunker
+    from qa.pipeline import ADD_BATCH_DOCS
+    from qa.types import IndexingStopped
+
+    rng = random.Random(5)
+    words = ["".join(rng.choices(string.ascii_lowercase, k=rng.randint(3, 9)))
+             for _ in range(5_000)]  # filler articles: none a near-duplicate of another
+    filler = [Document(f"filler-{n}", " ".join(rng.choices(words, k=40)) + ".", f"Report {n}",
+                       "Wire") for n in range(ADD_BATCH_DOCS - 1)]
+    almanac = Document("almanac", " ".join(rng.choices(words, k=250_000)) + ".", "Almanac",
+                       "Wire")
+    with mounted(tmp_path / "disk", ("-t", "tmpfs", "-o", "size=4m", "tmpfs")) as disk, \
+            NewsQA(disk / "index", embedder=embedder, reader=shipped_reader,
+                   chunker=Chunker(100_000)) as qa:  # the almanac: a few chunks, not thousands
+        qa.add([Document("post-1", POST[0][3], "Toll", "Valdoria Post",
+                         published=str(DAYS[0]))])
+        follow = qa.follow(QUESTION)
+        assert follow.latest.text == "12"
+        later = Document("post-2", POST[1][3], "Toll", "Valdoria Post", published=str(DAYS[1]))
+        with pytest.raises(IndexingStopped, match="the disk is full") as stopped:
+            qa.add([*filler, later, almanac])
+        assert "post-2" in stopped.value.report.added
+        assert [(c.before.text, c.after.text) for c in stopped.value.report.changes] == [
+            ("12", "19")]
+        assert [e.text for e in qa.history(follow.id)] == ["12", "19"]
 
 
 def test_index_prints_each_change_and_an_unknown_id_is_one_line(tmp_path: Path,

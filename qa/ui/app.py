@@ -19,7 +19,7 @@ from starlette.middleware import Middleware
 
 from qa.errors import NewsQAError
 from qa.ingest.fetch import Fetcher
-from qa.pipeline import NewsQA
+from qa.pipeline import NewsQA, OnChange
 from qa.resources import SEEDS
 from qa.store.base import DocumentInfo
 from qa.types import AddReport, Answer, Document, FeedReport
@@ -449,14 +449,16 @@ def seed(qa: NewsQA, seeds: Path | None) -> None:
 def serve(index_dir: str | Path = "index", host: str = "127.0.0.1", port: int | None = None, *,
           allow_private_urls: bool = False, seeds: Path | None = SEEDS,
           watch: str | None = None,
-          on_refresh: Callable[[list[FeedReport]], object] | None = None) -> None:
+          on_refresh: Callable[[list[FeedReport]], object] | None = None,
+          on_change: OnChange | None = None) -> None:
     """Open (or create) the index, seed it if empty, load the models and serve the app; with
     ``watch`` (an interval such as "15m"), refresh the subscribed feeds in the background,
-    giving each round's reports to ``on_refresh`` (the CLI prints them on the server's
-    console; each feed's last error also shows in the Feeds tab)."""
+    giving each round's reports to ``on_refresh`` and each changed answer of a followed
+    question to ``on_change`` (the CLI prints both on the server's console; each feed's last
+    error also shows in the Feeds tab, each change in the Following tab)."""
     qa = NewsQA(index_dir, fetcher=Fetcher(allow_private=allow_private_urls))
     seed(qa, seeds)
     qa.warm_up()
     if watch:
-        qa.watch_in_background(watch, on_refresh=on_refresh)
+        qa.watch_in_background(watch, on_refresh=on_refresh, on_change=on_change)
     launch(build_app(qa), host, port)

@@ -481,15 +481,26 @@ def test_an_index_made_before_follows_gets_them_from_its_next_writer(scratch, ba
         for collection in (old._follows, old._follow_entries):
             old._db.drop_collection(collection)
     later = reopen(where, embedder, create=False)
+    reader = reopen(where, embedder, create=False)  # opened before the follows were written
     try:
         with later.snapshot():
             assert later.follows() == [] and later.follow_history("f1") == []
+        if backend == "faiss":  # reading wrote nothing: the tables come with the first save
+            with sqlite3.connect(Path(where) / "store.sqlite") as db:
+                assert not db.execute("SELECT name FROM sqlite_master WHERE name = 'follows'"
+                                      ).fetchall()
+        else:
+            assert not any(later._db.has_collection(c)
+                           for c in (later._follows, later._follow_entries))
         assert later.add_follow(Followed("f1", "What is the toll?", added="2025-06-01"))
         later.save()
         with later.snapshot():
             assert [f.id for f in later.follows()] == ["f1"]
+        with reader.snapshot():
+            assert [f.id for f in reader.follows()] == ["f1"]
     finally:
         later.close()
+        reader.close()
 
 
 # ------------------------------------------------------------------------- end to end

@@ -1,6 +1,8 @@
 """Followed questions of a Milvus index (``qa.follow``): ``<name>_follows``, a row a standing
 question, and ``<name>_follow_entries``, a row an entry of its history as JSON. Like feeds they
-are not versioned: ``MilvusStore.save()`` writes them after its commit."""
+are not versioned: ``MilvusStore.save()`` writes them after its commit. An index made before
+follows existed gets the collections from the first save that writes a followed question, under
+the writer lease; until then every reader finds none, and opening it to read writes nothing."""
 from __future__ import annotations
 
 import json
@@ -15,8 +17,8 @@ from qa.types import FollowEntry, Followed
 
 
 def add_follow_collections(db: Milvus, where: MilvusLocation, manifest: dict) -> None:
-    """Create the follow collections where they are missing: an index made before follows
-    existed gets them when it is next opened (Milvus can add a collection, not a field)."""
+    """Create and load the follow collections where they are missing (Milvus can add a
+    collection to an index, not a field to a collection)."""
     every = schemas(db, int(manifest["dimension"]), bool(manifest["keyword_search"]))
     for kind in FOLLOW_KINDS:
         schema, indexes = every[kind]
@@ -24,6 +26,18 @@ def add_follow_collections(db: Milvus, where: MilvusLocation, manifest: dict) ->
         if not db.has_collection(name):
             db.create_collection(name, schema=schema, consistency_level="Strong")
             db.create_index(name, indexes, sync=False)  # as ``schema.create_collections``
+        db.load_collection(name)
+
+
+def has_follow_collections(db: Milvus, where: MilvusLocation) -> bool:
+    """Whether the index has both follow collections, loading them when it has (a server
+    queries loaded collections only)."""
+    names = [where.collection(kind) for kind in FOLLOW_KINDS]
+    if not all(db.has_collection(name) for name in names):
+        return False
+    for name in names:
+        db.load_collection(name)
+    return True
 
 
 class FollowCollections:
@@ -31,6 +45,9 @@ class FollowCollections:
     buffered like the store's other changes until ``save()``, which calls ``_write_follows``."""
 
     _db: Milvus
+    _where: MilvusLocation
+    _manifest: dict
+    _follows_exist: bool  # whether the index has the collections yet (an older one may not)
     _follows: str  # the collections' names
     _follow_entries: str
     _follow_changes: dict[str, Followed | None]  # None: unfollowed
@@ -44,8 +61,8 @@ class FollowCollections:
     def follows(self) -> list[Followed]:
         """The followed questions in the order they were added, each with its latest entry."""
         rows = sorted(self._rows(self._follows, "added_order >= 0",
-                                 ["added_order", *FOLLOW_FIELDS], "id", "Strong"),
-                      key=lambda row: row["added_order"])
+                                 ["added_order", *FOLLOW_FIELDS], "id", "Strong")
+                      if self._saved_follows() else [], key=lambda row: row["added_order"])
         committed = {row["id"]: self._remember_follow(row) for row in rows}
         entries = self._committed_entries()
         found = []
@@ -70,6 +87,8 @@ class FollowCollections:
                            ) -> dict[str, dict[int, FollowEntry]]:
         """The saved entries (of one question, or of all), by id and place."""
         found: dict[str, dict[int, FollowEntry]] = {}
+        if not self._saved_follows():
+            return found
         for row in self._rows(self._follow_entries, "seq >= 0" if follow_id is None else
                               f"follow_id == {literal(follow_id)}",
                               ["key", "follow_id", "seq", "entry"], "key", "Strong"):
@@ -80,6 +99,8 @@ class FollowCollections:
     def _follow(self, follow_id: str) -> Followed | None:
         if follow_id in self._follow_changes:
             return self._follow_changes[follow_id]
+        if not self._saved_follows():
+            return None
         rows = self._db.query(self._follows, filter=f"id == {literal(follow_id)}",
                               output_fields=["added_order", *FOLLOW_FIELDS])
         return self._remember_follow(rows[0]) if rows else None
@@ -128,7 +149,19 @@ class FollowCollections:
             self._entries_added.setdefault(follow.id, {})[seq] = entry
         return True
 
+    def _saved_follows(self) -> bool:
+        """Whether the index has follow collections to read: checked again until it has, as
+        another process's save may have added them since this one opened it."""
+        if not self._follows_exist:
+            self._follows_exist = has_follow_collections(self._db, self._where)
+        return self._follows_exist
+
     def _write_follows(self) -> None:
+        if not (self._follow_changes or self._follows_dropped or self._entries_added):
+            return
+        if not self._saved_follows():  # under the writer lease that the change took
+            add_follow_collections(self._db, self._where, self._manifest)
+            self._follows_exist = True
         for follow_id in self._follows_dropped:
             self._db.delete(self._follows, filter=f"id == {literal(follow_id)}")
             self._db.delete(self._follow_entries, filter=f"follow_id == {literal(follow_id)}")

@@ -75,10 +75,11 @@ from qa.store.milvus.chunks import PAGE_ROWS, ChunkQueries
 from qa.store.milvus.client import Milvus, MilvusLocation, connect, parse_location
 from qa.store.milvus.expressions import both, literal, strings
 from qa.store.milvus.feeds import FeedCollections
-from qa.store.milvus.follows import FollowCollections, add_follow_collections
+from qa.store.milvus.follows import FollowCollections, has_follow_collections
 from qa.store.milvus.lease import Lease
-from qa.store.milvus.schema import (DOCUMENT_FIELDS, KEY_FIELDS, PLACEHOLDER, Pending,
-                                    chunk_rows_of, create_collections, document_rows_of)
+from qa.store.milvus.schema import (DOCUMENT_FIELDS, FOLLOW_KINDS, KEY_FIELDS, PLACEHOLDER,
+                                    Pending, chunk_rows_of, create_collections,
+                                    document_rows_of)
 from qa.types import Chunk, Document, FollowEntry, Followed, IndexConfig
 
 log = logging.getLogger(__name__)
@@ -135,6 +136,7 @@ class MilvusStore(ChunkQueries, FeedCollections, FollowCollections, OneWriter, D
         self._follows_dropped: set[str] = set()
         self._entries_added: dict[str, dict[int, FollowEntry]] = {}
         self._follow_order: dict[str, int] = {}
+        self._follows_exist = has_follow_collections(db, where)
         self._near_duplicates = NearDuplicates(self._signatures,
                                                lambda doc_id: self.get(doc_id).text)
 
@@ -180,9 +182,9 @@ class MilvusStore(ChunkQueries, FeedCollections, FollowCollections, OneWriter, D
             raise
         if not manifest["keyword_search"]:
             _warn_no_bm25(location)
-        add_follow_collections(db, where, manifest)
         for kind in KINDS:
-            db.load_collection(where.collection(kind))  # a server queries loaded ones only
+            if kind not in FOLLOW_KINDS:  # those are loaded when found (``follows``)
+                db.load_collection(where.collection(kind))  # a server queries loaded ones only
         store = cls(location, where, db, manifest, wait_for_writer=wait_for_writer)
         with store.snapshot():
             pass  # reads the committed generation
