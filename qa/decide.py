@@ -6,8 +6,9 @@ much of the question the answer's article covers, and whether other chunks agree
 logistic model over these features (``LogisticDecision``) is fitted on public dev questions asked
 end to end, each once with its article indexed and once with it removed (``newsqa eval
 --removed``; fitted with ``newsqa calibrate``). Its output is the probability that the answer
-is exactly right, and that probability is the confidence shown, for the answer and for every
-other candidate alike (``qa.answer.compose_answer``).
+is right (token F1 >= 0.5 against the gold answer, ``qa.evaluation.metrics.right``: most of the
+gold's words and little else), and that probability is the confidence shown, for the answer and
+for every other candidate alike (``qa.answer.compose_answer``).
 
 Fitted weights belong to one set of reader weights run by one backend at one precision, so
 ``newsqa_reader.json`` keys them by all three (``Reader.calibration_key``). A reader without
@@ -108,7 +109,7 @@ class ReaderScore:
 
 @dataclass(frozen=True)
 class LogisticDecision:
-    """P(answer exactly right) = sigmoid(bias + sum of weight * feature), fitted on dev data."""
+    """P(answer right) = sigmoid(bias + sum of weight * feature), fitted on dev data."""
 
     weights: Mapping[str, float]
     bias: float

@@ -2,8 +2,8 @@
 
 Each result of such a run is a question asked end to end, either of the full index (answerable)
 or with its own article removed (gold: "not found"), with the evidence the decision weighs
-(``qa.decide.evidence``). A logistic regression of "the best candidate is exactly right" on that
-evidence gives the confidence. The threshold on it is the one that maximises F1 on the fitted mix,
+(``qa.decide.evidence``). A logistic regression of "the best candidate is right" (F1 >= 0.5,
+``qa.evaluation.metrics.right``) on that evidence gives the confidence. The threshold on it is the one that maximises F1 on the fitted mix,
 or, with ``--min-abstention``, the lowest one that still says "not found" for that share of the
 article-removed questions: it answers as many answerable questions as that allows.
 
@@ -29,7 +29,7 @@ import numpy as np
 
 from qa.decide import LogisticDecision
 from qa.errors import NewsQAError
-from qa.evaluation.metrics import best_threshold, exact_match, f1
+from qa.evaluation.metrics import best_threshold, f1, right
 from qa.evaluation.report import QuestionResult, build_report, plot_calibration, read_results
 from qa.reader.model import CALIBRATION_FILE, Reader
 from qa.resources import DEFAULT_READER
@@ -81,7 +81,7 @@ def fit_decision(results: Sequence[QuestionResult], features: Sequence[str], key
     if not rows:
         raise NewsQAError("No result has a candidate answer to fit on.")
     x = np.array([[r.evidence[f] for f in features] for r in rows])
-    y = np.array([exact_match(r.best_span, r.golds) for r in rows])
+    y = np.array([right(r.best_span, r.golds) for r in rows])
     weights, bias = fit_logistic(x, y, l2)
     decision = LogisticDecision(dict(zip(features, map(float, weights))), bias, 0.0, key)
     confidences = [decision.confidence(r.evidence) for r in results]
@@ -124,17 +124,17 @@ def in_fit_half(doc_id: str | None) -> bool:
 
 def summary(results: Sequence[QuestionResult]) -> dict:
     """The numbers the decision is judged by, from decided results: on the answerable questions
-    asked of the full index, F1 and the share of the answers given that are right (F1 >= 0.5);
+    asked of the full index, F1 and the share of the answers given that are right;
     on the unanswerable ones (article removed, or no answer in the data), the share "not found".
     """
     report = build_report(results, {}, e2e=False)
     answers, removed = report["answers"], report.get("removed")
     answerable = answers.get("has_answer", answers)
-    given = [f1(r.prediction, r.golds) for r in results if r.golds and r.prediction]
+    given = [right(r.prediction, r.golds) for r in results if r.golds and r.prediction]
     unanswerable = [r for r in results if not r.golds]
     return {"questions": answers["questions"], "answer_rate": answers["answer_rate"],
             "f1": answerable["f1"], "exact_match": answerable["exact_match"],
-            "right_of_answered": sum(s >= 0.5 for s in given) / len(given) if given else None,
+            "right_of_answered": sum(given) / len(given) if given else None,
             "not_found_unanswerable": (sum(not r.prediction for r in unanswerable)
                                        / len(unanswerable) if unanswerable else None),
             "removed_abstention": removed and removed["abstention"],

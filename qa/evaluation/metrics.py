@@ -45,6 +45,18 @@ def f1(prediction: str, golds: Sequence[str]) -> float:
     return max(_token_f1(prediction, g) for g in _gold_texts(golds))
 
 
+# An answer is "right" when its F1 against the gold is at least this: it holds most of the gold's
+# words and little else. Crowd-written gold spans of news differ in where they start and end
+# ("Kennedy" against "John F. Kennedy and Lyndon Johnson" is not), so exact match undercounts
+# the answers a reader would accept; the decision's confidence is P(right) (``qa.decide``).
+RIGHT_F1 = 0.5
+
+
+def right(prediction: str, golds: Sequence[str]) -> float:
+    """1.0 if the prediction is right (F1 >= ``RIGHT_F1``; "not found" only without a gold)."""
+    return float(f1(prediction, golds) >= RIGHT_F1)
+
+
 def recall_at_k(retrieved: Sequence[str], gold: str, k: int) -> float:
     """1.0 if ``gold`` is among the first ``k`` retrieved ids, else 0.0."""
     if k < 1:

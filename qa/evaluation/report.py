@@ -18,7 +18,7 @@ import numpy as np  # noqa: E402
 
 from qa.answer_type import QUESTION_TYPES, question_type  # noqa: E402
 from qa.evaluation.metrics import (best_threshold, exact_match, f1, recall_at_k,  # noqa: E402
-                                   reciprocal_rank)
+                                   reciprocal_rank, right)
 from qa.text import normalize_answer  # noqa: E402
 
 RECALL_DEPTHS = (1, 5, 10)
@@ -180,14 +180,15 @@ def _work_metrics(results: Sequence[QuestionResult]) -> dict:
 
 
 def _calibration_bins(results: Sequence[QuestionResult]) -> list[dict]:
-    """EM of the best candidate per confidence bin: is a 0.8 right 80% of the time?
+    """How often the best candidate is right (``metrics.right``) per confidence bin: is a 0.8
+    right 80% of the time?
 
     The best candidate is judged whether or not it cleared the threshold, so the curve describes
     the confidence, not the threshold (no candidate at all counts as the empty answer; with its
     article removed, any answer is wrong). Empty bins are left out.
     """
     scores = np.array([r.score for r in results])
-    correct = np.array([exact_match(r.best_span, r.golds) for r in results])
+    correct = np.array([right(r.best_span, r.golds) for r in results])
     # bin b holds [b, b + 1) / BINS; floor of the product avoids float-rounded bin edges
     index = np.clip(np.floor(scores * CALIBRATION_BINS), 0, CALIBRATION_BINS - 1).astype(int)
     bins = []
@@ -196,7 +197,7 @@ def _calibration_bins(results: Sequence[QuestionResult]) -> list[dict]:
         if mask.any():
             bins.append({"low": b / CALIBRATION_BINS, "high": (b + 1) / CALIBRATION_BINS,
                          "questions": int(mask.sum()), "mean_score": float(scores[mask].mean()),
-                         "exact_match": float(correct[mask].mean())})
+                         "right": float(correct[mask].mean())})
     return bins
 
 
@@ -204,7 +205,7 @@ def calibration_error(bins: Sequence[dict]) -> dict:
     """How far confidence is from accuracy: ``ece``, the gap averaged over all questions, and
     ``max_gap``, the largest gap of a bin with at least ``CALIBRATION_MIN_QUESTIONS``."""
     total = sum(b["questions"] for b in bins)
-    gaps = [(b["questions"], abs(b["exact_match"] - b["mean_score"])) for b in bins]
+    gaps = [(b["questions"], abs(b["right"] - b["mean_score"])) for b in bins]
     return {"ece": sum(n * gap for n, gap in gaps) / total,
             "max_gap": max((gap for n, gap in gaps if n >= CALIBRATION_MIN_QUESTIONS),
                            default=None),
@@ -292,10 +293,10 @@ def render_markdown(report: dict) -> str:
     lines += [f"| {stat} | {w['windows'][stat]:.1f} | {w['tokens'][stat]:.0f} | "
               f"{w['padded_tokens'][stat]:.0f} |" for stat in ("mean", "p95")]
     lines += [""]
-    lines += ["## Calibration (confidence vs exact match of the best candidate)", "",
-              "| confidence | questions | mean confidence | EM |", "|---|---|---|---|"]
+    lines += ["## Calibration (confidence vs how often the best candidate is right, F1 >= 0.5)",
+              "", "| confidence | questions | mean confidence | right |", "|---|---|---|---|"]
     lines += [f"| {b['low']:.1f}–{b['high']:.1f} | {b['questions']} | {_pct(b['mean_score'])} | "
-              f"{_pct(b['exact_match'])} |" for b in report["calibration"]]
+              f"{_pct(b['right'])} |" for b in report["calibration"]]
     error = report["calibration_error"]
     lines += ["", f"Expected calibration error {_pct(error['ece'])} points; largest gap in a bin "
                   f"of {error['min_questions']}+ questions: {_pct(error['max_gap'])} points."]
@@ -334,13 +335,13 @@ def plot_calibration(bins: list[dict], path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfectly calibrated")
     xs = [b["mean_score"] for b in bins]
-    ys = [b["exact_match"] for b in bins]
+    ys = [b["right"] for b in bins]
     ax.plot(xs, ys, marker="o", color="#c44e52", label="shown confidence")
     for x, y, b in zip(xs, ys, bins):
         ax.annotate(f"{b['questions']}", (x, y), textcoords="offset points", xytext=(0, 6),
                     ha="center", fontsize=8)
     ax.set(xlim=(0, 1), ylim=(0, 1.1), xlabel="confidence (best candidate)",
-           ylabel="exact match", title="Calibration (labels: questions per bin)")
+           ylabel="right (F1 >= 0.5)", title="Calibration (labels: questions per bin)")
     ax.legend(loc="upper left")
     return _save(fig, path)
 

@@ -3,7 +3,8 @@ import math
 
 import pytest
 
-from qa.evaluation.metrics import best_threshold, exact_match, f1, recall_at_k, reciprocal_rank
+from qa.evaluation.metrics import (best_threshold, exact_match, f1, recall_at_k,
+                                   reciprocal_rank, right)
 
 
 def test_exact_match_after_normalisation():
@@ -44,6 +45,14 @@ def test_unanswerable_scores_only_the_empty_prediction():
 def test_empty_prediction_on_answerable_question_scores_zero():
     assert exact_match("", ["640"]) == 0.0
     assert f1("", ["640"]) == 0.0
+
+
+def test_an_answer_is_right_with_most_of_the_golds_words_and_little_else():
+    gold = ["John F. Kennedy and Lyndon Johnson"]
+    assert right("John F. Kennedy", gold) == 1.0  # 3 of 6 words, nothing else: F1 0.67
+    assert right("Kennedy", gold) == 0.0  # F1 0.33
+    assert right("the presidents John F. Kennedy and Lyndon Johnson of the USA", gold) == 1.0
+    assert right("", []) == 1.0 and right("Kennedy", []) == 0.0 and right("", gold) == 0.0
 
 
 def test_recall_at_k_and_reciprocal_rank():

@@ -87,8 +87,8 @@ def test_removed_articles_get_their_own_section(results):
 
 
 def test_calibration_error():
-    bins = [{"questions": 40, "mean_score": 0.9, "exact_match": 0.85},
-            {"questions": 10, "mean_score": 0.5, "exact_match": 0.1}]
+    bins = [{"questions": 40, "mean_score": 0.9, "right": 0.85},
+            {"questions": 10, "mean_score": 0.5, "right": 0.1}]
     error = calibration_error(bins)
     assert error["ece"] == pytest.approx((40 * 0.05 + 10 * 0.4) / 50)
     assert error["max_gap"] == pytest.approx(0.05)  # the 10-question bin is too small to judge
@@ -149,7 +149,8 @@ def test_calibration_bins_judge_the_best_candidate(results):
     assert [(b["low"], b["questions"]) for b in bins] == [
         (pytest.approx(0.2), 1), (pytest.approx(0.5), 1), (pytest.approx(0.6), 1),
         (pytest.approx(0.9), 1)]
-    assert [b["exact_match"] for b in bins] == [0.0, 0.0, 0.0, 1.0]
+    # right: F1 >= 0.5, so q2's "Medinsky" for "Vladimir Medinsky" (F1 0.67) is right
+    assert [b["right"] for b in bins] == [0.0, 0.0, 1.0, 1.0]
 
 
 def test_empty_results_are_an_error():
