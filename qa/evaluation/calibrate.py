@@ -3,9 +3,10 @@
 Each result of such a run is a question asked end to end, either of the full index (answerable)
 or with its own article removed (gold: "not found"), with the evidence the decision weighs
 (``qa.decide.evidence``). A logistic regression of "the best candidate is right" (F1 >= 0.5,
-``qa.evaluation.metrics.right``) on that evidence gives the confidence. The threshold on it is the one that maximises F1 on the fitted mix,
-or, with ``--min-abstention``, the lowest one that still says "not found" for that share of the
-article-removed questions: it answers as many answerable questions as that allows.
+``qa.evaluation.metrics.right``) on that evidence gives the confidence. The threshold on it is the
+one that maximises F1 on the fitted mix, or, with ``--min-abstention``, the lowest one that still
+says "not found" for that share of the article-removed questions: it answers as many answerable
+questions as that allows.
 
 Honest numbers need questions the fit never saw: ``--split FILE`` fits on the articles of one half
 of that run (split by article id, so questions sharing an article stay together) and reports on

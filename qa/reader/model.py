@@ -319,10 +319,10 @@ class Reader(RunsOnBackend):
         """Start and end logits of every window, [windows, tokens] like ``inputs``, and the
         work (windows, tokens, tokens with the padding the model computes).
 
-        Windows run longest first, in model batches cut to their own longest window: padding is
-        compute that reads nothing. With 16 questions in flight (the app under load) that reads
-        a window in about 11 ms instead of 15 (windows in arrival order, padded to the longest
-        of 16). Logits past a window's end are 0; decoding never reads them (``context``).
+        In fp32, windows run longest first, in model batches cut to their own longest window:
+        padding is compute that reads nothing (with 16 questions in flight, a window in about 11
+        ms instead of 15 in arrival order, padded to the longest of 16). Logits past a window's
+        end are 0; decoding never reads them (``context``).
 
         An int8 model runs one window at a time: its activations are quantised with one scale
         per run, so in a batch a window's logits would depend on the windows beside it, and a
